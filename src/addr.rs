@@ -1,0 +1,248 @@
+//! Addresses as the rest of jailwarden sees them: what a filter's `<HOST>`
+//! captured, normalized, and the address lists of `ignoreip`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+/// What a `<HOST>` capture denotes once normalized.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Host {
+    /// An IPv4 or IPv6 address (IPv4-mapped IPv6 is stored as IPv4).
+    Addr(IpAddr),
+    /// A DNS name; banning it needs resolution, which `usedns` governs.
+    Name(String),
+}
+
+impl Host {
+    /// The address, if this is one.
+    pub fn addr(&self) -> Option<IpAddr> {
+        match self {
+            Host::Addr(a) => Some(*a),
+            Host::Name(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Addr(a) => a.fmt(f),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// Normalize captured host text: strip `[...]`, turn `::ffff:a.b.c.d` into
+/// the IPv4 address, accept dotted quads written with leading zeros as
+/// decimal (never octal, unlike inet_aton: `192.030.0.6` is 192.30.0.6),
+/// and keep anything else that looks like a DNS name as a name.
+/// Returns `None` for text that is neither.
+pub fn parse_host(text: &str) -> Option<Host> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(t);
+    if t.is_empty() {
+        return None;
+    }
+    if let Some(a) = parse_addr(t) {
+        return Some(Host::Addr(a));
+    }
+    is_dns_name(t).then(|| Host::Name(t.to_ascii_lowercase()))
+}
+
+/// Parse an address only (what `<ADDR>` captures), normalized as
+/// [`parse_host`] does.
+pub fn parse_addr(text: &str) -> Option<IpAddr> {
+    let t = text
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(v6) = t.parse::<Ipv6Addr>() {
+        return Some(canonical(IpAddr::V6(v6)));
+    }
+    if let Ok(v4) = t.parse::<Ipv4Addr>() {
+        return Some(IpAddr::V4(v4));
+    }
+    lenient_ipv4(t).map(IpAddr::V4)
+}
+
+/// IPv4-mapped IPv6 addresses count as the IPv4 address.
+pub fn canonical(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// Dotted quad with decimal leading zeros (`192.030.000.006`).
+fn lenient_ipv4(t: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    for part in t.split('.') {
+        if n == 4 || part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        octets[n] = part.parse().ok()?;
+        n += 1;
+    }
+    (n == 4).then(|| Ipv4Addr::from(octets))
+}
+
+/// A plausible DNS name: labels of letters, digits, `-` and `_`, separated
+/// by dots, at least one letter somewhere (so `1.2.3` is not a name).
+fn is_dns_name(t: &str) -> bool {
+    t.len() <= 253
+        && t.bytes().any(|b| b.is_ascii_alphabetic())
+        && t.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// A list of addresses and networks (`ignoreip`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddrList {
+    nets: Vec<IpNet>,
+}
+
+/// Why an `ignoreip` entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IP address or CIDR network (e.g. 192.0.2.0/24, 2001:db8::/32)")]
+pub struct BadNet(pub String);
+
+impl AddrList {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parse an address (`192.0.2.7`) or a network (`192.0.2.0/24`,
+    /// `2001:db8::/32`) and add it.
+    pub fn push_str(&mut self, text: &str) -> Result<(), BadNet> {
+        let t = text.trim();
+        let net = if t.contains('/') {
+            let net: IpNet = t.parse().map_err(|_| BadNet(text.to_string()))?;
+            match net {
+                // ::ffff:0:0/96-style entries are written for mapped IPv4.
+                IpNet::V6(n) if n.prefix_len() >= 96 && n.addr().to_ipv4_mapped().is_some() => {
+                    let v4 = n.addr().to_ipv4_mapped().map(IpAddr::V4);
+                    match v4 {
+                        Some(a) => IpNet::new(a, n.prefix_len() - 96)
+                            .map_err(|_| BadNet(text.to_string()))?,
+                        None => net,
+                    }
+                }
+                n => n.trunc(),
+            }
+        } else {
+            IpNet::from(parse_addr(t).ok_or_else(|| BadNet(text.to_string()))?)
+        };
+        self.push(net);
+        Ok(())
+    }
+
+    /// Add a network.
+    pub fn push(&mut self, net: IpNet) {
+        if !self.nets.contains(&net) {
+            self.nets.push(net);
+        }
+    }
+
+    /// Does any entry contain this address?
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let addr = canonical(addr);
+        self.nets.iter().any(|n| n.contains(&addr))
+    }
+
+    /// The entries.
+    pub fn nets(&self) -> &[IpNet] {
+        &self.nets
+    }
+
+    /// True when nothing is listed.
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+}
+
+/// The network a ban covers: the address itself, or for IPv6 with a
+/// prefix length below 128, the whole prefix (attackers hop within a /64).
+pub fn ban_net(addr: IpAddr, v6_prefix: u8) -> IpNet {
+    match canonical(addr) {
+        IpAddr::V6(v6) if v6_prefix < 128 => {
+            IpNet::new(IpAddr::V6(v6), v6_prefix).map_or(IpNet::from(IpAddr::V6(v6)), |n| n.trunc())
+        }
+        a => IpNet::from(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(t: &str) -> Option<String> {
+        parse_host(t).map(|h| h.to_string())
+    }
+
+    #[test]
+    fn normalizes_hosts() {
+        assert_eq!(host("192.0.2.7").as_deref(), Some("192.0.2.7"));
+        assert_eq!(host("::ffff:192.0.2.7").as_deref(), Some("192.0.2.7"));
+        assert_eq!(host("[2001:db8::1]").as_deref(), Some("2001:db8::1"));
+        assert_eq!(host("2001:DB8:0::1").as_deref(), Some("2001:db8::1"));
+        assert_eq!(host("192.030.0.6").as_deref(), Some("192.30.0.6"));
+        assert_eq!(host("Example.COM").as_deref(), Some("example.com"));
+        assert_eq!(host("1.2.3"), None);
+        assert_eq!(host("256.1.1.1"), None);
+        assert_eq!(host("a b"), None);
+        assert_eq!(host(""), None);
+        assert_eq!(host("[]"), None);
+    }
+
+    #[test]
+    fn addr_lists_match_addresses_and_networks() {
+        let mut l = AddrList::new();
+        for e in [
+            "127.0.0.0/8",
+            "::1",
+            "2001:db8::/32",
+            "192.0.2.7",
+            "::ffff:10.0.0.0/104",
+        ] {
+            l.push_str(e).unwrap();
+        }
+        assert!(l.contains("127.1.2.3".parse().unwrap()));
+        assert!(l.contains("::1".parse().unwrap()));
+        assert!(l.contains("2001:db8:ffff::9".parse().unwrap()));
+        assert!(l.contains("::ffff:192.0.2.7".parse().unwrap()));
+        assert!(l.contains("10.9.9.9".parse().unwrap()));
+        assert!(!l.contains("192.0.2.8".parse().unwrap()));
+        assert!(!l.contains("2001:db9::1".parse().unwrap()));
+        assert!(l.push_str("192.0.2.0/33").is_err());
+        assert!(l.push_str("example.com").is_err());
+        // A network written with host bits set is taken as its network.
+        let mut m = AddrList::new();
+        m.push_str("192.0.2.77/24").unwrap();
+        assert!(m.contains("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn ban_nets() {
+        let a: IpAddr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+        assert_eq!(ban_net(a, 64).to_string(), "2001:db8:1:2::/64");
+        assert_eq!(ban_net(a, 128).to_string(), "2001:db8:1:2:3:4:5:6/128");
+        let m: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(ban_net(m, 64).to_string(), "192.0.2.1/32");
+    }
+}

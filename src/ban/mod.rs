@@ -1,0 +1,160 @@
+//! Enforcement: the [`Banner`] a jail's bans go through.
+//!
+//! The store is the truth about what should be banned until when; a banner
+//! makes the firewall equal to it. Backends: [`none::LogOnly`] (detect and log
+//! only) and the nftables one. Bans are plain data so that reconcile can
+//! compare what the kernel holds with what the store says.
+
+pub mod none;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use jiff::Timestamp;
+
+/// One ban as the firewall sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ban {
+    /// The jail that decided it.
+    pub jail: String,
+    /// The address banned (a /32 or /128) or, for jails banning IPv6 by
+    /// prefix, the prefix.
+    pub net: IpNet,
+    /// When it started.
+    pub banned_at: Timestamp,
+    /// When it ends; `None` is permanent.
+    pub expires_at: Option<Timestamp>,
+    /// Failures that led to it (0 for manual bans).
+    pub failures: u32,
+}
+
+impl Ban {
+    /// The remaining time at `now`, `None` for permanent bans, zero when
+    /// already over.
+    pub fn remaining(&self, now: Timestamp) -> Option<std::time::Duration> {
+        self.expires_at.map(|end| {
+            let left = end.duration_since(now);
+            std::time::Duration::try_from(left).unwrap_or_default()
+        })
+    }
+
+    /// The address family: true for IPv6.
+    pub fn is_ipv6(&self) -> bool {
+        matches!(self.net.addr(), IpAddr::V6(_))
+    }
+}
+
+/// What to do with traffic from a banned address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verdict {
+    /// Silently drop.
+    #[default]
+    Drop,
+    /// Reject (TCP reset / ICMP unreachable), so clients fail fast.
+    Reject,
+}
+
+/// Transport protocol a jail's rule is limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// An inclusive port range (`22`, `8000-8080`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// What one jail needs from the firewall: its sets and its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailFirewall {
+    /// Jail name (sets and rules are named after it).
+    pub jail: String,
+    /// Ports the rule is limited to; empty means every port.
+    pub ports: Vec<PortRange>,
+    /// Protocols the port limit applies to (ignored without ports).
+    pub protocols: Vec<Protocol>,
+    /// Drop or reject.
+    pub verdict: Verdict,
+    /// IPv6 bans cover this prefix length; 128 means single addresses,
+    /// anything shorter makes the IPv6 set an interval set.
+    pub v6_prefix: u8,
+    /// Largest number of elements per set (0: no cap).
+    pub set_size: u32,
+}
+
+/// What a reconcile found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Elements the kernel held and should: left alone.
+    pub kept: usize,
+    /// Elements missing from the kernel: added.
+    pub added: usize,
+    /// Elements the kernel held without a ban in the store: removed.
+    pub removed: usize,
+    /// Elements whose kernel timeout was renewed.
+    pub renewed: usize,
+}
+
+/// Why the firewall could not be changed. The daemon reports it as an
+/// event, keeps running and retries with backoff; the store loses nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BanError {
+    #[error("no permission to change the firewall (CAP_NET_ADMIN is needed): {0}")]
+    Permission(#[source] std::io::Error),
+    #[error("the kernel has no nf_tables support: {0}")]
+    Unsupported(#[source] std::io::Error),
+    #[error("set of jail {jail} is full; {element} was not added")]
+    SetFull { jail: String, element: String },
+    #[error("netlink {op} failed{}: {source}", element.as_ref().map(|e| format!(" on element {e}")).unwrap_or_default())]
+    Netlink {
+        op: &'static str,
+        element: Option<String>,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A firewall backend. The daemon calls it from one thread at a time (it
+/// owns it), with many bans per call where it can, and never while holding
+/// the store's transaction. Implementations must never flush or delete what
+/// they did not create, and never touch other programs' tables.
+pub trait Banner: Send {
+    /// Short name for logs (`nftables`, `none`).
+    fn name(&self) -> &'static str;
+
+    /// Make the firewall's structure fit these jails: create what is
+    /// missing, adjust rules that changed, drop the sets of jails no longer
+    /// configured. Elements of remaining jails are left as they are.
+    fn configure(&mut self, jails: &[JailFirewall]) -> Result<(), BanError>;
+
+    /// Make the firewall hold exactly `bans` (expired ones excluded by the
+    /// caller): add what is missing, remove what should not be there, renew
+    /// timeouts that drifted, leave the rest.
+    fn reconcile(&mut self, bans: &[Ban], now: Timestamp) -> Result<ReconcileReport, BanError>;
+
+    /// Add these bans (or re-assert them with their new expiry) in one go.
+    fn ban(&mut self, bans: &[Ban], now: Timestamp) -> Result<(), BanError>;
+
+    /// Remove these bans in one go; bans already gone are not an error.
+    fn unban(&mut self, bans: &[Ban]) -> Result<(), BanError>;
+
+    /// The daemon stops. Bans stay in force (their timeouts keep running)
+    /// unless `flush` asks to remove everything this backend created.
+    fn shutdown(&mut self, flush: bool) -> Result<(), BanError>;
+}

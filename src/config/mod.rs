@@ -1,0 +1,4 @@
+//! Configuration.
+
+pub mod duration;
+pub mod journal_match;

@@ -1,0 +1,15 @@
+//! jailwarden: intrusion prevention for modern Linux.
+//!
+//! # Layout
+//!
+//! Data flows `source → filter → jail → ban`, with `store` and `control` on
+//! the side (see ARCHITECTURE.md):
+//!
+//! - [`config`]: the TOML configuration, validated with file:line:column.
+//! - [`filter`]: turns a log line or journal entry into zero or one failure.
+//! - [`addr`]: host normalization and address lists.
+//! - [`ban`]: the [`ban::Banner`] interface and its backends.
+
+pub mod addr;
+pub mod ban;
+pub mod config;
