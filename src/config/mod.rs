@@ -2,3 +2,4 @@
 
 pub mod duration;
 pub mod journal_match;
+pub mod reader;

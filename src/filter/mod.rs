@@ -1,0 +1,872 @@
+//! The filter engine: a log line or journal entry in, zero or one failure
+//! out.
+//!
+//! A filter ([`def::FilterDef`], from `filters/<name>.toml`) is compiled for
+//! one mode into a [`Filter`]: every failregex, with the prefregex around it
+//! (the failregex takes the place of `<F-CONTENT>`), becomes one pattern of a
+//! single multi-pattern `regex-automata` meta regex. A line costs one DFA
+//! scan, usually dead after a few bytes; captures run only on lines that
+//! match. A [`Matcher`] holds the per-thread caches, the date finder and
+//! the multi-line [`session::Sessions`].
+//!
+//! **The host is the one the line's structure puts there.** Patterns are
+//! anchored so that text an attacker controls (a user name, a URL) can never
+//! supply it: the host comes from the `<HOST>` capture of the pattern that
+//! matched, never from "the first address after ` from `". Each filter file
+//! documents how its patterns achieve this.
+
+pub mod date;
+pub mod def;
+pub mod session;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::captures::Captures;
+use regex_automata::util::syntax;
+use regex_automata::{Input, PatternID};
+
+use crate::addr::{Host, parse_addr, parse_host};
+use crate::config::journal_match::JournalMatch;
+use crate::config::reader::{Diagnostics, Located, SourceFile, Table};
+use date::DateFinder;
+use def::{FilterDef, FilterPath, PatternDef, Role};
+use session::{Event, Sessions};
+use template::{Expanded, expand};
+
+/// A failure found in one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The host, normalized.
+    pub host: Host,
+    /// The host exactly as captured (what `test-filter` prints).
+    pub host_text: String,
+    /// The line's own time; `None` when a file line has no date (the
+    /// caller uses the time it read the line).
+    pub time: Option<Timestamp>,
+    /// Index of the failregex that matched, in [`Filter::patterns`].
+    pub regex: usize,
+    /// How many failures this line stands for (multi-line stories).
+    pub attempts: u32,
+    /// The user the line names, when the pattern captures one.
+    pub user: Option<String>,
+    /// Every user of the connection's story, when known.
+    pub users: Vec<String>,
+}
+
+/// What became of one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No failregex matched.
+    Missed,
+    /// A failregex matched and an ignoreregex too.
+    Ignored { regex: usize },
+    /// A failregex matched; `failure` is `None` when the line only adds to
+    /// a connection's story (roles note, pending, close, success) or waits
+    /// for a host.
+    Matched {
+        regex: usize,
+        failure: Option<Failure>,
+    },
+}
+
+/// A compiled pattern's bookkeeping.
+#[derive(Debug, Clone)]
+pub struct PatternInfo {
+    /// The pattern as written (for reports).
+    pub text: String,
+    /// Where it was written (`file:line:col`).
+    pub position: String,
+    pub role: Role,
+    /// Captures `<ADDR>` (addresses only) rather than `<HOST>`.
+    addr_only: bool,
+    host: Option<usize>,
+    user: Option<usize>,
+    session: Option<usize>,
+    content: Option<usize>,
+}
+
+/// A filter compiled for one mode. Immutable and shared (`Arc`) by every
+/// jail and thread using it; per-use state lives in [`Matcher`].
+#[derive(Debug)]
+pub struct Filter {
+    name: String,
+    mode: String,
+    description: String,
+    journal_match: JournalMatch,
+    journal_host_field: Option<String>,
+    fail: Regex,
+    patterns: Vec<PatternInfo>,
+    ignore: Option<Regex>,
+    session_timeout: std::time::Duration,
+}
+
+/// Largest compiled regex we accept (keeps check-config and memory sane).
+const NFA_SIZE_LIMIT: usize = 64 << 20;
+/// Lazy DFA cache per matcher; big enough that sshd's automaton never thrashes.
+const DFA_CACHE: usize = 8 << 20;
+/// Sessions kept per matcher.
+const SESSION_CAP: usize = 10_000;
+/// Longest line a filter looks at; beyond it a line is cut (counted by the
+/// caller), so a hostile 1 MiB line costs linear time and bounded memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+fn syntax_config() -> syntax::Config {
+    // Bytes in, ASCII classes: log lines may be invalid UTF-8, and Unicode
+    // classes would multiply DFA states for nothing.
+    syntax::Config::new().unicode(false).utf8(false)
+}
+
+impl Filter {
+    /// The filter's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The mode it was compiled for.
+    pub fn mode(&self) -> &str {
+        &self.mode
+    }
+    /// One-line description from the filter file.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+    /// The filter's default `journal_match`.
+    pub fn journal_match(&self) -> &JournalMatch {
+        &self.journal_match
+    }
+    /// Journal field that supplies the host for journal entries, if any.
+    pub fn journal_host_field(&self) -> Option<&str> {
+        self.journal_host_field.as_deref()
+    }
+    /// The failregexes in match-priority order.
+    pub fn patterns(&self) -> &[PatternInfo] {
+        &self.patterns
+    }
+
+    /// A matcher for one stream of lines.
+    pub fn matcher(self: &Arc<Self>, dates: DateFinder) -> Matcher {
+        Matcher {
+            filter: self.clone(),
+            fail_cache: self.fail.create_cache(),
+            caps: self.fail.create_captures(),
+            ignore_cache: self.ignore.as_ref().map(Regex::create_cache),
+            dates,
+            sessions: Sessions::new(self.session_timeout, SESSION_CAP),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Compile `def` in `mode`, with `common` snippets. Problems (unknown
+    /// mode, template and regex errors) go to `diags` with the position of
+    /// the pattern; `None` if any.
+    pub fn compile(
+        def: &FilterDef,
+        mode: &str,
+        common: &BTreeMap<String, Located<String>>,
+        diags: &Diagnostics,
+    ) -> Option<Filter> {
+        let before = diags.len();
+        let Some(modes) = def.expand_mode(mode) else {
+            diags.error(
+                &def.file,
+                0,
+                format!(
+                    "filter {} has no mode {mode:?} (modes: {})",
+                    def.name,
+                    def.mode_names().join(", ")
+                ),
+            );
+            return None;
+        };
+        for m in &modes {
+            for inc in &def.modes[*m].include {
+                if !def.modes.contains_key(&inc.value) {
+                    inc.error(
+                        diags,
+                        format!("included mode {:?} does not exist", inc.value),
+                    );
+                }
+            }
+        }
+        let lookup = |name: &str| -> Option<&str> {
+            def.snippets
+                .get(name)
+                .or_else(|| common.get(name))
+                .map(|s| s.value.as_str())
+        };
+        let journal_match = match JournalMatch::parse(
+            &def.journal_match
+                .iter()
+                .map(|t| t.value.as_str())
+                .collect::<Vec<_>>(),
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                if let Some(first) = def.journal_match.first() {
+                    first.error(diags, e.to_string());
+                }
+                JournalMatch::default()
+            }
+        };
+        // The prefregex with a hole where <F-CONTENT>...</F-CONTENT> was.
+        let pref = def.prefregex.as_ref().and_then(|p| {
+            let e = expand(&p.value, &lookup)
+                .map_err(|e| p.error(diags, format!("prefregex: {e}")))
+                .ok()?;
+            match split_content(&e.regex) {
+                Some((head, tail)) => Some((head, tail, e)),
+                None => {
+                    p.error(diags, "prefregex needs <F-CONTENT>...</F-CONTENT>");
+                    None
+                }
+            }
+        });
+        // Mode patterns first: a mode may give a line a different role.
+        let mut defs: Vec<&PatternDef> = Vec::new();
+        for m in &modes {
+            defs.extend(def.modes[*m].failregex.iter());
+        }
+        defs.extend(def.failregex.iter());
+        let mut regexes = Vec::new();
+        let mut infos = Vec::new();
+        for p in &defs {
+            let e = match expand(&p.text.value, &lookup) {
+                Ok(e) => e,
+                Err(e) => {
+                    p.text.error(diags, format!("failregex: {e}"));
+                    continue;
+                }
+            };
+            if let Some((_, _, pe)) = &pref {
+                if e.has_host && pe.has_host {
+                    p.text
+                        .error(diags, "failregex: <HOST> is already in the prefregex");
+                    continue;
+                }
+            }
+            let full = match &pref {
+                Some((head, tail, _)) => match embed(&e.regex) {
+                    Some(inner) => format!("{head}(?P<content>{inner}){tail}"),
+                    None => {
+                        p.text.error(
+                            diags,
+                            "failregex: with a prefregex, ^ and $ may only anchor the whole pattern",
+                        );
+                        continue;
+                    }
+                },
+                None => e.regex.clone(),
+            };
+            if let Err(err) = check_regex(&full) {
+                p.text.error(diags, format!("failregex: {err}"));
+                continue;
+            }
+            let captures_host = e.has_host || pref.as_ref().is_some_and(|(_, _, pe)| pe.has_host);
+            if !captures_host
+                && p.role == Role::Fail
+                && !has_session(&e, pref.as_ref().map(|x| &x.2))
+            {
+                p.text.error(
+                    diags,
+                    "failregex: a failure needs <HOST> or <ADDR> (or a session to take it from)",
+                );
+                continue;
+            }
+            infos.push(PatternInfo {
+                text: p.text.value.clone(),
+                position: p.text.position(),
+                role: p.role,
+                addr_only: e.addr_only || pref.as_ref().is_some_and(|(_, _, pe)| pe.addr_only),
+                host: None,
+                user: None,
+                session: None,
+                content: None,
+            });
+            regexes.push(full);
+        }
+        let mut ignores = Vec::new();
+        let mut ignore_defs: Vec<&Located<String>> = Vec::new();
+        for m in &modes {
+            ignore_defs.extend(def.modes[*m].ignoreregex.iter());
+        }
+        ignore_defs.extend(def.ignoreregex.iter());
+        for p in ignore_defs {
+            match expand(&p.value, &lookup) {
+                Ok(e) => match check_regex(&e.regex) {
+                    Ok(()) => ignores.push(e.regex),
+                    Err(err) => p.error(diags, format!("ignoreregex: {err}")),
+                },
+                Err(e) => p.error(diags, format!("ignoreregex: {e}")),
+            }
+        }
+        if diags.len() > before {
+            return None;
+        }
+        if regexes.is_empty() {
+            diags.error(
+                &def.file,
+                0,
+                format!("filter {} has no failregex in mode {mode}", def.name),
+            );
+            return None;
+        }
+        let fail = match build(&regexes) {
+            Ok(r) => r,
+            Err(e) => {
+                diags.error(&def.file, 0, format!("cannot compile failregexes: {e}"));
+                return None;
+            }
+        };
+        let gi = fail.group_info().clone();
+        for (i, info) in infos.iter_mut().enumerate() {
+            let pid = PatternID::new_unchecked(i);
+            info.host = gi.to_index(pid, "host");
+            info.user = gi.to_index(pid, "user");
+            info.session = gi.to_index(pid, "session");
+            info.content = gi.to_index(pid, "content");
+        }
+        let ignore = if ignores.is_empty() {
+            None
+        } else {
+            match build(&ignores) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    diags.error(&def.file, 0, format!("cannot compile ignoreregexes: {e}"));
+                    return None;
+                }
+            }
+        };
+        Some(Filter {
+            name: def.name.clone(),
+            mode: mode.to_string(),
+            description: def.description.clone(),
+            journal_match,
+            journal_host_field: def.journal_host_field.clone(),
+            fail,
+            patterns: infos,
+            ignore,
+            session_timeout: def.session_timeout,
+        })
+    }
+}
+
+fn has_session(e: &Expanded, pref: Option<&Expanded>) -> bool {
+    e.captures.iter().any(|c| c == "session")
+        || pref.is_some_and(|p| p.captures.iter().any(|c| c == "session"))
+}
+
+fn build(patterns: &[String]) -> Result<Regex, meta::BuildError> {
+    Regex::builder()
+        .syntax(syntax_config())
+        .configure(
+            Regex::config()
+                .utf8_empty(false)
+                .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+                .hybrid_cache_capacity(DFA_CACHE),
+        )
+        .build_many(patterns)
+}
+
+/// Parse a regex alone, for a positioned error message.
+fn check_regex(re: &str) -> Result<(), String> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(re)
+        .map(|_| ())
+        .map_err(|e| match e {
+            // The kind alone: the expanded pattern (with <HOST> spelled
+            // out) would bury the message; the position names the pattern.
+            regex_syntax::Error::Parse(p) => p.kind().to_string(),
+            regex_syntax::Error::Translate(t) => t.kind().to_string(),
+            other => other.to_string(),
+        })
+}
+
+/// Split an expanded prefregex around its `(?P<content>...)` group.
+fn split_content(re: &str) -> Option<(String, String)> {
+    let start = re.find("(?P<content>")?;
+    let inner = start + "(?P<content>".len();
+    let bytes = re.as_bytes();
+    let mut depth = 1;
+    let mut i = inner;
+    let mut in_class = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some((re[..start].to_string(), re[i + 1..].to_string()));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Turn a failregex written against the content into the content group's
+/// body: a leading `^` anchors at the content's start (else `.*?` lets it
+/// start anywhere, leftmost), a trailing `$` at its end (else `.*`).
+fn embed(re: &str) -> Option<String> {
+    let (body, start_anchor) = match re.strip_prefix('^') {
+        Some(b) => (b, true),
+        None => (re, false),
+    };
+    let end_anchor = body.ends_with('$') && !body.ends_with("\\$");
+    let body = if end_anchor {
+        &body[..body.len() - 1]
+    } else {
+        body
+    };
+    if has_bare_anchor(body) {
+        return None;
+    }
+    Some(format!(
+        "{}(?:{body}){}",
+        if start_anchor { "" } else { ".*?" },
+        if end_anchor { "" } else { ".*" }
+    ))
+}
+
+/// An unescaped `^` or `$` outside a character class.
+fn has_bare_anchor(re: &str) -> bool {
+    let bytes = re.as_bytes();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => {
+                in_class = true;
+                // `[^` and `[]` open the class without ending it
+                if bytes.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if bytes.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'^' | b'$' if !in_class => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Applies one filter to one stream of lines: caches, dates, sessions.
+/// Not shared between threads; create one per jail and source.
+pub struct Matcher {
+    filter: Arc<Filter>,
+    fail_cache: meta::Cache,
+    caps: Captures,
+    ignore_cache: Option<meta::Cache>,
+    dates: DateFinder,
+    sessions: Sessions,
+    scratch: Vec<u8>,
+}
+
+impl Matcher {
+    /// The filter applied.
+    pub fn filter(&self) -> &Arc<Filter> {
+        &self.filter
+    }
+
+    /// Advance "now" for year-less dates.
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.dates.set_now(now);
+    }
+
+    /// Sessions dropped because too many were open at once.
+    pub fn sessions_evicted(&self) -> u64 {
+        self.sessions.evicted
+    }
+
+    /// A line from a log file: the date is found and removed, the rest
+    /// matched. A trailing `\r` is ignored; lines are cut at [`MAX_LINE`].
+    pub fn file_line(&mut self, line: &[u8]) -> Outcome {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = &line[..line.len().min(MAX_LINE)];
+        match self.dates.find(line) {
+            Some(found) if found.span.start == 0 => {
+                let rest = &line[found.span.end..];
+                let rest = &rest[rest.iter().position(|b| *b != b' ').unwrap_or(rest.len())..];
+                let time = Some(found.time);
+                self.match_text_ref(rest, time)
+            }
+            Some(found) => {
+                // Take the scratch buffer out so the text can borrow it
+                // while matching mutably borrows self.
+                let mut text = std::mem::take(&mut self.scratch);
+                text.clear();
+                let head = &line[..found.span.start];
+                let head_end = head.iter().rposition(|b| *b != b' ').map_or(0, |p| p + 1);
+                text.extend_from_slice(&head[..head_end]);
+                text.extend_from_slice(&line[found.span.end..]);
+                let out = self.match_text_ref(&text, Some(found.time));
+                self.scratch = text;
+                out
+            }
+            None => self.match_text_ref(line, None),
+        }
+    }
+
+    /// A journal entry rendered as `HOSTNAME IDENTIFIER[PID]: MESSAGE`; its
+    /// time is the entry's. `host_field` is the value of the filter's
+    /// `journal_host_field`, when it has one.
+    pub fn journal_line(
+        &mut self,
+        text: &[u8],
+        time: Timestamp,
+        host_field: Option<&[u8]>,
+    ) -> Outcome {
+        let text = &text[..text.len().min(MAX_LINE)];
+        let out = self.match_text_ref(text, Some(time));
+        match (out, host_field) {
+            (
+                Outcome::Matched {
+                    regex,
+                    failure: Some(mut f),
+                },
+                Some(field),
+            ) => {
+                // The structured field is authoritative over message text.
+                let text = String::from_utf8_lossy(field).into_owned();
+                match parse_host(&text) {
+                    Some(h) => {
+                        f.host = h;
+                        f.host_text = text;
+                        Outcome::Matched {
+                            regex,
+                            failure: Some(f),
+                        }
+                    }
+                    None => Outcome::Missed,
+                }
+            }
+            (out, _) => out,
+        }
+    }
+
+    fn match_text_ref(&mut self, text: &[u8], time: Option<Timestamp>) -> Outcome {
+        let filter = &*self.filter;
+        let input = Input::new(text);
+        filter
+            .fail
+            .search_captures_with(&mut self.fail_cache, &input, &mut self.caps);
+        let Some(pid) = self.caps.pattern() else {
+            return Outcome::Missed;
+        };
+        let regex = pid.as_usize();
+        let info = &filter.patterns[regex];
+        let group = |idx: Option<usize>| {
+            idx.and_then(|i| self.caps.get_group(i))
+                .map(|s| &text[s.range()])
+        };
+        if let (Some(ignore), Some(cache)) = (&filter.ignore, self.ignore_cache.as_mut()) {
+            let content = group(info.content).unwrap_or(text);
+            if ignore.is_match_with(cache, &Input::new(content)) {
+                return Outcome::Ignored { regex };
+            }
+        }
+        let host_text = group(info.host).map(|h| String::from_utf8_lossy(h).into_owned());
+        let host = match &host_text {
+            Some(t) => {
+                let parsed = if info.addr_only {
+                    parse_addr(t).map(Host::Addr)
+                } else {
+                    parse_host(t)
+                };
+                match parsed {
+                    Some(h) => Some((h, t.clone())),
+                    // Captured text that is no address nor name: not ours.
+                    None => return Outcome::Missed,
+                }
+            }
+            None => None,
+        };
+        let user = group(info.user).map(|u| String::from_utf8_lossy(u).into_owned());
+        let session = group(info.session);
+        let event = Event {
+            role: info.role,
+            host,
+            user: user.clone(),
+        };
+        let verdict = match session {
+            Some(key) => self.sessions.apply(key, event, time),
+            None => Sessions::stateless(event),
+        };
+        Outcome::Matched {
+            regex,
+            failure: verdict.map(|v| Failure {
+                host: v.host,
+                host_text: v.host_text,
+                time,
+                regex,
+                attempts: v.attempts,
+                user,
+                users: v.users,
+            }),
+        }
+    }
+}
+
+/// Filters loaded from a search path, with the shared snippets.
+pub struct FilterLoader {
+    path: FilterPath,
+}
+
+impl FilterLoader {
+    /// Load from `path`.
+    pub fn new(path: FilterPath) -> Self {
+        FilterLoader { path }
+    }
+
+    /// The search path.
+    pub fn path(&self) -> &FilterPath {
+        &self.path
+    }
+
+    /// Read a filter by name or path, with its common snippets. Problems
+    /// go to `diags`; `None` if the file is missing or unreadable.
+    pub fn read(
+        &self,
+        name: &str,
+        diags: &Diagnostics,
+    ) -> Option<(FilterDef, BTreeMap<String, Located<String>>)> {
+        let file_path = self.path.find(name)?;
+        let file = match SourceFile::read(&file_path) {
+            Ok(f) => f,
+            Err(d) => {
+                diags.push(d);
+                return None;
+            }
+        };
+        let def = FilterDef::read(&def::name_of(&file_path), &file, diags);
+        let common = self.common(&file_path, diags);
+        Some((def, common))
+    }
+
+    /// Read and compile in one go.
+    pub fn compile(&self, name: &str, mode: &str, diags: &Diagnostics) -> Option<Filter> {
+        let (def, common) = self.read(name, diags)?;
+        Filter::compile(&def, mode, &common, diags)
+    }
+
+    fn common(&self, filter_file: &Path, diags: &Diagnostics) -> BTreeMap<String, Located<String>> {
+        let Some(path) = self.path.common_for(filter_file) else {
+            return BTreeMap::new();
+        };
+        let file = match SourceFile::read(&path) {
+            Ok(f) => f,
+            Err(d) => {
+                diags.push(d);
+                return BTreeMap::new();
+            }
+        };
+        let doc = file.parse(diags);
+        let t = Table::root(&file, &doc, diags);
+        let snippets = t
+            .table("snippets")
+            .map(|s| def::read_snippets(&s))
+            .unwrap_or_default();
+        t.finish(&["snippets"]);
+        snippets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str, mode: &str) -> Result<Arc<Filter>, Vec<String>> {
+        let file = SourceFile::new("t.toml", text.to_string());
+        let diags = Diagnostics::new();
+        let def = FilterDef::read("t", &file, &diags);
+        let f = Filter::compile(&def, mode, &BTreeMap::new(), &diags);
+        let errs: Vec<String> = diags.into_sorted().iter().map(|d| d.to_string()).collect();
+        match f {
+            Some(f) if errs.is_empty() => Ok(Arc::new(f)),
+            _ => Err(errs),
+        }
+    }
+
+    fn matcher(f: &Arc<Filter>) -> Matcher {
+        f.matcher(DateFinder::new(
+            jiff::tz::TimeZone::UTC,
+            Timestamp::from_second(1_124_013_600).unwrap(),
+        ))
+    }
+
+    fn host_of(m: &mut Matcher, line: &str) -> Option<String> {
+        match m.file_line(line.as_bytes()) {
+            Outcome::Matched {
+                failure: Some(f), ..
+            } => Some(f.host_text),
+            _ => None,
+        }
+    }
+
+    const SSHD_LIKE: &str = r#"
+prefregex = '^(?:\S+ )?sshd\[<F-SESSION>\d+</F-SESSION>\]: <F-CONTENT>.+</F-CONTENT>$'
+failregex = [
+  '^Failed password for (?:invalid user )?<F-USER>.*</F-USER> from <HOST> port \d+ ssh2$',
+  { regex = '^Connection from <HOST> port \d+$', role = "note" },
+  '^Disconnecting: Too many authentication failures$',
+]
+ignoreregex = ['for ignoreme ']
+"#;
+
+    #[test]
+    fn the_host_is_the_anchored_one_not_the_injected_one() {
+        let f = compile(SSHD_LIKE, "normal").unwrap();
+        let mut m = matcher(&f);
+        assert_eq!(
+            host_of(
+                &mut m,
+                "Feb 25 14:34:10 h sshd[1]: Failed password for invalid user x from 10.0.0.1 port 22 ssh2 from 192.0.2.9 port 5555 ssh2"
+            )
+            .as_deref(),
+            Some("192.0.2.9")
+        );
+        assert_eq!(
+            m.file_line(b"Feb 25 14:34:10 h sshd[1]: Failed password for ignoreme from 192.0.2.9 port 1 ssh2"),
+            Outcome::Ignored { regex: 0 }
+        );
+        assert_eq!(
+            m.file_line(
+                b"Feb 25 14:34:10 h cron[1]: Failed password for x from 192.0.2.9 port 1 ssh2"
+            ),
+            Outcome::Missed
+        );
+    }
+
+    #[test]
+    fn sessions_supply_hosts_to_later_lines() {
+        let f = compile(SSHD_LIKE, "normal").unwrap();
+        let mut m = matcher(&f);
+        assert_eq!(
+            m.file_line(b"Feb 25 14:34:10 h sshd[7]: Connection from 192.0.2.5 port 4000"),
+            Outcome::Matched {
+                regex: 1,
+                failure: None
+            }
+        );
+        assert_eq!(
+            host_of(
+                &mut m,
+                "Feb 25 14:34:11 h sshd[7]: Disconnecting: Too many authentication failures"
+            )
+            .as_deref(),
+            Some("192.0.2.5")
+        );
+        // another pid knows nothing
+        assert_eq!(
+            host_of(
+                &mut m,
+                "Feb 25 14:34:11 h sshd[8]: Disconnecting: Too many authentication failures"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn compile_errors_are_positioned() {
+        let errs = compile(
+            "failregex = ['^a <HOST> (', '^b <NOSUCH>', '^c$']\n[modes.x]\ninclude = ['y']\n",
+            "x",
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert_eq!(errs[0], "t.toml:1:14: failregex: unclosed group");
+        assert!(
+            errs[1].contains("t.toml:1:29: failregex: unknown token <NOSUCH>"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].contains("t.toml:1:44: failregex: a failure needs <HOST>"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[3].contains("t.toml:3:12: included mode \"y\" does not exist"),
+            "{errs:?}"
+        );
+        let errs = compile("failregex = ['^a <HOST>']", "nope").unwrap_err();
+        assert!(
+            errs[0].contains("has no mode \"nope\" (modes: normal)"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn anchors_inside_failregex_with_prefregex_are_refused() {
+        let errs = compile(
+            "prefregex = '^x <F-CONTENT>.+</F-CONTENT>$'\nfailregex = ['^a|^b <HOST>']",
+            "normal",
+        )
+        .unwrap_err();
+        assert!(
+            errs[0].contains("^ and $ may only anchor the whole pattern"),
+            "{errs:?}"
+        );
+        assert_eq!(embed("^a [^x]$").as_deref(), Some("(?:a [^x])"));
+        assert_eq!(embed("a\\$").as_deref(), Some(".*?(?:a\\$).*"));
+    }
+
+    #[test]
+    fn hostile_lines_never_crash_nor_mismatch() {
+        let f = compile(SSHD_LIKE, "normal").unwrap();
+        let mut m = matcher(&f);
+        let mut big = b"Feb 25 14:34:10 h sshd[1]: Failed password for ".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 1 << 20));
+        big.extend_from_slice(b" from 192.0.2.1 port 1 ssh2");
+        // Cut at MAX_LINE: the tail with the host is gone, so no failure.
+        assert_eq!(m.file_line(&big), Outcome::Missed);
+        let bad =
+            b"Feb 25 14:34:10 h sshd[1]: Failed password for \xff\xfe from 192.0.2.1 port 1 ssh2";
+        match m.file_line(bad) {
+            Outcome::Matched {
+                failure: Some(f), ..
+            } => {
+                assert_eq!(f.host_text, "192.0.2.1");
+                assert_eq!(f.user.as_deref(), Some("\u{fffd}\u{fffd}"));
+            }
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            m.file_line(
+                b"Feb 25 14:34:10 h sshd[1]: Failed password for x from 999.1.1.1 port 1 ssh2"
+            ),
+            Outcome::Missed
+        );
+    }
+
+    #[test]
+    fn dates_inside_lines_are_removed_before_matching() {
+        let f = compile(r#"failregex = ['^<HOST> -\S* \S+ "GET /admin']"#, "normal").unwrap();
+        let mut m = matcher(&f);
+        match m
+            .file_line(b"192.0.2.3 - bob [21/Feb/2005:09:21:54 +0100] \"GET /admin HTTP/1.1\" 401")
+        {
+            Outcome::Matched {
+                failure: Some(f), ..
+            } => {
+                assert_eq!(f.host_text, "192.0.2.3");
+                assert_eq!(f.time.unwrap().to_string(), "2005-02-21T08:21:54Z");
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+}

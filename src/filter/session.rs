@@ -1,0 +1,345 @@
+//! Per-connection state for multi-line stories.
+//!
+//! sshd logs a connection over several lines that share its pid: the host
+//! on one line, the failure on another ("Disconnecting: Too many
+//! authentication failures" names no address), failed keys that only count
+//! if no key is accepted. A [`Sessions`] table keyed by the pattern's
+//! `session` capture remembers what each connection said, bounded in size
+//! and age so a flood of connections cannot grow memory.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::def::Role;
+use crate::addr::Host;
+
+/// What one matched line brings to the story.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub role: Role,
+    /// The host this line names, with its text as captured.
+    pub host: Option<(Host, String)>,
+    pub user: Option<String>,
+}
+
+/// A failure the story produced: who, how many attempts, which users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub host: Host,
+    pub host_text: String,
+    pub attempts: u32,
+    pub users: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    host: Option<(Host, String)>,
+    /// Users that failed in this session, distinct, in order.
+    users: Vec<String>,
+    /// Attempts waiting for confirmation (role pending).
+    pending: u32,
+    /// Failures waiting for a host.
+    hostless: u32,
+    last_seen: Option<Timestamp>,
+}
+
+impl Session {
+    fn waiting(&self) -> u32 {
+        self.pending + self.hostless
+    }
+
+    fn add_user(&mut self, user: &Option<String>) -> bool {
+        match user {
+            Some(u) if !self.users.contains(u) => {
+                if self.users.len() < MAX_USERS {
+                    self.users.push(u.clone());
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+const MAX_USERS: usize = 16;
+
+/// Sessions of one matcher, bounded by count and age.
+#[derive(Debug)]
+pub struct Sessions {
+    map: HashMap<Box<[u8]>, Session>,
+    timeout: Duration,
+    cap: usize,
+    /// Sessions dropped because the table was full.
+    pub evicted: u64,
+}
+
+impl Sessions {
+    /// An empty table keeping at most `cap` sessions, each forgotten after
+    /// `timeout` without news.
+    pub fn new(timeout: Duration, cap: usize) -> Self {
+        Sessions {
+            map: HashMap::new(),
+            timeout,
+            cap: cap.max(1),
+            evicted: 0,
+        }
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no session is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Apply a line without a session key: only plain failures with a host
+    /// count; the other roles need a story to belong to.
+    pub fn stateless(ev: Event) -> Option<Verdict> {
+        match (ev.role, ev.host) {
+            (Role::Fail, Some((host, host_text))) => Some(Verdict {
+                host,
+                host_text,
+                attempts: 1,
+                users: ev.user.into_iter().collect(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Apply a line of session `key` at time `now`.
+    pub fn apply(&mut self, key: &[u8], ev: Event, now: Option<Timestamp>) -> Option<Verdict> {
+        if !self.map.contains_key(key) {
+            if ev.role == Role::Close || ev.role == Role::Success {
+                // Nothing is waiting in a session we never saw.
+                return None;
+            }
+            self.make_room(now);
+            self.map.insert(key.into(), Session::default());
+        }
+        let s = self.map.get_mut(key)?;
+        if let (Some(now), Some(last)) = (now, s.last_seen) {
+            if now.duration_since(last)
+                > jiff::SignedDuration::try_from(self.timeout).unwrap_or_default()
+            {
+                *s = Session::default(); // a new connection reusing the pid
+            }
+        }
+        if now.is_some() {
+            s.last_seen = now;
+        }
+        if s.host.is_none() {
+            s.host.clone_from(&ev.host);
+        }
+        let host = ev.host.clone().or_else(|| s.host.clone());
+        let emit = |s: &mut Session, attempts: u32, extra_user: Option<&String>| {
+            let (host, host_text) = host.clone()?;
+            let mut users = s.users.clone();
+            if let Some(u) = extra_user {
+                if !users.contains(u) {
+                    users.push(u.clone());
+                }
+            }
+            s.pending = 0;
+            s.hostless = 0;
+            Some(Verdict {
+                host,
+                host_text,
+                attempts,
+                users,
+            })
+        };
+        match ev.role {
+            Role::Note => None,
+            Role::Pending => {
+                let new_user = s.add_user(&ev.user);
+                s.pending += 1;
+                if new_user && s.users.len() > 1 && host.is_some() {
+                    let n = s.waiting();
+                    emit(s, n, None)
+                } else {
+                    None
+                }
+            }
+            Role::Fail => {
+                s.add_user(&ev.user);
+                if host.is_some() {
+                    let n = s.waiting() + 1;
+                    emit(s, n, None)
+                } else {
+                    s.hostless += 1;
+                    None
+                }
+            }
+            Role::Close => {
+                let n = s.waiting();
+                let out = if n > 0 { emit(s, n, None) } else { None };
+                self.map.remove(key);
+                out
+            }
+            Role::Success => {
+                let same_user = match &ev.user {
+                    Some(u) => s.users.contains(u),
+                    None => true,
+                };
+                let out = if s.users.is_empty() && s.waiting() == 0 || same_user {
+                    None
+                } else {
+                    let n = s.waiting() + 1;
+                    emit(s, n, ev.user.as_ref())
+                };
+                self.map.remove(key);
+                out
+            }
+        }
+    }
+
+    /// Drop stale sessions; if still full, drop the least recently seen
+    /// half (amortized O(1) per insert), counting them.
+    fn make_room(&mut self, now: Option<Timestamp>) {
+        if self.map.len() < self.cap {
+            return;
+        }
+        if let Some(now) = now {
+            let timeout = jiff::SignedDuration::try_from(self.timeout).unwrap_or_default();
+            self.map.retain(|_, s| {
+                s.last_seen
+                    .is_none_or(|last| now.duration_since(last) <= timeout)
+            });
+        }
+        if self.map.len() >= self.cap {
+            let mut seen: Vec<Option<Timestamp>> = self.map.values().map(|s| s.last_seen).collect();
+            seen.sort_unstable();
+            let cutoff = seen[seen.len() / 2];
+            let before = self.map.len();
+            self.map.retain(|_, s| s.last_seen > cutoff);
+            if self.map.len() >= self.cap {
+                self.map.clear();
+            }
+            self.evicted += (before - self.map.len()) as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(role: Role, host: Option<&str>, user: Option<&str>) -> Event {
+        Event {
+            role,
+            host: host.map(|h| (crate::addr::parse_host(h).unwrap(), h.to_string())),
+            user: user.map(str::to_string),
+        }
+    }
+
+    fn t(s: i64) -> Option<Timestamp> {
+        Some(Timestamp::from_second(1_000_000 + s).unwrap())
+    }
+
+    #[test]
+    fn hostless_failure_waits_for_the_close_that_names_the_host() {
+        let mut s = Sessions::new(Duration::from_secs(600), 100);
+        assert_eq!(
+            s.apply(b"1", ev(Role::Fail, None, Some("root")), t(0)),
+            None
+        );
+        let v = s
+            .apply(b"1", ev(Role::Close, Some("192.0.2.1"), None), t(1))
+            .unwrap();
+        assert_eq!((v.host_text.as_str(), v.attempts), ("192.0.2.1", 1));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn pending_attempts_need_confirmation() {
+        let mut s = Sessions::new(Duration::from_secs(600), 100);
+        // Same user twice, then accepted: a legitimate user, nothing counts.
+        s.apply(
+            b"1",
+            ev(Role::Pending, Some("192.0.2.1"), Some("git")),
+            t(0),
+        );
+        s.apply(
+            b"1",
+            ev(Role::Pending, Some("192.0.2.1"), Some("git")),
+            t(0),
+        );
+        assert_eq!(
+            s.apply(
+                b"1",
+                ev(Role::Success, Some("192.0.2.1"), Some("git")),
+                t(0)
+            ),
+            None
+        );
+        // Second distinct user confirms; success for a third counts too.
+        s.apply(
+            b"2",
+            ev(Role::Pending, Some("192.0.2.2"), Some("root")),
+            t(0),
+        );
+        let v = s
+            .apply(
+                b"2",
+                ev(Role::Pending, Some("192.0.2.2"), Some("sudoer")),
+                t(0),
+            )
+            .unwrap();
+        assert_eq!((v.attempts, v.users.len()), (2, 2));
+        let v = s
+            .apply(
+                b"2",
+                ev(Role::Success, Some("192.0.2.2"), Some("known")),
+                t(0),
+            )
+            .unwrap();
+        assert_eq!(
+            (v.attempts, v.users),
+            (1, vec!["root".into(), "sudoer".into(), "known".into()])
+        );
+        // A later failure carries the waiting attempts.
+        s.apply(
+            b"3",
+            ev(Role::Pending, Some("192.0.2.3"), Some("git")),
+            t(0),
+        );
+        s.apply(
+            b"3",
+            ev(Role::Pending, Some("192.0.2.3"), Some("git")),
+            t(0),
+        );
+        let v = s
+            .apply(b"3", ev(Role::Fail, None, Some("git")), t(0))
+            .unwrap();
+        assert_eq!((v.host_text.as_str(), v.attempts), ("192.0.2.3", 3));
+    }
+
+    #[test]
+    fn a_note_provides_the_host_and_stale_sessions_are_forgotten() {
+        let mut s = Sessions::new(Duration::from_secs(60), 100);
+        s.apply(b"1", ev(Role::Note, Some("192.0.2.5"), None), t(0));
+        let v = s.apply(b"1", ev(Role::Fail, None, None), t(10)).unwrap();
+        assert_eq!(v.host_text, "192.0.2.5");
+        s.apply(b"2", ev(Role::Note, Some("192.0.2.6"), None), t(0));
+        assert_eq!(s.apply(b"2", ev(Role::Fail, None, None), t(120)), None);
+    }
+
+    #[test]
+    fn the_table_stays_bounded_under_a_flood() {
+        let mut s = Sessions::new(Duration::from_secs(600), 1000);
+        for i in 0..100_000u32 {
+            s.apply(
+                &i.to_be_bytes(),
+                ev(Role::Fail, None, None),
+                t(i64::from(i) / 1000),
+            );
+            assert!(s.len() <= 1000);
+        }
+        assert!(s.evicted > 90_000);
+    }
+}
