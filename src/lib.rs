@@ -12,5 +12,7 @@
 
 pub mod addr;
 pub mod ban;
+pub mod cli;
 pub mod config;
 pub mod filter;
+pub mod lines;

@@ -1,1 +1,59 @@
-fn main() {}
+//! The `jailwarden` command: parses the command line and dispatches; the
+//! work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use jailwarden::cli::test_filter::{self, Format};
+
+#[derive(Parser)]
+#[command(
+    name = "jailwarden",
+    version,
+    about = "Intrusion prevention for modern Linux: follows the journal, bans in nftables"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a filter over a log file (or stdin) and show what it finds.
+    TestFilter {
+        /// Filter name (searched along the filter path) or path to a filter file.
+        filter: String,
+        /// Log file, or - for stdin.
+        log: PathBuf,
+        /// Filter mode.
+        #[arg(long, default_value = "normal")]
+        mode: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Look for filters here first (repeatable).
+        #[arg(long = "filter-dir", value_name = "DIR")]
+        filter_dirs: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let status = match cli.command {
+        Command::TestFilter {
+            filter,
+            log,
+            mode,
+            format,
+            filter_dirs,
+        } => test_filter::run(&test_filter::Options {
+            filter,
+            log,
+            mode,
+            format,
+            filter_dirs,
+        }),
+    };
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}

@@ -552,9 +552,7 @@ fn parse_numeric(b: &[u8], i: usize, prev: u8) -> Option<(usize, Parts)> {
                 return None;
             }
             let year = year_i16(c.num(4, 4)?)?;
-            if c.eat_any(b": ").is_none() {
-                return None;
-            }
+            c.eat_any(b": ")?;
             let hms = c.hms()?;
             let mut p = Parts::civil(Some(year), month, day, hms);
             p.offset = c.zone();

@@ -359,7 +359,7 @@ fn has_session(e: &Expanded, pref: Option<&Expanded>) -> bool {
         || pref.is_some_and(|p| p.captures.iter().any(|c| c == "session"))
 }
 
-fn build(patterns: &[String]) -> Result<Regex, meta::BuildError> {
+fn build(patterns: &[String]) -> Result<Regex, Box<meta::BuildError>> {
     Regex::builder()
         .syntax(syntax_config())
         .configure(
@@ -369,6 +369,7 @@ fn build(patterns: &[String]) -> Result<Regex, meta::BuildError> {
                 .hybrid_cache_capacity(DFA_CACHE),
         )
         .build_many(patterns)
+        .map_err(Box::new)
 }
 
 /// Parse a regex alone, for a positioned error message.
@@ -581,7 +582,8 @@ impl Matcher {
                 return Outcome::Ignored { regex };
             }
         }
-        let host_text = group(info.host).map(|h| String::from_utf8_lossy(h).into_owned());
+        let host_text = group(info.host)
+            .map(|h| template::clean_host_text(&String::from_utf8_lossy(h)).to_string());
         let host = match &host_text {
             Some(t) => {
                 let parsed = if info.addr_only {

@@ -20,8 +20,10 @@ pub const IPV4: &str = r"(?:\d{1,3}\.){3}\d{1,3}";
 /// IPv6 in its textual forms, including `::` compression and an embedded
 /// IPv4 tail (validated after matching).
 pub const IPV6: &str = r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?";
-/// A DNS name: dot-separated labels.
-pub const DNS: &str = r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?";
+/// A DNS name: dot-separated labels, at least one letter (so a port
+/// number or a stray digit group is never taken for a host).
+pub const DNS: &str =
+    r"(?:[A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?";
 
 /// Why a template could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,15 +166,32 @@ fn token_at(pattern: &str, i: usize) -> Option<(&str, usize)> {
     Some((name, i + 1 + close + 1))
 }
 
-/// The regex behind `<HOST>` / `<ADDR>`: an optional bracket, an optional
-/// `::ffff:` (an IPv4-mapped address counts as the IPv4 one), the capture.
+/// The regex behind `<HOST>` / `<ADDR>`: an address in brackets, or an
+/// address or name after an optional `::ffff:` (an IPv4-mapped address
+/// counts as the IPv4 one). Only addresses may be bracketed, so
+/// `[preauth]` is never a host.
 fn host_regex(addr_only: bool) -> String {
-    let alternatives = if addr_only {
-        format!("{IPV6}|{IPV4}")
+    let names = if addr_only {
+        String::new()
     } else {
-        format!("{IPV6}|{IPV4}|{DNS}")
+        format!("|{DNS}")
     };
-    format!(r"\[?(?:::[fF]{{4}}:)?(?P<host>{alternatives})\]?")
+    format!(
+        r"(?:::[fF]{{4}}:)?(?P<host>\[(?:::[fF]{{4}}:)?(?:{IPV6}|{IPV4})\]|{IPV6}|{IPV4}{names})"
+    )
+}
+
+/// Captured host text as shown to people: brackets and an IPv4-mapped
+/// prefix removed.
+pub fn clean_host_text(text: &str) -> &str {
+    let t = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    match t.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("::ffff:") && t[7..].contains('.') => &t[7..],
+        _ => t,
+    }
 }
 
 /// Snippet names used by a pattern (for `duplicates`-style checks and
@@ -268,13 +287,18 @@ mod tests {
         for (line, host) in [
             ("from 192.0.2.7", "192.0.2.7"),
             ("from ::ffff:192.0.2.7", "192.0.2.7"),
-            ("from [2001:db8::1]", "2001:db8::1"),
+            ("from [2001:db8::1]", "[2001:db8::1]"),
             ("from aaaa:bbbb:cccc:1234::1:1", "aaaa:bbbb:cccc:1234::1:1"),
             ("from example.com", "example.com"),
             ("from ::1", "::1"),
+            ("from [::ffff:192.0.2.8]", "[::ffff:192.0.2.8]"),
         ] {
             let caps = re.captures(line).unwrap_or_else(|| panic!("{line}"));
             assert_eq!(&caps["host"], host, "{line}");
         }
+        assert!(!re.is_match("from [preauth]"));
+        assert!(!re.is_match("from 46038"));
+        assert_eq!(clean_host_text("[::ffff:192.0.2.8]"), "192.0.2.8");
+        assert_eq!(clean_host_text("[2001:db8::1]"), "2001:db8::1");
     }
 }
