@@ -2,16 +2,18 @@
 //! Fail2ban. Streams the log through the filter (memory flat whatever its
 //! size) and prints the failures and a summary.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::{Mutex, mpsc};
 use std::time::Instant;
 
 use jiff::tz::TimeZone;
 
 use crate::config::reader::Diagnostics;
 use crate::filter::date::DateFinder;
-use crate::filter::{Failure, Filter, FilterLoader, MAX_LINE, Outcome};
+use crate::filter::{Failure, Filter, FilterLoader, MAX_LINE, Outcome, Scan};
 use crate::lines::LineReader;
 
 /// Output formats.
@@ -70,8 +72,8 @@ pub fn run(opts: &Options) -> i32 {
         return 2;
     };
     let filter = Arc::new(filter);
-    let input: Box<dyn Read> = if opts.log == Path::new("-") {
-        Box::new(io::stdin().lock())
+    let input: Box<dyn Read + Send> = if opts.log == Path::new("-") {
+        Box::new(io::stdin())
     } else {
         match std::fs::File::open(&opts.log) {
             Ok(f) => Box::new(f),
@@ -100,16 +102,34 @@ pub fn run(opts: &Options) -> i32 {
     }
 }
 
+/// Lines per batch handed to a worker.
+const BATCH_LINES: usize = 4096;
+
+/// A batch of lines: their bytes back to back, and where each ends.
+struct Batch {
+    seq: u64,
+    first_line: u64,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// Scan the input on every core: workers do the pure part (dates,
+/// automaton, captures) on batches of lines, this thread tells the
+/// multi-line story in line order and writes the output. Channels are
+/// bounded, so memory stays flat whatever the input size.
 fn scan(
     filter: &Arc<Filter>,
-    input: Box<dyn Read>,
+    input: Box<dyn Read + Send>,
     format: Format,
     out: &mut impl Write,
 ) -> io::Result<()> {
     let started = Instant::now();
     let tz = TimeZone::system();
-    let mut matcher = filter.matcher(DateFinder::new(tz.clone(), jiff::Timestamp::now()));
-    let mut reader = LineReader::new(input, MAX_LINE);
+    let now = jiff::Timestamp::now();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let mut story = filter.story();
     let mut s = Summary {
         hits: vec![0; filter.patterns().len()],
         ..Summary::default()
@@ -122,24 +142,100 @@ fn scan(
             json(filter.mode())
         )?;
     }
-    while let Some(line) = reader.next_line()? {
-        s.lines += 1;
-        match matcher.file_line(line) {
-            Outcome::Missed => s.missed += 1,
-            Outcome::Ignored { .. } => s.ignored += 1,
-            Outcome::Matched { regex, failure } => {
-                s.hits[regex] += 1;
-                match failure {
-                    None => s.helpers += 1,
-                    Some(f) => {
-                        s.failures += 1;
-                        s.attempts += u64::from(f.attempts);
-                        emit(format, out, &tz, s.lines, &f, s.failures)?;
+    let truncated = std::thread::scope(|scope| -> io::Result<u64> {
+        let (batch_tx, batch_rx) = mpsc::sync_channel::<Batch>(workers * 2);
+        let batch_rx = Arc::new(Mutex::new(batch_rx));
+        let (result_tx, result_rx) = mpsc::sync_channel::<(u64, u64, Vec<Scan>)>(workers * 2);
+        for _ in 0..workers {
+            let batch_rx = batch_rx.clone();
+            let result_tx = result_tx.clone();
+            let mut scanner = filter.scanner(DateFinder::new(tz.clone(), now));
+            scope.spawn(move || {
+                loop {
+                    let batch = match batch_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(batch) = batch else { return };
+                    let mut scans = Vec::with_capacity(batch.ends.len());
+                    let mut start = 0;
+                    for &end in &batch.ends {
+                        scans.push(scanner.file_line(&batch.bytes[start..end]));
+                        start = end;
+                    }
+                    if result_tx
+                        .send((batch.seq, batch.first_line, scans))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(result_tx);
+        let reader = scope.spawn(move || -> io::Result<u64> {
+            let mut reader = LineReader::new(input, MAX_LINE);
+            let mut seq = 0;
+            let mut line_no = 1;
+            loop {
+                let mut batch = Batch {
+                    seq,
+                    first_line: line_no,
+                    bytes: Vec::with_capacity(BATCH_LINES * 128),
+                    ends: Vec::with_capacity(BATCH_LINES),
+                };
+                while batch.ends.len() < BATCH_LINES {
+                    match reader.next_line()? {
+                        Some(line) => {
+                            batch.bytes.extend_from_slice(line);
+                            batch.ends.push(batch.bytes.len());
+                        }
+                        None => break,
+                    }
+                }
+                let done = batch.ends.len() < BATCH_LINES;
+                line_no += batch.ends.len() as u64;
+                seq += 1;
+                if !batch.ends.is_empty() && batch_tx.send(batch).is_err() {
+                    break;
+                }
+                if done {
+                    break;
+                }
+            }
+            Ok(reader.truncated)
+        });
+        // Results arrive out of order; the story is told in order.
+        let mut waiting = BTreeMap::new();
+        let mut next = 0u64;
+        for (seq, first_line, scans) in result_rx {
+            waiting.insert(seq, (first_line, scans));
+            while let Some((first_line, scans)) = waiting.remove(&next) {
+                next += 1;
+                for (i, scan) in scans.into_iter().enumerate() {
+                    s.lines += 1;
+                    match story.apply(scan) {
+                        Outcome::Missed => s.missed += 1,
+                        Outcome::Ignored { .. } => s.ignored += 1,
+                        Outcome::Matched { regex, failure } => {
+                            s.hits[regex] += 1;
+                            match failure {
+                                None => s.helpers += 1,
+                                Some(f) => {
+                                    s.failures += 1;
+                                    s.attempts += u64::from(f.attempts);
+                                    emit(format, out, &tz, first_line + i as u64, &f, s.failures)?;
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
-    }
+        reader
+            .join()
+            .map_err(|_| io::Error::other("reader thread panicked"))?
+    })?;
     let elapsed = started.elapsed();
     match format {
         Format::Tsv => Ok(()),
@@ -153,7 +249,7 @@ fn scan(
                 s.helpers,
                 s.ignored,
                 s.missed,
-                reader.truncated,
+                truncated,
                 elapsed.as_secs_f64() * 1000.0
             )?;
             for (i, (p, hits)) in filter.patterns().iter().zip(&s.hits).enumerate() {
@@ -186,12 +282,8 @@ fn scan(
                 "         {} matched ({} failures counted), {} helper lines, {} ignored, {} missed",
                 s.failures, s.attempts, s.helpers, s.ignored, s.missed
             )?;
-            if reader.truncated > 0 {
-                writeln!(
-                    out,
-                    "         {} lines cut at {MAX_LINE} bytes",
-                    reader.truncated
-                )?;
+            if truncated > 0 {
+                writeln!(out, "         {} lines cut at {MAX_LINE} bytes", truncated)?;
             }
             writeln!(out, "Regexes: hits  role     pattern")?;
             for (i, (p, hits)) in filter.patterns().iter().zip(&s.hits).enumerate() {

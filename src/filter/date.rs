@@ -60,14 +60,20 @@ impl Parts {
     }
 }
 
+/// `(year if written, month, day, hour)` of a parsed date.
+type HourKey = (Option<i16>, i8, i8, i8);
+
 /// Finds and resolves dates; keeps a small cache because consecutive lines
 /// share their hour.
 #[derive(Debug, Clone)]
 pub struct DateFinder {
     tz: TimeZone,
     now: Timestamp,
-    /// `(year, month, day, hour)` → the instant of that local hour's start.
-    cache: Option<((i16, i8, i8, i8), Timestamp)>,
+    /// `(year or none, month, day, hour)` → the instant of that local
+    /// hour's start (for year-less dates: with the year guessed from now).
+    cache: Option<(HourKey, Timestamp)>,
+    /// "now" when the cached year guess was made.
+    cached_now: Timestamp,
 }
 
 impl DateFinder {
@@ -77,6 +83,7 @@ impl DateFinder {
             tz,
             now,
             cache: None,
+            cached_now: now,
         }
     }
 
@@ -89,6 +96,12 @@ impl DateFinder {
     /// Move "now" (a long-running follower advances it as time passes).
     pub fn set_now(&mut self, now: Timestamp) {
         self.now = now;
+        // A year guess can only change when now moves; an hour of drift
+        // cannot flip the one-day slack that decides it.
+        if now.duration_since(self.cached_now).abs() > SignedDuration::from_hours(1) {
+            self.cache = None;
+            self.cached_now = now;
+        }
     }
 
     /// Find the first date in `line`: at the start (after a syslog
@@ -134,15 +147,14 @@ impl DateFinder {
             let offset = Offset::from_seconds(off).ok()?;
             return offset.to_timestamp(dt).ok();
         }
-        let year = match p.year {
-            Some(y) => y,
-            None => self.guess_year(p)?,
-        };
-        Date::new(year, p.month, p.day).ok()?;
-        let key = (year, p.month, p.day, p.hour);
+        let key = (p.year, p.month, p.day, p.hour);
         let hour_start = match self.cache {
             Some((k, t)) if k == key => t,
             _ => {
+                let year = match p.year {
+                    Some(y) => y,
+                    None => self.guess_year(p)?,
+                };
                 let dt = DateTime::new(year, p.month, p.day, p.hour, 0, 0, 0).ok()?;
                 let t = self.tz.to_timestamp(dt).ok()?;
                 self.cache = Some((key, t));

@@ -26,9 +26,10 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use regex_automata::meta::{self, Regex};
+use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
-use regex_automata::{Input, PatternID};
+use regex_automata::{Anchored, Input, PatternID};
 
 use crate::addr::{Host, parse_addr, parse_host};
 use crate::config::journal_match::JournalMatch;
@@ -99,7 +100,13 @@ pub struct Filter {
     description: String,
     journal_match: JournalMatch,
     journal_host_field: Option<String>,
+    /// All failregexes in one automaton, without captures: finds which
+    /// pattern matches (if any) in one DFA pass.
     fail: Regex,
+    /// Each failregex alone, for its captures: small enough for the
+    /// one-pass DFA or the bounded backtracker, where the combined
+    /// automaton would need the (much slower) PikeVM.
+    singles: Vec<Regex>,
     patterns: Vec<PatternInfo>,
     ignore: Option<Regex>,
     session_timeout: std::time::Duration,
@@ -150,13 +157,29 @@ impl Filter {
     /// A matcher for one stream of lines.
     pub fn matcher(self: &Arc<Self>, dates: DateFinder) -> Matcher {
         Matcher {
+            scanner: self.scanner(dates),
+            story: self.story(),
+        }
+    }
+
+    /// The pure half of a matcher (one per thread).
+    pub fn scanner(self: &Arc<Self>, dates: DateFinder) -> Scanner {
+        Scanner {
             filter: self.clone(),
             fail_cache: self.fail.create_cache(),
-            caps: self.fail.create_captures(),
+            single_caches: self.singles.iter().map(Regex::create_cache).collect(),
+            caps: self.singles.iter().map(Regex::create_captures).collect(),
             ignore_cache: self.ignore.as_ref().map(Regex::create_cache),
             dates,
-            sessions: Sessions::new(self.session_timeout, SESSION_CAP),
             scratch: Vec::new(),
+        }
+    }
+
+    /// The stateful half of a matcher.
+    pub fn story(self: &Arc<Self>) -> Story {
+        Story {
+            filter: self.clone(),
+            sessions: Sessions::new(self.session_timeout, SESSION_CAP),
         }
     }
 
@@ -314,25 +337,38 @@ impl Filter {
             );
             return None;
         }
-        let fail = match build(&regexes) {
+        let fail = match build(&regexes, WhichCaptures::Implicit) {
             Ok(r) => r,
             Err(e) => {
                 diags.error(&def.file, 0, format!("cannot compile failregexes: {e}"));
                 return None;
             }
         };
-        let gi = fail.group_info().clone();
-        for (i, info) in infos.iter_mut().enumerate() {
-            let pid = PatternID::new_unchecked(i);
+        let mut singles = Vec::with_capacity(regexes.len());
+        for (re, info) in regexes.iter().zip(infos.iter_mut()) {
+            let single = match build(std::slice::from_ref(re), WhichCaptures::All) {
+                Ok(r) => r,
+                Err(e) => {
+                    diags.error(
+                        &def.file,
+                        0,
+                        format!("cannot compile {}: {e}", info.position),
+                    );
+                    return None;
+                }
+            };
+            let gi = single.group_info();
+            let pid = PatternID::ZERO;
             info.host = gi.to_index(pid, "host");
             info.user = gi.to_index(pid, "user");
             info.session = gi.to_index(pid, "session");
             info.content = gi.to_index(pid, "content");
+            singles.push(single);
         }
         let ignore = if ignores.is_empty() {
             None
         } else {
-            match build(&ignores) {
+            match build(&ignores, WhichCaptures::Implicit) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     diags.error(&def.file, 0, format!("cannot compile ignoreregexes: {e}"));
@@ -347,6 +383,7 @@ impl Filter {
             journal_match,
             journal_host_field: def.journal_host_field.clone(),
             fail,
+            singles,
             patterns: infos,
             ignore,
             session_timeout: def.session_timeout,
@@ -359,12 +396,13 @@ fn has_session(e: &Expanded, pref: Option<&Expanded>) -> bool {
         || pref.is_some_and(|p| p.captures.iter().any(|c| c == "session"))
 }
 
-fn build(patterns: &[String]) -> Result<Regex, Box<meta::BuildError>> {
+fn build(patterns: &[String], captures: WhichCaptures) -> Result<Regex, Box<meta::BuildError>> {
     Regex::builder()
         .syntax(syntax_config())
         .configure(
             Regex::config()
                 .utf8_empty(false)
+                .which_captures(captures)
                 .nfa_size_limit(Some(NFA_SIZE_LIMIT))
                 .hybrid_cache_capacity(DFA_CACHE),
         )
@@ -467,19 +505,43 @@ fn has_bare_anchor(re: &str) -> bool {
     false
 }
 
-/// Applies one filter to one stream of lines: caches, dates, sessions.
-/// Not shared between threads; create one per jail and source.
-pub struct Matcher {
+/// The pure half of matching: finds the date, the pattern that matches and
+/// its captures. Holds only caches, so several can run in parallel on
+/// different lines of one stream; the multi-line story is then told in
+/// order by [`Matcher`] (or [`Story`]).
+pub struct Scanner {
     filter: Arc<Filter>,
     fail_cache: meta::Cache,
-    caps: Captures,
+    single_caches: Vec<meta::Cache>,
+    caps: Vec<Captures>,
     ignore_cache: Option<meta::Cache>,
     dates: DateFinder,
-    sessions: Sessions,
     scratch: Vec<u8>,
 }
 
-impl Matcher {
+/// What a line yielded before the story is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scan {
+    /// No failregex matched.
+    Missed,
+    /// A failregex and an ignoreregex matched.
+    Ignored { regex: usize },
+    /// A failregex matched.
+    Hit(Hit),
+}
+
+/// The captures of a matching line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub regex: usize,
+    pub time: Option<Timestamp>,
+    pub host: Option<(Host, String)>,
+    pub user: Option<String>,
+    /// The connection the line belongs to (hash of the `session` capture).
+    pub session: Option<u64>,
+}
+
+impl Scanner {
     /// The filter applied.
     pub fn filter(&self) -> &Arc<Filter> {
         &self.filter
@@ -490,138 +552,215 @@ impl Matcher {
         self.dates.set_now(now);
     }
 
-    /// Sessions dropped because too many were open at once.
-    pub fn sessions_evicted(&self) -> u64 {
-        self.sessions.evicted
-    }
-
     /// A line from a log file: the date is found and removed, the rest
     /// matched. A trailing `\r` is ignored; lines are cut at [`MAX_LINE`].
-    pub fn file_line(&mut self, line: &[u8]) -> Outcome {
+    pub fn file_line(&mut self, line: &[u8]) -> Scan {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let line = &line[..line.len().min(MAX_LINE)];
         match self.dates.find(line) {
             Some(found) if found.span.start == 0 => {
                 let rest = &line[found.span.end..];
                 let rest = &rest[rest.iter().position(|b| *b != b' ').unwrap_or(rest.len())..];
-                let time = Some(found.time);
-                self.match_text_ref(rest, time)
+                self.scan(rest, Some(found.time))
             }
             Some(found) => {
                 // Take the scratch buffer out so the text can borrow it
-                // while matching mutably borrows self.
+                // while matching borrows self.
                 let mut text = std::mem::take(&mut self.scratch);
                 text.clear();
                 let head = &line[..found.span.start];
                 let head_end = head.iter().rposition(|b| *b != b' ').map_or(0, |p| p + 1);
                 text.extend_from_slice(&head[..head_end]);
                 text.extend_from_slice(&line[found.span.end..]);
-                let out = self.match_text_ref(&text, Some(found.time));
+                let out = self.scan(&text, Some(found.time));
                 self.scratch = text;
                 out
             }
-            None => self.match_text_ref(line, None),
+            None => self.scan(line, None),
         }
     }
 
-    /// A journal entry rendered as `HOSTNAME IDENTIFIER[PID]: MESSAGE`; its
-    /// time is the entry's. `host_field` is the value of the filter's
-    /// `journal_host_field`, when it has one.
+    /// A journal entry rendered as `HOSTNAME IDENTIFIER[PID]: MESSAGE`,
+    /// with the entry's time. `host_field` is the value of the filter's
+    /// `journal_host_field`, which is then authoritative for the host.
     pub fn journal_line(
         &mut self,
         text: &[u8],
         time: Timestamp,
         host_field: Option<&[u8]>,
-    ) -> Outcome {
+    ) -> Scan {
         let text = &text[..text.len().min(MAX_LINE)];
-        let out = self.match_text_ref(text, Some(time));
-        match (out, host_field) {
-            (
-                Outcome::Matched {
-                    regex,
-                    failure: Some(mut f),
-                },
-                Some(field),
-            ) => {
-                // The structured field is authoritative over message text.
+        match (self.scan(text, Some(time)), host_field) {
+            (Scan::Hit(mut hit), Some(field)) => {
                 let text = String::from_utf8_lossy(field).into_owned();
                 match parse_host(&text) {
                     Some(h) => {
-                        f.host = h;
-                        f.host_text = text;
-                        Outcome::Matched {
-                            regex,
-                            failure: Some(f),
-                        }
+                        hit.host = Some((h, text));
+                        Scan::Hit(hit)
                     }
-                    None => Outcome::Missed,
+                    None => Scan::Missed,
                 }
             }
             (out, _) => out,
         }
     }
 
-    fn match_text_ref(&mut self, text: &[u8], time: Option<Timestamp>) -> Outcome {
+    fn scan(&mut self, text: &[u8], time: Option<Timestamp>) -> Scan {
         let filter = &*self.filter;
-        let input = Input::new(text);
-        filter
+        // One DFA pass over all patterns; nothing else on the (usual) miss.
+        let Some(m) = filter
             .fail
-            .search_captures_with(&mut self.fail_cache, &input, &mut self.caps);
-        let Some(pid) = self.caps.pattern() else {
-            return Outcome::Missed;
+            .search_with(&mut self.fail_cache, &Input::new(text))
+        else {
+            return Scan::Missed;
         };
-        let regex = pid.as_usize();
+        let regex = m.pattern().as_usize();
         let info = &filter.patterns[regex];
+        // Captures from that pattern alone, anchored at the match.
+        let caps = &mut self.caps[regex];
+        filter.singles[regex].search_captures_with(
+            &mut self.single_caches[regex],
+            &Input::new(text)
+                .range(m.start()..m.end())
+                .anchored(Anchored::Yes),
+            caps,
+        );
+        if !caps.is_match() {
+            // Cannot happen (same pattern, same span); never trust it blindly.
+            return Scan::Missed;
+        }
+        let caps = &self.caps[regex];
         let group = |idx: Option<usize>| {
-            idx.and_then(|i| self.caps.get_group(i))
+            idx.and_then(|i| caps.get_group(i))
                 .map(|s| &text[s.range()])
         };
         if let (Some(ignore), Some(cache)) = (&filter.ignore, self.ignore_cache.as_mut()) {
             let content = group(info.content).unwrap_or(text);
             if ignore.is_match_with(cache, &Input::new(content)) {
-                return Outcome::Ignored { regex };
+                return Scan::Ignored { regex };
             }
         }
-        let host_text = group(info.host)
-            .map(|h| template::clean_host_text(&String::from_utf8_lossy(h)).to_string());
-        let host = match &host_text {
-            Some(t) => {
+        let host = match group(info.host) {
+            Some(raw) => {
+                let t = template::clean_host_text(&String::from_utf8_lossy(raw)).to_string();
                 let parsed = if info.addr_only {
-                    parse_addr(t).map(Host::Addr)
+                    parse_addr(&t).map(Host::Addr)
                 } else {
-                    parse_host(t)
+                    parse_host(&t)
                 };
                 match parsed {
-                    Some(h) => Some((h, t.clone())),
+                    Some(h) => Some((h, t)),
                     // Captured text that is no address nor name: not ours.
-                    None => return Outcome::Missed,
+                    None => return Scan::Missed,
                 }
             }
             None => None,
         };
-        let user = group(info.user).map(|u| String::from_utf8_lossy(u).into_owned());
-        let session = group(info.session);
+        Scan::Hit(Hit {
+            regex,
+            time,
+            host,
+            user: group(info.user).map(|u| String::from_utf8_lossy(u).into_owned()),
+            session: group(info.session).map(session_key),
+        })
+    }
+}
+
+/// Sessions are keyed by a 64-bit hash of the captured key (a pid): no
+/// allocation per line, and collisions among the few thousand live
+/// sessions are out of reach.
+fn session_key(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = SESSION_HASH.build_hasher();
+    h.write(bytes);
+    h.finish()
+}
+
+static SESSION_HASH: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+    std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
+
+/// The stateful half: tells each connection's story, in line order.
+pub struct Story {
+    filter: Arc<Filter>,
+    sessions: Sessions,
+}
+
+impl Story {
+    /// Sessions dropped because too many were open at once.
+    pub fn sessions_evicted(&self) -> u64 {
+        self.sessions.evicted
+    }
+
+    /// Apply a scanned line.
+    pub fn apply(&mut self, scan: Scan) -> Outcome {
+        let hit = match scan {
+            Scan::Missed => return Outcome::Missed,
+            Scan::Ignored { regex } => return Outcome::Ignored { regex },
+            Scan::Hit(hit) => hit,
+        };
+        let info = &self.filter.patterns[hit.regex];
         let event = Event {
             role: info.role,
-            host,
-            user: user.clone(),
+            host: hit.host,
+            user: hit.user.clone(),
         };
-        let verdict = match session {
-            Some(key) => self.sessions.apply(key, event, time),
+        let verdict = match hit.session {
+            Some(key) => self.sessions.apply(key, event, hit.time),
             None => Sessions::stateless(event),
         };
         Outcome::Matched {
-            regex,
+            regex: hit.regex,
             failure: verdict.map(|v| Failure {
                 host: v.host,
                 host_text: v.host_text,
-                time,
-                regex,
+                time: hit.time,
+                regex: hit.regex,
                 attempts: v.attempts,
-                user,
+                user: hit.user,
                 users: v.users,
             }),
         }
+    }
+}
+
+/// Applies one filter to one stream of lines: a [`Scanner`] and a
+/// [`Story`] together. Create one per jail and source.
+pub struct Matcher {
+    scanner: Scanner,
+    story: Story,
+}
+
+impl Matcher {
+    /// The filter applied.
+    pub fn filter(&self) -> &Arc<Filter> {
+        &self.scanner.filter
+    }
+
+    /// Advance "now" for year-less dates.
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.scanner.set_now(now);
+    }
+
+    /// Sessions dropped because too many were open at once.
+    pub fn sessions_evicted(&self) -> u64 {
+        self.story.sessions_evicted()
+    }
+
+    /// See [`Scanner::file_line`].
+    pub fn file_line(&mut self, line: &[u8]) -> Outcome {
+        let scan = self.scanner.file_line(line);
+        self.story.apply(scan)
+    }
+
+    /// See [`Scanner::journal_line`].
+    pub fn journal_line(
+        &mut self,
+        text: &[u8],
+        time: Timestamp,
+        host_field: Option<&[u8]>,
+    ) -> Outcome {
+        let scan = self.scanner.journal_line(text, time, host_field);
+        self.story.apply(scan)
     }
 }
 

@@ -68,7 +68,7 @@ const MAX_USERS: usize = 16;
 /// Sessions of one matcher, bounded by count and age.
 #[derive(Debug)]
 pub struct Sessions {
-    map: HashMap<Box<[u8]>, Session>,
+    map: HashMap<u64, Session>,
     timeout: Duration,
     cap: usize,
     /// Sessions dropped because the table was full.
@@ -112,16 +112,16 @@ impl Sessions {
     }
 
     /// Apply a line of session `key` at time `now`.
-    pub fn apply(&mut self, key: &[u8], ev: Event, now: Option<Timestamp>) -> Option<Verdict> {
-        if !self.map.contains_key(key) {
+    pub fn apply(&mut self, key: u64, ev: Event, now: Option<Timestamp>) -> Option<Verdict> {
+        if !self.map.contains_key(&key) {
             if ev.role == Role::Close || ev.role == Role::Success {
                 // Nothing is waiting in a session we never saw.
                 return None;
             }
             self.make_room(now);
-            self.map.insert(key.into(), Session::default());
+            self.map.insert(key, Session::default());
         }
-        let s = self.map.get_mut(key)?;
+        let s = self.map.get_mut(&key)?;
         if let (Some(now), Some(last)) = (now, s.last_seen) {
             if now.duration_since(last)
                 > jiff::SignedDuration::try_from(self.timeout).unwrap_or_default()
@@ -178,7 +178,7 @@ impl Sessions {
             Role::Close => {
                 let n = s.waiting();
                 let out = if n > 0 { emit(s, n, None) } else { None };
-                self.map.remove(key);
+                self.map.remove(&key);
                 out
             }
             Role::Success => {
@@ -192,7 +192,7 @@ impl Sessions {
                     let n = s.waiting() + 1;
                     emit(s, n, ev.user.as_ref())
                 };
-                self.map.remove(key);
+                self.map.remove(&key);
                 out
             }
         }
@@ -244,12 +244,9 @@ mod tests {
     #[test]
     fn hostless_failure_waits_for_the_close_that_names_the_host() {
         let mut s = Sessions::new(Duration::from_secs(600), 100);
-        assert_eq!(
-            s.apply(b"1", ev(Role::Fail, None, Some("root")), t(0)),
-            None
-        );
+        assert_eq!(s.apply(1, ev(Role::Fail, None, Some("root")), t(0)), None);
         let v = s
-            .apply(b"1", ev(Role::Close, Some("192.0.2.1"), None), t(1))
+            .apply(1, ev(Role::Close, Some("192.0.2.1"), None), t(1))
             .unwrap();
         assert_eq!((v.host_text.as_str(), v.attempts), ("192.0.2.1", 1));
         assert!(s.is_empty());
@@ -260,18 +257,18 @@ mod tests {
         let mut s = Sessions::new(Duration::from_secs(600), 100);
         // Same user twice, then accepted: a legitimate user, nothing counts.
         s.apply(
-            b"1",
+            1,
             ev(Role::Pending, Some("192.0.2.1"), Some("git")),
             t(0),
         );
         s.apply(
-            b"1",
+            1,
             ev(Role::Pending, Some("192.0.2.1"), Some("git")),
             t(0),
         );
         assert_eq!(
             s.apply(
-                b"1",
+                1,
                 ev(Role::Success, Some("192.0.2.1"), Some("git")),
                 t(0)
             ),
@@ -279,13 +276,13 @@ mod tests {
         );
         // Second distinct user confirms; success for a third counts too.
         s.apply(
-            b"2",
+            2,
             ev(Role::Pending, Some("192.0.2.2"), Some("root")),
             t(0),
         );
         let v = s
             .apply(
-                b"2",
+                2,
                 ev(Role::Pending, Some("192.0.2.2"), Some("sudoer")),
                 t(0),
             )
@@ -293,7 +290,7 @@ mod tests {
         assert_eq!((v.attempts, v.users.len()), (2, 2));
         let v = s
             .apply(
-                b"2",
+                2,
                 ev(Role::Success, Some("192.0.2.2"), Some("known")),
                 t(0),
             )
@@ -304,17 +301,17 @@ mod tests {
         );
         // A later failure carries the waiting attempts.
         s.apply(
-            b"3",
+            3,
             ev(Role::Pending, Some("192.0.2.3"), Some("git")),
             t(0),
         );
         s.apply(
-            b"3",
+            3,
             ev(Role::Pending, Some("192.0.2.3"), Some("git")),
             t(0),
         );
         let v = s
-            .apply(b"3", ev(Role::Fail, None, Some("git")), t(0))
+            .apply(3, ev(Role::Fail, None, Some("git")), t(0))
             .unwrap();
         assert_eq!((v.host_text.as_str(), v.attempts), ("192.0.2.3", 3));
     }
@@ -322,11 +319,11 @@ mod tests {
     #[test]
     fn a_note_provides_the_host_and_stale_sessions_are_forgotten() {
         let mut s = Sessions::new(Duration::from_secs(60), 100);
-        s.apply(b"1", ev(Role::Note, Some("192.0.2.5"), None), t(0));
-        let v = s.apply(b"1", ev(Role::Fail, None, None), t(10)).unwrap();
+        s.apply(1, ev(Role::Note, Some("192.0.2.5"), None), t(0));
+        let v = s.apply(1, ev(Role::Fail, None, None), t(10)).unwrap();
         assert_eq!(v.host_text, "192.0.2.5");
-        s.apply(b"2", ev(Role::Note, Some("192.0.2.6"), None), t(0));
-        assert_eq!(s.apply(b"2", ev(Role::Fail, None, None), t(120)), None);
+        s.apply(2, ev(Role::Note, Some("192.0.2.6"), None), t(0));
+        assert_eq!(s.apply(2, ev(Role::Fail, None, None), t(120)), None);
     }
 
     #[test]
@@ -334,7 +331,7 @@ mod tests {
         let mut s = Sessions::new(Duration::from_secs(600), 1000);
         for i in 0..100_000u32 {
             s.apply(
-                &i.to_be_bytes(),
+                u64::from(i),
                 ev(Role::Fail, None, None),
                 t(i64::from(i) / 1000),
             );
