@@ -9,7 +9,9 @@
 //! - [`filter`]: turns a log line or journal entry into zero or one failure.
 //! - [`addr`]: host normalization and address lists.
 //! - [`ban`]: the [`ban::Banner`] interface and its backends.
+//! - [`source`]: where log entries come from (the journal reader).
 
 pub mod addr;
 pub mod ban;
 pub mod config;
+pub mod source;
