@@ -239,10 +239,11 @@ impl JournalSource {
     /// Open the journal, position it per `opts.start`, and start following
     /// it on a new thread.
     ///
-    /// Returns once the journal is open and positioned, so entries written
-    /// after this returns are always delivered. Fails if it cannot be opened
-    /// now (e.g. the directory does not exist); once running, errors are
-    /// logged and retried with backoff, never fatal.
+    /// Returns once the journal is open and positioned (it blocks for that
+    /// moment), so entries written after this returns are always delivered.
+    /// Fails if it cannot be opened now (e.g. the directory does not
+    /// exist); once running, errors are logged and retried with backoff,
+    /// never fatal. Needs no tokio runtime; may be called from one.
     pub fn spawn(
         opts: JournalOptions,
     ) -> Result<(JournalHandle, mpsc::Receiver<JournalBatch>), JournalError> {
@@ -255,11 +256,6 @@ impl JournalSource {
             cancel: CancellationToken::new(),
             counters: Counters::default(),
         });
-        // A current-thread runtime only to wait for channel room *or* a stop
-        // request; blocking_send could not be interrupted by stop().
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .map_err(JournalError::Thread)?;
         let (tx, rx) = mpsc::channel(opts.channel_capacity.max(1));
         let resume = Resume::from_start(&opts.start, plan.since_usec);
         let reader = Reader {
@@ -267,7 +263,6 @@ impl JournalSource {
             jail_sets: JailSets::default(),
             plan,
             tx,
-            rt,
             shared: Arc::clone(&shared),
             resume,
             batch: Vec::new(),
@@ -757,7 +752,6 @@ struct Reader {
     table: FieldTable,
     jail_sets: JailSets,
     tx: mpsc::Sender<JournalBatch>,
-    rt: tokio::runtime::Runtime,
     shared: Arc<Shared>,
     /// Where a (re)opened session starts: after the last entry read and
     /// flushed, else the start given at spawn.
@@ -779,6 +773,17 @@ const DATA_THRESHOLD: usize = "MESSAGE=".len() + MAX_MESSAGE_BYTES + 1;
 
 impl Reader {
     fn run(mut self, ready: std::sync::mpsc::SyncSender<Result<(), JournalError>>) {
+        // A current-thread runtime only to wait for channel room *or* a stop
+        // request (blocking_send could not be interrupted by stop()). Built
+        // and dropped here: dropping a runtime inside the caller's async
+        // context would panic.
+        let rt = match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready.send(Err(JournalError::Thread(e)));
+                return;
+            }
+        };
         let mut session = match self.open_session() {
             Ok(s) => {
                 let _ = ready.send(Ok(()));
@@ -797,7 +802,7 @@ impl Reader {
         );
         let mut backoff = Backoff::new();
         loop {
-            match self.follow(&mut session, &mut backoff) {
+            match self.follow(&rt, &mut session, &mut backoff) {
                 Ok(Halt::Stop) => {
                     debug!("journal reader stopped");
                     return;
@@ -1015,6 +1020,7 @@ impl Reader {
     /// Read and deliver everything available, wait for more, and so on.
     fn follow(
         &mut self,
+        rt: &tokio::runtime::Runtime,
         session: &mut Session,
         backoff: &mut Backoff,
     ) -> Result<Halt, JournalError> {
@@ -1035,13 +1041,13 @@ impl Reader {
                     self.batch.push(entry);
                     if (self.batch.len() >= MAX_BATCH_ENTRIES
                         || self.batch_bytes >= MAX_BATCH_BYTES)
-                        && let Some(halt) = self.flush()
+                        && let Some(halt) = self.flush(rt)
                     {
                         return Ok(halt);
                     }
                 }
             }
-            if let Some(halt) = self.flush() {
+            if let Some(halt) = self.flush(rt) {
                 return Ok(halt);
             }
             // Caught up: this session works.
@@ -1159,7 +1165,7 @@ impl Reader {
     ///
     /// The resume point only moves here: if the session fails before a
     /// batch is sent, the reopened session reads its entries again.
-    fn flush(&mut self) -> Option<Halt> {
+    fn flush(&mut self, rt: &tokio::runtime::Runtime) -> Option<Halt> {
         use mpsc::error::TrySendError;
         let cursor = match (self.unsent_cursor.take(), self.batch.last()) {
             (Some(c), _) => c,
@@ -1176,7 +1182,7 @@ impl Reader {
                 Err(TrySendError::Full(batch)) => {
                     Counters::bump(&self.shared.counters.backpressure_waits);
                     let (tx, cancel) = (&self.tx, &self.shared.cancel);
-                    let outcome = self.rt.block_on(async {
+                    let outcome = rt.block_on(async {
                         tokio::select! {
                             biased;
                             () = cancel.cancelled() => Err(Halt::Stop),
