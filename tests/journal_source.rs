@@ -211,6 +211,12 @@ fn follows_new_entries_promptly() {
         assert_eq!(messages(&got), [msg]);
         assert_eq!(*got[0].jails, [7]);
     }
+    // Idle means asleep: no timed polling. (journald touching its files
+    // may wake the reader once or twice.)
+    let before = handle.stats().caught_up;
+    std::thread::sleep(Duration::from_secs(1));
+    let wakeups = handle.stats().caught_up - before;
+    assert!(wakeups <= 3, "{wakeups} wake-ups in an idle second");
     handle.stop();
 }
 
@@ -570,4 +576,26 @@ fn reads_the_local_journal_when_no_directory_is_given() {
     j.syslog("jw-local", "local 1");
     assert_eq!(messages(&recv_through(&mut rx, "local 1")), ["local 1"]);
     handle.stop();
+}
+
+/// How the daemon's core uses it: spawned from async code, batches awaited,
+/// the handle dropped there too.
+#[tokio::test]
+async fn serves_an_async_core() {
+    let j = PrivateJournald::started();
+    let (handle, mut rx) = spawn(options(
+        j.log_dir(),
+        vec![(3, jm(&["SYSLOG_IDENTIFIER=jw-async"]))],
+        hour(),
+    ));
+    j.syslog("jw-async", "hello");
+    let batch = tokio::time::timeout(TIMEOUT, rx.recv())
+        .await
+        .expect("a batch in time")
+        .expect("the reader is running");
+    assert_eq!(messages(&batch), ["hello"]);
+    assert_eq!(*batch[0].jails, [3]);
+    drop(handle);
+    // The reader is gone: the channel ends.
+    assert!(rx.recv().await.is_none());
 }
