@@ -309,7 +309,8 @@ impl JournalHandle {
         self.shared.counters.snapshot()
     }
 
-    /// False once the thread has ended (stopped, or its receiver dropped).
+    /// False once the thread has ended: stopped, or its receiver dropped
+    /// (which an idle reader notices when the next entry arrives).
     pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }

@@ -5,7 +5,8 @@
 #
 # journald runs in its own mount namespace with tmpfs/bind mounts over its
 # paths, so nothing on the host changes (see TESTING.md section 1):
-#   sockets:  DIR/sock/{socket,stdout,dev-log}
+#   sockets:  DIR/sock/{socket,stdout,dev-log,io.systemd.journal}
+#             (the last is varlink: `nsenter -t PID -m journalctl --sync|--rotate`)
 #   files:    DIR/log/<machine-id>/system.journal   (read with journalctl -D DIR/log)
 #   output:   DIR/journald.out
 # Tools with hard-coded socket paths (systemd-cat, logger --journald, python
