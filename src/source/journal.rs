@@ -345,7 +345,8 @@ impl std::fmt::Debug for JournalHandle {
 ///
 /// Missing (or empty) parts are left out with their separator: no PID gives
 /// `host sshd: msg`, no identifier gives `host msg`, no host `sshd[7]: msg`.
-/// `ident` should be `SYSLOG_IDENTIFIER`, else `_COMM`.
+/// The reader passes `SYSLOG_IDENTIFIER` (else `_COMM`) as `ident` and
+/// `_PID` (else `SYSLOG_PID`) as `pid`.
 pub fn render_line(
     host: Option<&[u8]>,
     ident: Option<&[u8]>,
