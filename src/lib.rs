@@ -9,6 +9,7 @@
 //! - [`filter`]: turns a log line or journal entry into zero or one failure.
 //! - [`addr`]: host normalization and address lists.
 //! - [`ban`]: the [`ban::Banner`] interface and its backends.
+//! - [`source`]: where log entries come from (the journal reader).
 
 pub mod addr;
 pub mod ban;
@@ -16,3 +17,4 @@ pub mod cli;
 pub mod config;
 pub mod filter;
 pub mod lines;
+pub mod source;
