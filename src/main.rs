@@ -20,6 +20,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Validate the configuration and every filter it uses.
+    CheckConfig {
+        /// Main configuration file (jail.d/ next to it is read too).
+        #[arg(long, default_value = jailwarden::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Run a filter over a log file (or stdin) and show what it finds.
     TestFilter {
         /// Filter name (searched along the filter path) or path to a filter file.
@@ -41,6 +47,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
+        Command::CheckConfig { config } => jailwarden::cli::check_config::run(&config),
         Command::TestFilter {
             filter,
             log,

@@ -1,6 +1,7 @@
 //! Offline commands of the `jailwarden` binary (no daemon needed):
 //! `test-filter` and `check-config`.
 
+pub mod check_config;
 pub mod test_filter;
 
 use std::path::PathBuf;

@@ -352,15 +352,8 @@ impl<'a, 'd> Table<'a, 'd> {
     /// A number (integer or float), e.g. a factor.
     pub fn number(&self, key: &str) -> Option<Located<f64>> {
         let v = self.raw(key)?;
-        let n = match v.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
-                .ok()
-                .map(|n| n as f64),
-            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
-            _ => None,
-        };
-        match n {
-            Some(n) if n.is_finite() => Some(self.located(v, n)),
+        match de_number(v.get_ref()) {
+            Some(n) => Some(self.located(v, n)),
             _ => {
                 self.type_error(key, v, "a number");
                 None
@@ -487,6 +480,49 @@ impl<'a, 'd> Table<'a, 'd> {
         out
     }
 
+    /// A list of numbers.
+    pub fn numbers(&self, key: &str) -> Option<Vec<f64>> {
+        let v = self.raw(key)?;
+        let Some(items) = v.get_ref().as_array() else {
+            self.type_error(key, v, "a list of numbers");
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match de_number(item.get_ref()) {
+                Some(n) => out.push(n),
+                _ => {
+                    self.diags.error(
+                        self.file,
+                        item.span().start,
+                        format!("{} must list numbers", self.qualified(key)),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Report every key that is not in `known` (for tables read in layers,
+    /// where an overridden key is never asked for but still valid).
+    pub fn check_keys(&self, known: &[&str]) {
+        for (k, _) in self.table.iter() {
+            let key = k.get_ref();
+            if known.contains(&key.as_ref()) {
+                continue;
+            }
+            let hint = suggestion(key, known)
+                .map(|s| format!(" (did you mean {s:?}?)"))
+                .unwrap_or_default();
+            self.diags.error(
+                self.file,
+                k.span().start,
+                format!("unknown key {:?}{hint}", self.qualified(key)),
+            );
+        }
+    }
+
     /// Report every key nobody read as unknown; `known` lists the valid
     /// keys for a helpful message.
     pub fn finish(&self, known: &[&str]) {
@@ -506,6 +542,18 @@ impl<'a, 'd> Table<'a, 'd> {
             );
         }
     }
+}
+
+/// A TOML integer or float as a finite number.
+fn de_number(v: &DeValue) -> Option<f64> {
+    let n = match v {
+        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+            .ok()
+            .map(|n| n as f64),
+        DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+        _ => None,
+    };
+    n.filter(|n| n.is_finite())
 }
 
 /// An element of a mixed list.

@@ -256,30 +256,14 @@ mod tests {
     fn pending_attempts_need_confirmation() {
         let mut s = Sessions::new(Duration::from_secs(600), 100);
         // Same user twice, then accepted: a legitimate user, nothing counts.
-        s.apply(
-            1,
-            ev(Role::Pending, Some("192.0.2.1"), Some("git")),
-            t(0),
-        );
-        s.apply(
-            1,
-            ev(Role::Pending, Some("192.0.2.1"), Some("git")),
-            t(0),
-        );
+        s.apply(1, ev(Role::Pending, Some("192.0.2.1"), Some("git")), t(0));
+        s.apply(1, ev(Role::Pending, Some("192.0.2.1"), Some("git")), t(0));
         assert_eq!(
-            s.apply(
-                1,
-                ev(Role::Success, Some("192.0.2.1"), Some("git")),
-                t(0)
-            ),
+            s.apply(1, ev(Role::Success, Some("192.0.2.1"), Some("git")), t(0)),
             None
         );
         // Second distinct user confirms; success for a third counts too.
-        s.apply(
-            2,
-            ev(Role::Pending, Some("192.0.2.2"), Some("root")),
-            t(0),
-        );
+        s.apply(2, ev(Role::Pending, Some("192.0.2.2"), Some("root")), t(0));
         let v = s
             .apply(
                 2,
@@ -289,30 +273,16 @@ mod tests {
             .unwrap();
         assert_eq!((v.attempts, v.users.len()), (2, 2));
         let v = s
-            .apply(
-                2,
-                ev(Role::Success, Some("192.0.2.2"), Some("known")),
-                t(0),
-            )
+            .apply(2, ev(Role::Success, Some("192.0.2.2"), Some("known")), t(0))
             .unwrap();
         assert_eq!(
             (v.attempts, v.users),
             (1, vec!["root".into(), "sudoer".into(), "known".into()])
         );
         // A later failure carries the waiting attempts.
-        s.apply(
-            3,
-            ev(Role::Pending, Some("192.0.2.3"), Some("git")),
-            t(0),
-        );
-        s.apply(
-            3,
-            ev(Role::Pending, Some("192.0.2.3"), Some("git")),
-            t(0),
-        );
-        let v = s
-            .apply(3, ev(Role::Fail, None, Some("git")), t(0))
-            .unwrap();
+        s.apply(3, ev(Role::Pending, Some("192.0.2.3"), Some("git")), t(0));
+        s.apply(3, ev(Role::Pending, Some("192.0.2.3"), Some("git")), t(0));
+        let v = s.apply(3, ev(Role::Fail, None, Some("git")), t(0)).unwrap();
         assert_eq!((v.host_text.as_str(), v.attempts), ("192.0.2.3", 3));
     }
 

@@ -1,0 +1,166 @@
+//! Configuration loading: layering, and every error with its position.
+
+use std::fs;
+use std::path::Path;
+
+use super::*;
+
+const FILTER: &str = r#"
+description = "test service"
+journal_match = ["SYSLOG_IDENTIFIER=svc"]
+failregex = ['^fail from <HOST>$']
+[modes.aggressive]
+failregex = ['^probe from <HOST>$']
+"#;
+
+fn setup(main: &str, jail_d: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(dir.path().join("filters")).unwrap();
+    fs::write(dir.path().join("filters/svc.toml"), FILTER).unwrap();
+    fs::write(dir.path().join("jailwarden.toml"), main).unwrap();
+    if !jail_d.is_empty() {
+        fs::create_dir_all(dir.path().join("jail.d")).unwrap();
+        for (name, text) in jail_d {
+            fs::write(dir.path().join("jail.d").join(name), text).unwrap();
+        }
+    }
+    dir
+}
+
+fn errors(dir: &Path) -> Vec<String> {
+    match load(&dir.join("jailwarden.toml")) {
+        Ok(_) => Vec::new(),
+        Err(d) => d
+            .iter()
+            .map(|d| d.to_string().replace(&format!("{}/", dir.display()), ""))
+            .collect(),
+    }
+}
+
+#[test]
+fn defaults_are_inherited_and_jail_d_overrides_key_by_key() {
+    let dir = setup(
+        r#"
+[daemon]
+backend = "none"
+[defaults]
+findtime = "1h 30m"
+maxretry = 4
+bantime = "1d"
+ignoreip = ["127.0.0.0/8", "::1"]
+[jails.svc]
+maxretry = 3
+"#,
+        &[
+            ("10-more.toml", "[jails.svc]\nbantime = \"permanent\"\n"),
+            (
+                "20-last.toml",
+                "[jails.svc]\nmode = \"aggressive\"\n[jails.other]\nfilter = \"svc\"\nenabled = false\n",
+            ),
+        ],
+    );
+    let c = load(&dir.path().join("jailwarden.toml")).expect("valid");
+    assert_eq!(c.daemon.backend, Backend::None);
+    let j = &c.jails["svc"];
+    assert_eq!(j.findtime, Duration::from_secs(5400));
+    assert_eq!(j.maxretry, 3);
+    assert_eq!(j.bantime, BanTime::Permanent);
+    assert_eq!(j.mode, "aggressive");
+    assert_eq!(j.filter.mode(), "aggressive");
+    assert!(j.ignoreip.contains("::1".parse().unwrap()));
+    assert_eq!(j.journal_match.to_string(), "SYSLOG_IDENTIFIER=svc");
+    assert!(!c.jails["other"].enabled);
+    assert_eq!(c.enabled().count(), 1);
+    assert_eq!(c.files.len(), 3);
+}
+
+#[test]
+fn every_problem_is_reported_with_file_line_column() {
+    let dir = setup(
+        r#"[daemon]
+backend = "iptables"
+[defaults]
+maxretyr = 3
+[jails.svc]
+findtime = "10 parsecs"
+maxretry = 0
+ignoreip = ["192.0.2.0/33", "::1"]
+mode = "nope"
+journal_match = ["unit"]
+port = "ssh,nosuchport"
+"#,
+        &[(
+            "x.toml",
+            "[jails.y]\nfilter = \"missing\"\n[jails.svc.increment]\nfactor = -1\n",
+        )],
+    );
+    assert_eq!(
+        errors(dir.path()),
+        [
+            "jail.d/x.toml:2:10: no filter \"missing\" (searched FILTERS)",
+            "jail.d/x.toml:4:10: increment.factor must be a number above 0 and below 1000000",
+            "jailwarden.toml:2:11: backend must be \"nftables\" or \"none\", not \"iptables\"",
+            "jailwarden.toml:4:1: unknown key \"defaults.maxretyr\" (did you mean \"maxretry\"?)",
+            "jailwarden.toml:6:12: findtime: duration \"10 parsecs\": unknown unit \"parsecs\" (use s, m, h, d or w)",
+            "jailwarden.toml:7:12: jails.svc.maxretry must be between 1 and 100000",
+            "jailwarden.toml:8:13: ignoreip: \"192.0.2.0/33\" is not an IP address or CIDR network (e.g. 192.0.2.0/24, 2001:db8::/32)",
+            "jailwarden.toml:9:8: filter svc has no mode \"nope\" (modes: normal, aggressive)",
+            "jailwarden.toml:10:18: journal match term \"unit\" is not FIELD=VALUE or \"+\"",
+            "jailwarden.toml:11:8: port: \"nosuchport\" is not a port number, range (8000:8080) or known service name",
+        ]
+        .map(|s| s.replace("FILTERS", "filters, /usr/share/jailwarden/filters"))
+    );
+}
+
+#[test]
+fn filter_errors_point_into_the_filter_file() {
+    let dir = setup("[jails.bad]\n", &[]);
+    fs::write(
+        dir.path().join("filters/bad.toml"),
+        "journal_match = [\"A=b\"]\nfailregex = ['^x <HOST> (']\n",
+    )
+    .unwrap();
+    assert_eq!(
+        errors(dir.path()),
+        ["filters/bad.toml:2:14: failregex: unclosed group"]
+    );
+}
+
+#[test]
+fn syntax_errors_and_nothing_to_read() {
+    let dir = setup("[jails.svc\n", &[]);
+    let errs = errors(dir.path());
+    assert!(errs[0].starts_with("jailwarden.toml:1:"), "{errs:?}");
+    let dir = setup("[jails.svc]\njournal_match = []\n", &[]);
+    assert_eq!(
+        errors(dir.path()),
+        [
+            "jailwarden.toml:1:8: jail svc reads nothing: give journal_match or logpath (its filter has no default journal_match)"
+        ]
+    );
+}
+
+#[test]
+fn logpath_only_jails_do_not_read_the_journal() {
+    let dir = setup("[jails.svc]\nlogpath = [\"/var/log/svc/*.log\"]\n", &[]);
+    let c = load(&dir.path().join("jailwarden.toml")).expect("valid");
+    assert!(c.jails["svc"].journal_match.is_empty());
+    assert_eq!(c.jails["svc"].logpath, ["/var/log/svc/*.log"]);
+    let dir = setup("[jails.svc]\nlogpath = [\"relative.log\"]\n", &[]);
+    assert_eq!(
+        errors(dir.path()),
+        ["jailwarden.toml:2:12: logpath entries must be absolute paths (globs allowed)"]
+    );
+}
+
+#[test]
+fn increment_tables_layer_too() {
+    let dir = setup(
+        "[defaults.increment]\nmaxtime = \"1w\"\n[jails.svc.increment]\nmultipliers = [1, 2, 4]\n",
+        &[],
+    );
+    let c = load(&dir.path().join("jailwarden.toml")).expect("valid");
+    let inc = c.jails["svc"].increment.as_ref().expect("increment");
+    assert_eq!(inc.maxtime, Duration::from_secs(604_800));
+    assert_eq!(inc.multipliers, [1.0, 2.0, 4.0]);
+}

@@ -1,0 +1,203 @@
+//! The offline commands run as an admin would: the built binary,
+//! `test-filter` and `check-config`, checking output and exit codes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn jailwarden(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jailwarden"))
+        .args(args)
+        .env("TZ", "UTC")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run jailwarden");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.unwrap_or_default().to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("writer");
+    out
+}
+
+fn filters() -> String {
+    root().join("config/filters").display().to_string()
+}
+
+#[test]
+fn test_filter_tsv_prints_line_host_time() {
+    let log =
+        b"Feb 25 14:34:10 srv sshd[1]: Failed password for root from 192.0.2.7 port 22 ssh2\n\
+Feb 25 14:34:11 srv CRON[2]: pam_unix(cron:session): session opened\n\
+2024-02-25T14:34:12+01:00 srv sshd[3]: Invalid user bob from 2001:db8::9 port 4444\n";
+    let out = jailwarden(
+        &[
+            "test-filter",
+            "--filter-dir",
+            &filters(),
+            "sshd",
+            "-",
+            "--format",
+            "tsv",
+        ],
+        Some(log),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("1\t192.0.2.7\t"), "{text}");
+    assert!(lines[0].ends_with("-02-25T14:34:10+00:00"), "{text}");
+    assert_eq!(lines[1], "3\t2001:db8::9\t2024-02-25T13:34:12+00:00");
+}
+
+#[test]
+fn test_filter_text_summary_and_json() {
+    let log = b"Feb 25 14:34:10 srv sshd[1]: Failed password for root from 192.0.2.7 port 22 ssh2\nnoise\n";
+    let out = jailwarden(
+        &["test-filter", "--filter-dir", &filters(), "sshd", "-"],
+        Some(log),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Lines:   2 read"), "{text}");
+    assert!(
+        text.contains("1 matched (1 failures counted), 0 helper lines, 0 ignored, 1 missed"),
+        "{text}"
+    );
+    let out = jailwarden(
+        &[
+            "test-filter",
+            "--filter-dir",
+            &filters(),
+            "sshd",
+            "-",
+            "--format",
+            "json",
+        ],
+        Some(log),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["failures"][0]["host"], "192.0.2.7");
+    assert_eq!(v["failures"][0]["user"], "root");
+    assert_eq!(v["lines"], 2);
+    assert_eq!(v["missed"], 1);
+}
+
+#[test]
+fn hostile_input_never_crashes_nor_bans_the_injected_address() {
+    let mut log = Vec::new();
+    log.extend_from_slice(b"Feb 25 14:34:10 srv sshd[1]: Failed password for invalid user x from 10.0.0.1 port 22 ssh2 from 192.0.2.9 port 5555 ssh2\n");
+    log.extend_from_slice(b"Feb 25 14:34:10 srv sshd[1]: Failed password for \xff\xfe\x00 from 192.0.2.10 port 1 ssh2\n");
+    log.extend(std::iter::repeat_n(b'A', 1 << 20));
+    log.extend_from_slice(
+        b"\nFeb 25 14:34:10 srv sshd[1]: Invalid user y from 192.0.2.11 port 1\n",
+    );
+    let out = jailwarden(
+        &[
+            "test-filter",
+            "--filter-dir",
+            &filters(),
+            "sshd",
+            "-",
+            "--format",
+            "tsv",
+        ],
+        Some(&log),
+    );
+    assert!(out.status.success());
+    let hosts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').nth(1).unwrap_or("").to_string())
+        .collect();
+    assert_eq!(hosts, ["192.0.2.9", "192.0.2.10", "192.0.2.11"]);
+}
+
+#[test]
+fn unknown_filter_and_bad_mode_exit_2() {
+    let out = jailwarden(
+        &["test-filter", "--filter-dir", &filters(), "nope", "-"],
+        Some(b""),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no filter \"nope\""));
+    let out = jailwarden(
+        &[
+            "test-filter",
+            "--filter-dir",
+            &filters(),
+            "sshd",
+            "-",
+            "--mode",
+            "paranoid",
+        ],
+        Some(b""),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no mode \"paranoid\""));
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config() {
+    let cfg = root().join("config/jailwarden.toml");
+    let out = jailwarden(
+        &["check-config", "--config", &cfg.display().to_string()],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK: 1 jail (1 enabled: sshd)"));
+}
+
+#[test]
+fn check_config_names_file_line_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("filters")).unwrap();
+    std::fs::copy(
+        root().join("config/filters/sshd.toml"),
+        dir.path().join("filters/sshd.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root().join("config/filters/common.toml"),
+        dir.path().join("filters/common.toml"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("jailwarden.toml");
+    std::fs::write(
+        &cfg,
+        "[jails.sshd]\nbantime = \"forever and ever\"\nignoreip = [\"10.0.0.0/8\", \"nonsense\"]\n",
+    )
+    .unwrap();
+    let out = jailwarden(
+        &["check-config", "--config", &cfg.display().to_string()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let c = cfg.display();
+    assert!(
+        err.contains(&format!("{c}:2:11: bantime: duration \"forever and ever\"")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{c}:3:27: ignoreip: \"nonsense\"")),
+        "{err}"
+    );
+    assert!(err.contains("2 problems"), "{err}");
+}
