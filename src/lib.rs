@@ -17,5 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod filter;
+pub mod jail;
 pub mod lines;
 pub mod source;
+pub mod store;

@@ -1,0 +1,80 @@
+//! Ban-time escalation for repeat offenders (Fail2ban's
+//! `bantime.increment`): pure arithmetic, no I/O.
+
+use std::time::Duration;
+
+use crate::config::Increment;
+use crate::config::duration::BanTime;
+
+/// The ban time for an address banned `previous` times before (0 for a
+/// first offence). `random` in [0, 1) picks the random extra.
+///
+/// With `multipliers`, the n-th ban lasts bantime × multipliers[n] (the
+/// last multiplier repeats); otherwise bantime × factor × 2^previous.
+/// Never above `maxtime` (unless the base itself is longer), plus up to
+/// `rndtime` so that a botnet cannot predict the unban.
+pub fn escalate(base: BanTime, inc: Option<&Increment>, previous: u32, random: f64) -> BanTime {
+    let (BanTime::For(base), Some(inc)) = (base, inc) else {
+        return base;
+    };
+    let scale = if inc.multipliers.is_empty() {
+        inc.factor * 2f64.powi(previous.min(62) as i32)
+    } else {
+        let i = (previous as usize).min(inc.multipliers.len() - 1);
+        inc.multipliers[i]
+    };
+    let secs = (base.as_secs_f64() * scale).min(inc.maxtime.as_secs_f64().max(base.as_secs_f64()));
+    let extra = inc.rndtime.as_secs_f64() * random.clamp(0.0, 1.0);
+    BanTime::For(Duration::from_secs_f64((secs + extra).min(100.0 * 365.0 * 86_400.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inc(factor: f64, multipliers: &[f64], maxtime: u64, rnd: u64) -> Increment {
+        Increment {
+            factor,
+            multipliers: multipliers.to_vec(),
+            maxtime: Duration::from_secs(maxtime),
+            rndtime: Duration::from_secs(rnd),
+            overalljails: false,
+        }
+    }
+
+    fn secs(b: BanTime) -> u64 {
+        b.duration().map(|d| d.as_secs()).unwrap_or(u64::MAX)
+    }
+
+    #[test]
+    fn doubles_per_previous_ban_up_to_maxtime() {
+        let base = BanTime::For(Duration::from_secs(600));
+        let i = inc(1.0, &[], 3600 * 24, 0);
+        let got: Vec<u64> = (0..10).map(|p| secs(escalate(base, Some(&i), p, 0.0))).collect();
+        assert_eq!(got, [600, 1200, 2400, 4800, 9600, 19200, 38400, 76800, 86400, 86400]);
+        let i = inc(3.0, &[], 3600 * 24, 0);
+        assert_eq!(secs(escalate(base, Some(&i), 1, 0.0)), 3600);
+    }
+
+    #[test]
+    fn multipliers_take_precedence_and_the_last_repeats() {
+        let base = BanTime::For(Duration::from_secs(60));
+        let i = inc(1.0, &[1.0, 5.0, 30.0], 86_400 * 7, 0);
+        let got: Vec<u64> = (0..5).map(|p| secs(escalate(base, Some(&i), p, 0.0))).collect();
+        assert_eq!(got, [60, 300, 1800, 1800, 1800]);
+    }
+
+    #[test]
+    fn random_extra_and_edges() {
+        let base = BanTime::For(Duration::from_secs(600));
+        let i = inc(1.0, &[], 86_400, 100);
+        assert_eq!(secs(escalate(base, Some(&i), 0, 0.5)), 650);
+        assert_eq!(escalate(BanTime::Permanent, Some(&i), 5, 0.0), BanTime::Permanent);
+        assert_eq!(escalate(base, None, 5, 0.9), base);
+        // Huge counts do not overflow.
+        assert_eq!(secs(escalate(base, Some(&i), u32::MAX, 0.0)), 86_400);
+        // A base longer than maxtime is not shortened.
+        let long = BanTime::For(Duration::from_secs(864_000));
+        assert_eq!(secs(escalate(long, Some(&i), 0, 0.0)), 864_000);
+    }
+}

@@ -1,0 +1,492 @@
+//! Persistent state in SQLite (`jailwarden.sqlite3` in the state
+//! directory): active bans with their expiry, ban history (for escalation),
+//! recent failures, source positions (journal cursor, file offsets) and
+//! totals.
+//!
+//! A batch of log entries, the failures and bans it produced and the
+//! source position after it are written in **one transaction**
+//! ([`Changes`]), so after a crash or SIGKILL reading resumes exactly where
+//! the committed state ends: nothing lost, nothing counted twice. The
+//! schema is versioned (`PRAGMA user_version`) with forward migrations; a
+//! database newer than this binary is refused rather than damaged.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::ban::Ban;
+
+/// The database file name in the state directory.
+pub const DB_FILE: &str = "jailwarden.sqlite3";
+
+/// Schema migrations, in order; `user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema
+    "CREATE TABLE bans (
+        jail TEXT NOT NULL,
+        net TEXT NOT NULL,
+        banned_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        failures INTEGER NOT NULL,
+        PRIMARY KEY (jail, net)
+    );
+    CREATE TABLE history (
+        jail TEXT NOT NULL,
+        addr TEXT NOT NULL,
+        banned_at INTEGER NOT NULL,
+        bantime INTEGER
+    );
+    CREATE INDEX history_addr ON history (addr, jail);
+    CREATE INDEX history_time ON history (banned_at);
+    CREATE TABLE failures (
+        jail TEXT NOT NULL,
+        addr TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        attempts INTEGER NOT NULL
+    );
+    CREATE INDEX failures_addr ON failures (jail, addr);
+    CREATE INDEX failures_time ON failures (time);
+    CREATE TABLE positions (
+        source TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE totals (
+        jail TEXT PRIMARY KEY,
+        failed INTEGER NOT NULL DEFAULT 0,
+        banned INTEGER NOT NULL DEFAULT 0
+    );",
+];
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path} has schema version {found}, newer than this jailwarden ({known}); refusing to touch it")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// A failure remembered across restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFailure {
+    pub jail: String,
+    pub addr: IpAddr,
+    pub time: Timestamp,
+    pub attempts: u32,
+}
+
+/// Everything the daemon needs at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Active bans (including those whose time ran out while we were down:
+    /// the caller records them as expired).
+    pub bans: Vec<Ban>,
+    /// Failures newer than the horizon asked for.
+    pub failures: Vec<StoredFailure>,
+    /// Source positions by source key.
+    pub positions: HashMap<String, String>,
+    /// `(failed, banned)` totals by jail.
+    pub totals: HashMap<String, (u64, u64)>,
+}
+
+/// Changes committed together in one transaction.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub failures: Vec<StoredFailure>,
+    /// `(jail, addr)` whose failures are forgotten (banned, unbanned).
+    pub forget: Vec<(String, IpAddr)>,
+    /// New bans; each also goes to the history.
+    pub bans: Vec<Ban>,
+    /// Bans that ended: `(jail, net)`.
+    pub unbans: Vec<(String, IpNet)>,
+    /// Bans whose expiry changed (re-ban with a longer time).
+    pub updates: Vec<Ban>,
+    pub positions: Vec<(String, String)>,
+    /// `(failed, banned)` increments by jail.
+    pub totals: HashMap<String, (u64, u64)>,
+}
+
+impl Changes {
+    /// Nothing to write?
+    pub fn is_empty(&self) -> bool {
+        self.failures.is_empty()
+            && self.forget.is_empty()
+            && self.bans.is_empty()
+            && self.unbans.is_empty()
+            && self.updates.is_empty()
+            && self.positions.is_empty()
+            && self.totals.is_empty()
+    }
+}
+
+/// The state database. One writer: the daemon's core.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn usec(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn from_usec(u: i64) -> Timestamp {
+    Timestamp::from_microsecond(u).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl Store {
+    /// Open (creating and migrating as needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Self::setup(conn, path)
+    }
+
+    /// An in-memory store (tests, `backend = none` dry runs).
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        Self::setup(conn, PathBuf::from(":memory:"))
+    }
+
+    fn setup(conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
+        // WAL: readers never block the writer, and a committed transaction
+        // survives a process crash (SIGKILL). NORMAL sync is crash-safe for
+        // the process; a power loss may lose the last commits, never corrupt.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Small page cache: the daemon's RSS matters more than query speed.
+        conn.pragma_update(None, "cache_size", -512)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The schema version in use.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Read what the daemon resumes from; failures older than
+    /// `failures_since` are left out.
+    pub fn load(&self, failures_since: Timestamp) -> Result<Loaded, StoreError> {
+        let mut out = Loaded::default();
+        let mut st = self
+            .conn
+            .prepare("SELECT jail, net, banned_at, expires_at, failures FROM bans")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (jail, net, banned_at, expires_at, failures) = row?;
+            // A row we cannot parse is skipped, not fatal: the rest of the
+            // bans must still be enforced.
+            let Ok(net) = net.parse::<IpNet>() else { continue };
+            out.bans.push(Ban {
+                jail,
+                net,
+                banned_at: from_usec(banned_at),
+                expires_at: expires_at.map(from_usec),
+                failures: u32::try_from(failures).unwrap_or(0),
+            });
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT jail, addr, time, attempts FROM failures WHERE time >= ?1 ORDER BY time")?;
+        let rows = st.query_map([usec(failures_since)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (jail, addr, time, attempts) = row?;
+            let Ok(addr) = addr.parse() else { continue };
+            out.failures.push(StoredFailure {
+                jail,
+                addr,
+                time: from_usec(time),
+                attempts: u32::try_from(attempts).unwrap_or(1),
+            });
+        }
+        let mut st = self.conn.prepare("SELECT source, value FROM positions")?;
+        for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (k, v) = row?;
+            out.positions.insert(k, v);
+        }
+        let mut st = self.conn.prepare("SELECT jail, failed, banned FROM totals")?;
+        for row in st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        })? {
+            let (j, f, b) = row?;
+            out.totals.insert(j, (f.max(0) as u64, b.max(0) as u64));
+        }
+        Ok(out)
+    }
+
+    /// Write `changes` in one transaction.
+    pub fn commit(&mut self, changes: &Changes) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut forget = tx.prepare_cached("DELETE FROM failures WHERE jail = ?1 AND addr = ?2")?;
+            for (jail, addr) in &changes.forget {
+                forget.execute(params![jail, addr.to_string()])?;
+            }
+            let mut add = tx.prepare_cached(
+                "INSERT INTO failures (jail, addr, time, attempts) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for f in &changes.failures {
+                add.execute(params![f.jail, f.addr.to_string(), usec(f.time), f.attempts])?;
+            }
+            let mut ban = tx.prepare_cached(
+                "INSERT OR REPLACE INTO bans (jail, net, banned_at, expires_at, failures) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut hist = tx.prepare_cached(
+                "INSERT INTO history (jail, addr, banned_at, bantime) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for b in &changes.bans {
+                let expires = b.expires_at.map(usec);
+                ban.execute(params![b.jail, b.net.to_string(), usec(b.banned_at), expires, b.failures])?;
+                let bantime = expires.map(|e| e - usec(b.banned_at));
+                hist.execute(params![b.jail, b.net.addr().to_string(), usec(b.banned_at), bantime])?;
+            }
+            for b in &changes.updates {
+                ban.execute(params![
+                    b.jail,
+                    b.net.to_string(),
+                    usec(b.banned_at),
+                    b.expires_at.map(usec),
+                    b.failures
+                ])?;
+            }
+            let mut unban = tx.prepare_cached("DELETE FROM bans WHERE jail = ?1 AND net = ?2")?;
+            for (jail, net) in &changes.unbans {
+                unban.execute(params![jail, net.to_string()])?;
+            }
+            let mut pos = tx.prepare_cached(
+                "INSERT INTO positions (source, value) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET value = excluded.value",
+            )?;
+            for (k, v) in &changes.positions {
+                pos.execute(params![k, v])?;
+            }
+            let mut tot = tx.prepare_cached(
+                "INSERT INTO totals (jail, failed, banned) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (jail) DO UPDATE SET failed = failed + excluded.failed, banned = banned + excluded.banned",
+            )?;
+            for (jail, (f, b)) in &changes.totals {
+                tot.execute(params![jail, *f as i64, *b as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many times `addr` was banned before (in `jail`, or in any jail
+    /// when `jail` is `None`), within the history kept.
+    pub fn previous_bans(&self, jail: Option<&str>, addr: IpAddr) -> Result<u32, StoreError> {
+        let n: i64 = match jail {
+            Some(j) => self.conn.query_row(
+                "SELECT count(*) FROM history WHERE addr = ?1 AND jail = ?2",
+                params![addr.to_string(), j],
+                |r| r.get(0),
+            )?,
+            None => self.conn.query_row(
+                "SELECT count(*) FROM history WHERE addr = ?1",
+                params![addr.to_string()],
+                |r| r.get(0),
+            )?,
+        };
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The active ban of `net` in `jail`, if any.
+    pub fn active_ban(&self, jail: &str, net: IpNet) -> Result<Option<Ban>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT banned_at, expires_at, failures FROM bans WHERE jail = ?1 AND net = ?2",
+                params![jail, net.to_string()],
+                |r| {
+                    Ok(Ban {
+                        jail: jail.to_string(),
+                        net,
+                        banned_at: from_usec(r.get(0)?),
+                        expires_at: r.get::<_, Option<i64>>(1)?.map(from_usec),
+                        failures: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Forget history older than `history_before` and failures older than
+    /// `failures_before`, so the file stays small. Returns rows removed.
+    pub fn purge(&mut self, history_before: Timestamp, failures_before: Timestamp) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut n = tx.execute("DELETE FROM history WHERE banned_at < ?1", [usec(history_before)])?;
+        n += tx.execute("DELETE FROM failures WHERE time < ?1", [usec(failures_before)])?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Drop everything of a jail that no longer exists (its bans are
+    /// lifted by the caller); history stays for escalation.
+    pub fn drop_jail(&mut self, jail: &str) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM bans WHERE jail = ?1", [jail])?;
+        tx.execute("DELETE FROM failures WHERE jail = ?1", [jail])?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn ban(jail: &str, net: &str, at: i64, until: Option<i64>) -> Ban {
+        Ban {
+            jail: jail.into(),
+            net: net.parse().unwrap(),
+            banned_at: t(at),
+            expires_at: until.map(t),
+            failures: 3,
+        }
+    }
+
+    #[test]
+    fn a_batch_commits_atomically_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            let mut c = Changes::default();
+            c.failures.push(StoredFailure {
+                jail: "sshd".into(),
+                addr: "192.0.2.1".parse().unwrap(),
+                time: t(5),
+                attempts: 1,
+            });
+            c.bans.push(ban("sshd", "192.0.2.9/32", 10, Some(610)));
+            c.bans.push(ban("sshd", "2001:db8::/64", 10, None));
+            c.positions.push(("journal".into(), "s=abc;i=1".into()));
+            c.totals.insert("sshd".into(), (4, 2));
+            s.commit(&c).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let l = s.load(t(0)).unwrap();
+        assert_eq!(l.bans.len(), 2);
+        assert!(l.bans.contains(&ban("sshd", "2001:db8::/64", 10, None)));
+        assert_eq!(l.failures.len(), 1);
+        assert_eq!(l.positions["journal"], "s=abc;i=1");
+        assert_eq!(l.totals["sshd"], (4, 2));
+        assert_eq!(s.previous_bans(Some("sshd"), "192.0.2.9".parse().unwrap()).unwrap(), 1);
+        assert_eq!(s.previous_bans(Some("other"), "192.0.2.9".parse().unwrap()).unwrap(), 0);
+        assert_eq!(s.previous_bans(None, "192.0.2.9".parse().unwrap()).unwrap(), 1);
+        // Failures before the horizon are not loaded.
+        assert!(s.load(t(6)).unwrap().failures.is_empty());
+    }
+
+    #[test]
+    fn unbans_forget_and_purge() {
+        let mut s = Store::in_memory().unwrap();
+        let mut c = Changes::default();
+        c.bans.push(ban("sshd", "192.0.2.9/32", 10, Some(20)));
+        c.failures.push(StoredFailure {
+            jail: "sshd".into(),
+            addr: "192.0.2.1".parse().unwrap(),
+            time: t(5),
+            attempts: 2,
+        });
+        s.commit(&c).unwrap();
+        let mut c = Changes::default();
+        c.unbans.push(("sshd".into(), "192.0.2.9/32".parse().unwrap()));
+        c.forget.push(("sshd".into(), "192.0.2.1".parse().unwrap()));
+        c.totals.insert("sshd".into(), (1, 0));
+        s.commit(&c).unwrap();
+        let l = s.load(t(0)).unwrap();
+        assert!(l.bans.is_empty() && l.failures.is_empty());
+        assert_eq!(s.previous_bans(Some("sshd"), "192.0.2.9".parse().unwrap()).unwrap(), 1);
+        assert_eq!(s.purge(t(11), t(0)).unwrap(), 1);
+        assert_eq!(s.previous_bans(Some("sshd"), "192.0.2.9".parse().unwrap()).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::TooNew { found: 99, .. })));
+    }
+
+    #[test]
+    fn many_failures_commit_quickly() {
+        let mut s = Store::in_memory().unwrap();
+        let mut c = Changes::default();
+        for i in 0..20_000u32 {
+            c.failures.push(StoredFailure {
+                jail: "sshd".into(),
+                addr: IpAddr::from(std::net::Ipv4Addr::from(i)),
+                time: t(1),
+                attempts: 1,
+            });
+        }
+        s.commit(&c).unwrap();
+        assert_eq!(s.load(t(0)).unwrap().failures.len(), 20_000);
+    }
+}
