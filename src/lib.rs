@@ -13,3 +13,4 @@
 pub mod addr;
 pub mod ban;
 pub mod config;
+pub mod source;
