@@ -64,6 +64,9 @@
 mod pattern;
 mod tailer;
 
+#[cfg(test)]
+mod tests;
+
 
 use std::fs::Metadata;
 use std::future::Future;
