@@ -65,8 +65,9 @@ mod pattern;
 mod tailer;
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
-
 
 use std::fs::Metadata;
 use std::future::Future;
