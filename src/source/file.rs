@@ -59,7 +59,8 @@
 //!   not UTF-8 or start with a dot. Relative patterns are resolved against
 //!   the working directory at [`FileSource::spawn`].
 //! - An unreadable file (EACCES) is warned about and retried when its
-//!   permissions change (the directory watch reports it).
+//!   permissions change (the directory watch reports it); it is then new to
+//!   the source and read from its saved position or its beginning.
 
 mod pattern;
 mod tailer;

@@ -369,7 +369,7 @@ impl Tailer {
                 .values()
                 .any(|t| entry.pattern.matches(&t.path))
             {
-                info!(logpath = %entry.pattern.text, "matches no file yet; watching for one");
+                info!(logpath = %entry.pattern.text, "no file open for it yet; watching for one");
             }
         }
         let starts = tailer

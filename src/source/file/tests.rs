@@ -647,3 +647,60 @@ async fn dropping_the_receiver_ends_the_thread() {
         .expect("stop returns")
         .expect("clean stop");
 }
+
+/// Runs `f` with this thread's filesystem uid set to nobody when running as
+/// root, so that permissions apply (root's DAC override is dropped with it).
+fn as_nobody<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // SAFETY: setfsuid only changes the calling thread's filesystem uid
+        // (a direct syscall, not broadcast to other threads by glibc), and
+        // it is restored below before anything else runs on this thread.
+        unsafe { libc::setfsuid(65534) };
+    }
+    let out = f();
+    if root {
+        // SAFETY: as above.
+        unsafe { libc::setfsuid(0) };
+    }
+    out
+}
+
+#[test]
+fn an_unreadable_file_is_retried_when_its_permissions_change() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::tailer::{Sink, Stopped, Tailer};
+
+    struct Collect(Vec<FileLine>);
+    impl Sink for Collect {
+        fn deliver(&mut self, line: FileLine) -> Result<(), Stopped> {
+            self.0.push(line);
+            Ok(())
+        }
+    }
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let log = dir.path().join("a.log");
+    fs::write(&log, b"").expect("create");
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o000)).expect("chmod");
+    let jails = vec![(jail("j"), vec![log.to_str().expect("UTF-8").to_owned()])];
+    let (mut tailer, startup) = as_nobody(|| {
+        Tailer::new(jails, Vec::new(), DEFAULT_MAX_LINE, Arc::default()).expect("tailer")
+    });
+    assert!(startup.starts.is_empty(), "cannot be opened");
+    let mut sink = Collect(Vec::new());
+    let mut pump = |sink: &mut Collect| {
+        as_nobody(|| while tailer.pump(sink).expect("pump") {});
+    };
+
+    append(&log, b"one\n");
+    pump(&mut sink);
+    assert!(sink.0.is_empty());
+
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).expect("chmod");
+    pump(&mut sink);
+    assert_eq!(texts(&sink.0), ["one"], "retried, and read from the start");
+}
