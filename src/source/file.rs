@@ -22,7 +22,8 @@
 //!   incomplete last line is held until its newline arrives; at most
 //!   `max_line` bytes of a line are kept, longer lines are delivered
 //!   truncated (flagged, counted in [`FileStats`], logged) so memory stays
-//!   bounded whatever is written.
+//!   bounded whatever is written (by `channel_capacity × max_line` for the
+//!   lines in flight).
 //! - Each line carries its [`FilePosition`]: the file's identity, a hash of
 //!   its first bytes, and the offset just after the line. The caller commits
 //!   it in the same transaction as what the line produced ("checkpoint
@@ -47,9 +48,13 @@
 //! # Limitations
 //!
 //! - A line written to a rotated file after the file that replaced it was
-//!   rotated away too is lost; so are lines written, while the daemon was
-//!   stopped, to a file moved to another directory (logrotate's `olddir`) or
-//!   to a file no line was ever delivered from.
+//!   rotated away too is lost, and so is one written to a deleted file after
+//!   the source saw the deletion. Lines written while the daemon was stopped
+//!   are lost in a file moved to another directory (logrotate's `olddir`), or
+//!   rotated away without the store having a position for it (it appeared
+//!   and was rotated before its first line was delivered).
+//! - A glob that also matches compressed rotations (`access.log*` and
+//!   `access.log.2.gz`) reads them as new files: patterns should not.
 //! - A truncation followed, before we look, by rewriting past our offset the
 //!   very same first bytes, goes unnoticed (real logs start with a
 //!   timestamp).

@@ -361,8 +361,11 @@ impl Tailer {
         // Rotated files first, so that they are read before their
         // successors.
         tailer.find_rotated();
-        let to_close = tailer.rescan(true);
-        debug_assert!(to_close.is_empty(), "nothing is detached in the first scan");
+        if !tailer.rescan(true).is_empty() {
+            // A rotated file just found was deleted meanwhile: the first
+            // pump's rescan closes it (there is no sink to drain it into yet).
+            tailer.rescan_pending = true;
+        }
         for entry in &tailer.patterns {
             if !tailer
                 .files
@@ -908,7 +911,9 @@ fn jails_of(patterns: &[PatternEntry], pis: &[usize]) -> Arc<[JailId]> {
 /// Whether `pos` is a position in this very file: within its size, and the
 /// bytes its head hash covers hash the same now.
 fn verify(file: &File, pos: &FilePosition, size: u64) -> bool {
-    if pos.offset > size || u64::from(pos.head_len) > pos.offset {
+    // The bound keeps a corrupt store from making us allocate gigabytes,
+    // with room for a future, longer head.
+    if pos.offset > size || u64::from(pos.head_len) > pos.offset || pos.head_len > 1 << 16 {
         return false;
     }
     let mut head = vec![0; pos.head_len as usize];
