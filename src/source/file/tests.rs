@@ -601,7 +601,7 @@ async fn a_file_several_jails_want_is_read_once() {
 }
 
 #[tokio::test]
-async fn stop_works_while_the_channel_is_full() {
+async fn backpressure_then_stop_while_the_channel_is_full() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("a.log");
     init_tracing();
@@ -610,13 +610,18 @@ async fn stop_works_while_the_channel_is_full() {
         vec![log.to_str().expect("UTF-8").to_owned()],
     )]);
     opts.channel_capacity = 1;
-    let (handle, rx) = FileSource::spawn(opts).expect("spawn");
+    let (handle, mut rx) = FileSource::spawn(opts).expect("spawn");
     let lines: String = (0..100).map(|i| format!("line {i}\n")).collect();
     append(&log, lines.as_bytes());
-    // Let the thread fill the channel and block on it.
+    // Backpressure: the thread waits on the full channel, and goes on as
+    // lines are taken.
+    let got = recv_n(&mut rx, 50).await;
+    let want: Vec<String> = (0..50).map(|i| format!("line {i}")).collect();
+    assert_eq!(texts(&got), want);
+    // Let the thread fill the channel again and block on it.
     let end = Instant::now() + DEADLINE;
-    while handle.stats().lines < 2 {
-        assert!(Instant::now() < end, "nothing read");
+    while handle.stats().lines < 52 {
+        assert!(Instant::now() < end, "not read on");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     timeout(DEADLINE, handle.stop())
