@@ -192,10 +192,8 @@ impl Tailed {
         // Counted first, so a consumer that saw a line sees its bytes counted.
         stats.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         let base = self.read_pos;
-        if let Ok(base_us) = usize::try_from(base)
-            && base_us < HEAD_LEN
-        {
-            let take = (HEAD_LEN - base_us).min(chunk.len());
+        if base < HEAD_LEN as u64 {
+            let take = (HEAD_LEN - base as usize).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
         let mut start = 0;
@@ -457,16 +455,19 @@ impl Tailer {
                     self.rescan_pending = true;
                 }
             } else if let Some(uses) = self.dirs.get(&ev.wd) {
-                if ev
+                // The directory itself moved or went away, or a child whose
+                // name the pattern's next component matches came, went or
+                // changed permissions.
+                let gone = ev
                     .mask
-                    .intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::IGNORED)
-                {
-                    self.rescan_pending = true;
-                } else if let Some(name) = ev.name
-                    && uses
-                        .iter()
-                        .any(|&(p, level)| self.patterns[p].pattern.relevant(level, name))
-                {
+                    .intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::IGNORED);
+                let relevant = || {
+                    ev.name.is_some_and(|name| {
+                        uses.iter()
+                            .any(|&(p, level)| self.patterns[p].pattern.relevant(level, name))
+                    })
+                };
+                if gone || relevant() {
                     self.rescan_pending = true;
                 }
             }
@@ -584,9 +585,10 @@ impl Tailer {
             }
         }
         for id in order {
-            if !self.by_id.contains_key(&id)
-                && let Some((path, pis)) = matched.remove(&id)
-            {
+            if self.by_id.contains_key(&id) {
+                continue;
+            }
+            if let Some((path, pis)) = matched.remove(&id) {
                 self.open(path, &pis, startup);
             }
         }
