@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let (handle, mut rx) = JournalSource::spawn(JournalOptions {
         directory: Some(dir.into()),
-        jails: vec![(0, jail)],
+        jails: vec![("sshd".into(), jail)],
         extra_fields: Vec::new(),
         start: StartAt {
             since: Duration::from_secs(100 * 365 * 24 * 3600),

@@ -70,8 +70,14 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("{path} has schema version {found}, newer than this jailwarden ({known}); refusing to touch it")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "{path} has schema version {found}, newer than this jailwarden ({known}); refusing to touch it"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -181,7 +187,9 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew {
@@ -201,7 +209,9 @@ impl Store {
 
     /// The schema version in use.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
     /// Read what the daemon resumes from; failures older than
@@ -224,7 +234,9 @@ impl Store {
             let (jail, net, banned_at, expires_at, failures) = row?;
             // A row we cannot parse is skipped, not fatal: the rest of the
             // bans must still be enforced.
-            let Ok(net) = net.parse::<IpNet>() else { continue };
+            let Ok(net) = net.parse::<IpNet>() else {
+                continue;
+            };
             out.bans.push(Ban {
                 jail,
                 net,
@@ -233,9 +245,9 @@ impl Store {
                 failures: u32::try_from(failures).unwrap_or(0),
             });
         }
-        let mut st = self
-            .conn
-            .prepare("SELECT jail, addr, time, attempts FROM failures WHERE time >= ?1 ORDER BY time")?;
+        let mut st = self.conn.prepare(
+            "SELECT jail, addr, time, attempts FROM failures WHERE time >= ?1 ORDER BY time",
+        )?;
         let rows = st.query_map([usec(failures_since)], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -259,9 +271,15 @@ impl Store {
             let (k, v) = row?;
             out.positions.insert(k, v);
         }
-        let mut st = self.conn.prepare("SELECT jail, failed, banned FROM totals")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT jail, failed, banned FROM totals")?;
         for row in st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })? {
             let (j, f, b) = row?;
             out.totals.insert(j, (f.max(0) as u64, b.max(0) as u64));
@@ -276,7 +294,8 @@ impl Store {
         }
         let tx = self.conn.transaction()?;
         {
-            let mut forget = tx.prepare_cached("DELETE FROM failures WHERE jail = ?1 AND addr = ?2")?;
+            let mut forget =
+                tx.prepare_cached("DELETE FROM failures WHERE jail = ?1 AND addr = ?2")?;
             for (jail, addr) in &changes.forget {
                 forget.execute(params![jail, addr.to_string()])?;
             }
@@ -284,7 +303,12 @@ impl Store {
                 "INSERT INTO failures (jail, addr, time, attempts) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for f in &changes.failures {
-                add.execute(params![f.jail, f.addr.to_string(), usec(f.time), f.attempts])?;
+                add.execute(params![
+                    f.jail,
+                    f.addr.to_string(),
+                    usec(f.time),
+                    f.attempts
+                ])?;
             }
             let mut ban = tx.prepare_cached(
                 "INSERT OR REPLACE INTO bans (jail, net, banned_at, expires_at, failures) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -294,9 +318,20 @@ impl Store {
             )?;
             for b in &changes.bans {
                 let expires = b.expires_at.map(usec);
-                ban.execute(params![b.jail, b.net.to_string(), usec(b.banned_at), expires, b.failures])?;
+                ban.execute(params![
+                    b.jail,
+                    b.net.to_string(),
+                    usec(b.banned_at),
+                    expires,
+                    b.failures
+                ])?;
                 let bantime = expires.map(|e| e - usec(b.banned_at));
-                hist.execute(params![b.jail, b.net.addr().to_string(), usec(b.banned_at), bantime])?;
+                hist.execute(params![
+                    b.jail,
+                    b.net.addr().to_string(),
+                    usec(b.banned_at),
+                    bantime
+                ])?;
             }
             for b in &changes.updates {
                 ban.execute(params![
@@ -370,10 +405,20 @@ impl Store {
 
     /// Forget history older than `history_before` and failures older than
     /// `failures_before`, so the file stays small. Returns rows removed.
-    pub fn purge(&mut self, history_before: Timestamp, failures_before: Timestamp) -> Result<usize, StoreError> {
+    pub fn purge(
+        &mut self,
+        history_before: Timestamp,
+        failures_before: Timestamp,
+    ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
-        let mut n = tx.execute("DELETE FROM history WHERE banned_at < ?1", [usec(history_before)])?;
-        n += tx.execute("DELETE FROM failures WHERE time < ?1", [usec(failures_before)])?;
+        let mut n = tx.execute(
+            "DELETE FROM history WHERE banned_at < ?1",
+            [usec(history_before)],
+        )?;
+        n += tx.execute(
+            "DELETE FROM failures WHERE time < ?1",
+            [usec(failures_before)],
+        )?;
         tx.commit()?;
         Ok(n)
     }
@@ -433,9 +478,20 @@ mod tests {
         assert_eq!(l.failures.len(), 1);
         assert_eq!(l.positions["journal"], "s=abc;i=1");
         assert_eq!(l.totals["sshd"], (4, 2));
-        assert_eq!(s.previous_bans(Some("sshd"), "192.0.2.9".parse().unwrap()).unwrap(), 1);
-        assert_eq!(s.previous_bans(Some("other"), "192.0.2.9".parse().unwrap()).unwrap(), 0);
-        assert_eq!(s.previous_bans(None, "192.0.2.9".parse().unwrap()).unwrap(), 1);
+        assert_eq!(
+            s.previous_bans(Some("sshd"), "192.0.2.9".parse().unwrap())
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.previous_bans(Some("other"), "192.0.2.9".parse().unwrap())
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            s.previous_bans(None, "192.0.2.9".parse().unwrap()).unwrap(),
+            1
+        );
         // Failures before the horizon are not loaded.
         assert!(s.load(t(6)).unwrap().failures.is_empty());
     }
@@ -453,15 +509,24 @@ mod tests {
         });
         s.commit(&c).unwrap();
         let mut c = Changes::default();
-        c.unbans.push(("sshd".into(), "192.0.2.9/32".parse().unwrap()));
+        c.unbans
+            .push(("sshd".into(), "192.0.2.9/32".parse().unwrap()));
         c.forget.push(("sshd".into(), "192.0.2.1".parse().unwrap()));
         c.totals.insert("sshd".into(), (1, 0));
         s.commit(&c).unwrap();
         let l = s.load(t(0)).unwrap();
         assert!(l.bans.is_empty() && l.failures.is_empty());
-        assert_eq!(s.previous_bans(Some("sshd"), "192.0.2.9".parse().unwrap()).unwrap(), 1);
+        assert_eq!(
+            s.previous_bans(Some("sshd"), "192.0.2.9".parse().unwrap())
+                .unwrap(),
+            1
+        );
         assert_eq!(s.purge(t(11), t(0)).unwrap(), 1);
-        assert_eq!(s.previous_bans(Some("sshd"), "192.0.2.9".parse().unwrap()).unwrap(), 0);
+        assert_eq!(
+            s.previous_bans(Some("sshd"), "192.0.2.9".parse().unwrap())
+                .unwrap(),
+            0
+        );
     }
 
     #[test]
@@ -471,7 +536,10 @@ mod tests {
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::TooNew { found: 99, .. })));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
     }
 
     #[test]

@@ -34,6 +34,10 @@ fn hour() -> StartAt {
     }
 }
 
+fn id(name: &str) -> JailId {
+    JailId::from(name)
+}
+
 fn options(dir: PathBuf, jails: Vec<(JailId, JournalMatch)>, start: StartAt) -> JournalOptions {
     JournalOptions {
         directory: Some(dir),
@@ -119,10 +123,10 @@ fn only_matching_entries_arrive_dispatched_to_their_jails() {
     let mut opts = options(
         j.log_dir(),
         vec![
-            (1, jm(&[&format!("_SYSTEMD_UNIT={ssh}")])),
-            (2, jm(&["SYSLOG_IDENTIFIER=sshd"])),
-            (3, jm(&["SYSLOG_IDENTIFIER=jw-marker"])),
-            (4, JournalMatch::default()), // not a journal jail
+            (id("j1"), jm(&[&format!("_SYSTEMD_UNIT={ssh}")])),
+            (id("j2"), jm(&["SYSLOG_IDENTIFIER=sshd"])),
+            (id("j3"), jm(&["SYSLOG_IDENTIFIER=jw-marker"])),
+            (id("j4"), JournalMatch::default()), // not a journal jail
         ],
         hour(),
     );
@@ -156,7 +160,15 @@ fn only_matching_entries_arrive_dispatched_to_their_jails() {
     let got = recv_through(&mut rx, "end");
     assert_eq!(messages(&got), ["both", "unit-only", "ident-only", "end"]);
     let jails: Vec<&[JailId]> = got.iter().map(|e| &*e.jails).collect();
-    assert_eq!(jails, [&[1, 2][..], &[1], &[2], &[3]]);
+    assert_eq!(
+        jails,
+        [
+            &[id("j1"), id("j2")][..],
+            &[id("j1")],
+            &[id("j2")],
+            &[id("j3")]
+        ]
+    );
 
     // HOSTNAME IDENTIFIER[PID]: MESSAGE
     let host = hostname();
@@ -196,7 +208,7 @@ fn follows_new_entries_promptly() {
     let j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
-        vec![(7, jm(&["SYSLOG_IDENTIFIER=jw-live"]))],
+        vec![(id("j7"), jm(&["SYSLOG_IDENTIFIER=jw-live"]))],
         hour(),
     ));
     assert!(wait_until(TIMEOUT, || handle.stats().caught_up > 0));
@@ -209,7 +221,7 @@ fn follows_new_entries_promptly() {
         let latency = sent.elapsed();
         assert!(latency < Duration::from_secs(2), "{msg}: {latency:?}");
         assert_eq!(messages(&got), [msg]);
-        assert_eq!(*got[0].jails, [7]);
+        assert_eq!(*got[0].jails, [id("j7")]);
     }
     // Idle means asleep: no timed polling. (journald touching its files
     // may wake the reader once or twice.)
@@ -242,7 +254,7 @@ fn first_start_reads_from_now_minus_since() {
             (now - min, entry("fresh")),
         ],
     );
-    let jails = || vec![(1, jm(&["SYSLOG_IDENTIFIER=sshd"]))];
+    let jails = || vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=sshd"]))];
 
     let (handle, mut rx) = spawn(options(dir.path().into(), jails(), hour()));
     let got = recv_through(&mut rx, "fresh");
@@ -265,7 +277,7 @@ fn first_start_reads_from_now_minus_since() {
 #[test]
 fn resumes_after_the_saved_cursor_without_loss_or_duplicates() {
     let j = PrivateJournald::started();
-    let jails = || vec![(1, jm(&["SYSLOG_IDENTIFIER=jw-resume"]))];
+    let jails = || vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-resume"]))];
     let (handle, mut rx) = spawn(options(j.log_dir(), jails(), hour()));
     syslog_all(&j, "jw-resume", &["r1", "r2", "r3"]);
     let got = recv_through(&mut rx, "r3");
@@ -296,7 +308,7 @@ fn resumes_after_the_saved_cursor_without_loss_or_duplicates() {
 fn vacuumed_cursor_falls_back_to_the_last_time() {
     let j = PrivateJournald::started();
     let ident = "SYSLOG_IDENTIFIER=jw-vacuum";
-    let jails = || vec![(1, jm(&[ident]))];
+    let jails = || vec![(id("j1"), jm(&[ident]))];
     let (handle, mut rx) = spawn(options(j.log_dir(), jails(), hour()));
     syslog_all(&j, "jw-vacuum", &["v1", "v2", "v3"]);
     let got = recv_through(&mut rx, "v3");
@@ -341,7 +353,7 @@ fn binary_and_huge_messages_are_kept_as_bytes_and_capped() {
     let j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
-        vec![(1, jm(&["SYSLOG_IDENTIFIER=jw-bytes"]))],
+        vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-bytes"]))],
         hour(),
     ));
     let binary: &[u8] = b"bad \xff\xfe utf-8\nsecond line \x01";
@@ -368,7 +380,7 @@ fn keeps_reading_across_journald_restarts() {
     let mut j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
-        vec![(1, jm(&["SYSLOG_IDENTIFIER=jw-restart"]))],
+        vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-restart"]))],
         hour(),
     ));
     j.syslog("jw-restart", "a1");
@@ -394,7 +406,7 @@ fn keeps_reading_across_rotation_and_vacuuming() {
     let j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
-        vec![(1, jm(&["SYSLOG_IDENTIFIER=jw-rotate"]))],
+        vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-rotate"]))],
         hour(),
     ));
     let mut want = Vec::new();
@@ -423,7 +435,7 @@ fn picks_up_journal_files_that_appear_later() {
     let mut j = PrivateJournald::new();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
-        vec![(1, jm(&["SYSLOG_IDENTIFIER=jw-appear"]))],
+        vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-appear"]))],
         hour(),
     ));
     j.start();
@@ -449,7 +461,7 @@ fn reopens_a_journal_directory_replaced_under_it() {
     support::write_journal_file(&dir.join("a.journal"), &[(now - 60_000_000, sshd(b"d1"))]);
     let (handle, mut rx) = spawn(options(
         dir.clone(),
-        vec![(1, jm(&["SYSLOG_IDENTIFIER=sshd"]))],
+        vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=sshd"]))],
         hour(),
     ));
     assert_eq!(messages(&recv_through(&mut rx, "d1")), ["d1"]);
@@ -467,7 +479,7 @@ fn a_missing_directory_is_an_error_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let err = JournalSource::spawn(options(
         dir.path().join("missing"),
-        vec![(1, jm(&["SYSLOG_IDENTIFIER=x"]))],
+        vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=x"]))],
         hour(),
     ))
     .expect_err("no such directory");
@@ -496,7 +508,7 @@ fn waits_for_a_slow_core_and_still_stops_promptly() {
 
     let mut opts = options(
         j.log_dir(),
-        vec![(1, jm(&["SYSLOG_IDENTIFIER=jw-slow"]))],
+        vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-slow"]))],
         hour(),
     );
     opts.channel_capacity = 1;
@@ -522,7 +534,7 @@ fn waits_for_a_slow_core_and_still_stops_promptly() {
 #[test]
 fn stops_promptly_when_idle_and_exits_when_the_receiver_goes() {
     let j = PrivateJournald::started();
-    let jails = || vec![(1, jm(&["SYSLOG_IDENTIFIER=jw-idle"]))];
+    let jails = || vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-idle"]))];
     let (handle, _rx) = spawn(options(j.log_dir(), jails(), hour()));
     assert!(wait_until(TIMEOUT, || handle.stats().caught_up > 0));
     let asked = Instant::now();
@@ -553,7 +565,7 @@ fn reads_the_local_journal_when_no_directory_is_given() {
         directory: None,
         ..options(
             PathBuf::new(),
-            vec![(1, jm(&["SYSLOG_IDENTIFIER=jw-local"]))],
+            vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-local"]))],
             hour(),
         )
     };
@@ -585,7 +597,7 @@ async fn serves_an_async_core() {
     let j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
-        vec![(3, jm(&["SYSLOG_IDENTIFIER=jw-async"]))],
+        vec![(id("j3"), jm(&["SYSLOG_IDENTIFIER=jw-async"]))],
         hour(),
     ));
     j.syslog("jw-async", "hello");
@@ -594,7 +606,7 @@ async fn serves_an_async_core() {
         .expect("a batch in time")
         .expect("the reader is running");
     assert_eq!(messages(&batch), ["hello"]);
-    assert_eq!(*batch[0].jails, [3]);
+    assert_eq!(*batch[0].jails, [id("j3")]);
     drop(handle);
     // The reader is gone: the channel ends.
     assert!(rx.recv().await.is_none());

@@ -25,7 +25,9 @@ pub fn escalate(base: BanTime, inc: Option<&Increment>, previous: u32, random: f
     };
     let secs = (base.as_secs_f64() * scale).min(inc.maxtime.as_secs_f64().max(base.as_secs_f64()));
     let extra = inc.rndtime.as_secs_f64() * random.clamp(0.0, 1.0);
-    BanTime::For(Duration::from_secs_f64((secs + extra).min(100.0 * 365.0 * 86_400.0)))
+    BanTime::For(Duration::from_secs_f64(
+        (secs + extra).min(100.0 * 365.0 * 86_400.0),
+    ))
 }
 
 #[cfg(test)]
@@ -50,8 +52,15 @@ mod tests {
     fn doubles_per_previous_ban_up_to_maxtime() {
         let base = BanTime::For(Duration::from_secs(600));
         let i = inc(1.0, &[], 3600 * 24, 0);
-        let got: Vec<u64> = (0..10).map(|p| secs(escalate(base, Some(&i), p, 0.0))).collect();
-        assert_eq!(got, [600, 1200, 2400, 4800, 9600, 19200, 38400, 76800, 86400, 86400]);
+        let got: Vec<u64> = (0..10)
+            .map(|p| secs(escalate(base, Some(&i), p, 0.0)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                600, 1200, 2400, 4800, 9600, 19200, 38400, 76800, 86400, 86400
+            ]
+        );
         let i = inc(3.0, &[], 3600 * 24, 0);
         assert_eq!(secs(escalate(base, Some(&i), 1, 0.0)), 3600);
     }
@@ -60,7 +69,9 @@ mod tests {
     fn multipliers_take_precedence_and_the_last_repeats() {
         let base = BanTime::For(Duration::from_secs(60));
         let i = inc(1.0, &[1.0, 5.0, 30.0], 86_400 * 7, 0);
-        let got: Vec<u64> = (0..5).map(|p| secs(escalate(base, Some(&i), p, 0.0))).collect();
+        let got: Vec<u64> = (0..5)
+            .map(|p| secs(escalate(base, Some(&i), p, 0.0)))
+            .collect();
         assert_eq!(got, [60, 300, 1800, 1800, 1800]);
     }
 
@@ -69,7 +80,10 @@ mod tests {
         let base = BanTime::For(Duration::from_secs(600));
         let i = inc(1.0, &[], 86_400, 100);
         assert_eq!(secs(escalate(base, Some(&i), 0, 0.5)), 650);
-        assert_eq!(escalate(BanTime::Permanent, Some(&i), 5, 0.0), BanTime::Permanent);
+        assert_eq!(
+            escalate(BanTime::Permanent, Some(&i), 5, 0.0),
+            BanTime::Permanent
+        );
         assert_eq!(escalate(base, None, 5, 0.9), base);
         // Huge counts do not overflow.
         assert_eq!(secs(escalate(base, Some(&i), u32::MAX, 0.0)), 86_400);

@@ -105,13 +105,21 @@ impl Jail {
 
     /// Failures of an address still in the window (for status and tests).
     pub fn failures_of(&self, addr: IpAddr) -> usize {
-        self.tracked.get(&canonical(addr)).map_or(0, |t| t.times.len())
+        self.tracked
+            .get(&canonical(addr))
+            .map_or(0, |t| t.times.len())
     }
 
     /// Record `attempts` failures of `addr` at `time`, judged at `now`.
     /// Times in the future are taken as `now`; times before
     /// `now − findtime` are stale.
-    pub fn record(&mut self, addr: IpAddr, time: Timestamp, attempts: u32, now: Timestamp) -> Decision {
+    pub fn record(
+        &mut self,
+        addr: IpAddr,
+        time: Timestamp,
+        attempts: u32,
+        now: Timestamp,
+    ) -> Decision {
         let addr = canonical(addr);
         if self.ignore.contains(addr) {
             return Decision::Ignored;
@@ -147,7 +155,9 @@ impl Jail {
         let count = track.times.len() as u32;
         if count >= max as u32 {
             self.tracked.remove(&addr);
-            return Decision::Ban { failures: count.max(attempts) };
+            return Decision::Ban {
+                failures: count.max(attempts),
+            };
         }
         if is_new {
             self.generation += 1;
@@ -190,7 +200,11 @@ impl Jail {
             let Some((addr, generation)) = self.order.pop_front() else {
                 break;
             };
-            if self.tracked.get(&addr).is_some_and(|t| t.generation == generation) {
+            if self
+                .tracked
+                .get(&addr)
+                .is_some_and(|t| t.generation == generation)
+            {
                 self.tracked.remove(&addr);
                 self.evicted += 1;
             }
@@ -237,8 +251,14 @@ mod tests {
     fn bans_at_maxretry_within_findtime() {
         let mut j = jail(600, 3, 100);
         let a = ip("192.0.2.1");
-        assert_eq!(j.record(a, t(0), 1, t(0)), Decision::Counted { failures: 1 });
-        assert_eq!(j.record(a, t(10), 1, t(10)), Decision::Counted { failures: 2 });
+        assert_eq!(
+            j.record(a, t(0), 1, t(0)),
+            Decision::Counted { failures: 1 }
+        );
+        assert_eq!(
+            j.record(a, t(10), 1, t(10)),
+            Decision::Counted { failures: 2 }
+        );
         assert_eq!(j.record(a, t(20), 1, t(20)), Decision::Ban { failures: 3 });
         assert_eq!(j.failures_of(a), 0, "a ban resets the window");
         assert_eq!(j.total_failed, 3);
@@ -251,33 +271,51 @@ mod tests {
         j.record(a, t(0), 1, t(0));
         j.record(a, t(300), 1, t(300));
         // At exactly findtime after the first, it still counts...
-        assert_eq!(j.record(a, t(600), 1, t(600)), Decision::Ban { failures: 3 });
+        assert_eq!(
+            j.record(a, t(600), 1, t(600)),
+            Decision::Ban { failures: 3 }
+        );
         j.record(a, t(1000), 1, t(1000));
         j.record(a, t(1300), 1, t(1300));
         // ...one second later the first has left the window.
-        assert_eq!(j.record(a, t(1601), 1, t(1601)), Decision::Counted { failures: 2 });
+        assert_eq!(
+            j.record(a, t(1601), 1, t(1601)),
+            Decision::Counted { failures: 2 }
+        );
         // Old lines (before now - findtime) do not count at all.
         assert_eq!(j.record(ip("192.0.2.2"), t(0), 1, t(5000)), Decision::Stale);
         // Future times are taken as now.
         let b = ip("192.0.2.3");
         j.record(b, t(999_999), 1, t(5000));
         j.record(b, t(5001), 1, t(5001));
-        assert_eq!(j.record(b, t(5002), 1, t(5002)), Decision::Ban { failures: 3 });
+        assert_eq!(
+            j.record(b, t(5002), 1, t(5002)),
+            Decision::Ban { failures: 3 }
+        );
     }
 
     #[test]
     fn ignoreip_and_mapped_addresses() {
         let mut j = jail(600, 1, 100);
         assert_eq!(j.record(ip("127.0.0.5"), t(0), 1, t(0)), Decision::Ignored);
-        assert_eq!(j.record(ip("::ffff:127.0.0.5"), t(0), 1, t(0)), Decision::Ignored);
-        assert_eq!(j.record(ip("::ffff:192.0.2.9"), t(0), 1, t(0)), Decision::Ban { failures: 1 });
+        assert_eq!(
+            j.record(ip("::ffff:127.0.0.5"), t(0), 1, t(0)),
+            Decision::Ignored
+        );
+        assert_eq!(
+            j.record(ip("::ffff:192.0.2.9"), t(0), 1, t(0)),
+            Decision::Ban { failures: 1 }
+        );
     }
 
     #[test]
     fn multi_attempt_lines_count_fully() {
         let mut j = jail(600, 5, 100);
         let a = ip("192.0.2.1");
-        assert_eq!(j.record(a, t(0), 3, t(0)), Decision::Counted { failures: 3 });
+        assert_eq!(
+            j.record(a, t(0), 3, t(0)),
+            Decision::Counted { failures: 3 }
+        );
         assert_eq!(j.record(a, t(1), 3, t(1)), Decision::Ban { failures: 5 });
     }
 
@@ -291,7 +329,12 @@ mod tests {
         }
         assert_eq!(j.evicted, 99_000);
         // The newest are the ones kept.
-        assert_eq!(j.failures_of(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + 99_999u32))), 1);
+        assert_eq!(
+            j.failures_of(IpAddr::from(std::net::Ipv4Addr::from(
+                0x0a00_0000 + 99_999u32
+            ))),
+            1
+        );
         assert_eq!(j.failures_of(ip("10.0.0.0")), 0);
         assert!(j.order.len() <= 2 * 1000 + 64);
     }
@@ -317,6 +360,9 @@ mod tests {
             AddrList::new(),
         );
         assert_eq!(j.failures_of(a), 2);
-        assert_eq!(j.record(a, t(1010), 1, t(1010)), Decision::Ban { failures: 2 });
+        assert_eq!(
+            j.record(a, t(1010), 1, t(1010)),
+            Decision::Ban { failures: 2 }
+        );
     }
 }

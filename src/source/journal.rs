@@ -657,7 +657,7 @@ fn dispatch(jails: &[(JailId, JournalMatch)], table: &FieldTable, sets: &mut Jai
     sets.scratch.clear();
     for (id, m) in jails {
         if m.matches(|name| table.get_by_name(name)) {
-            sets.scratch.push(*id);
+            sets.scratch.push(id.clone());
         }
     }
 }
@@ -1371,12 +1371,16 @@ mod tests {
         assert_eq!(usec_from_timestamp(t), 1_700_000_000_123_456);
     }
 
-    fn plan(jails: &[(JailId, &[&str])], extra: &[&str]) -> Plan {
+    fn id(name: &str) -> JailId {
+        JailId::from(name)
+    }
+
+    fn plan(jails: &[(&str, &[&str])], extra: &[&str]) -> Plan {
         Plan::new(&JournalOptions {
             directory: None,
             jails: jails
                 .iter()
-                .map(|(id, terms)| (*id, JournalMatch::parse(terms).unwrap()))
+                .map(|(id, terms)| (JailId::from(*id), JournalMatch::parse(terms).unwrap()))
                 .collect(),
             extra_fields: extra.iter().map(|s| s.to_string()).collect(),
             start: StartAt::default(),
@@ -1399,12 +1403,12 @@ mod tests {
         let p = plan(
             &[
                 (
-                    1,
+                    "j1",
                     &["_SYSTEMD_UNIT=ssh.service", "+", "SYSLOG_IDENTIFIER=sshd"],
                 ),
-                (2, &["SYSLOG_IDENTIFIER=sshd", "PRIORITY=5"]),
-                (3, &[]),
-                (4, &["_SYSTEMD_UNIT=nginx.service"]),
+                ("j2", &["SYSLOG_IDENTIFIER=sshd", "PRIORITY=5"]),
+                ("j3", &[]),
+                ("j4", &["_SYSTEMD_UNIT=nginx.service"]),
             ],
             &[],
         );
@@ -1416,11 +1420,14 @@ mod tests {
         let cases: &[(Fields, &[JailId])] = &[
             (
                 &[("SYSLOG_IDENTIFIER", b"sshd"), ("PRIORITY", b"5")],
-                &[1, 2],
+                &[id("j1"), id("j2")],
             ),
-            (&[("SYSLOG_IDENTIFIER", b"sshd"), ("PRIORITY", b"6")], &[1]),
-            (&[("_SYSTEMD_UNIT", b"ssh.service")], &[1]),
-            (&[("_SYSTEMD_UNIT", b"nginx.service")], &[4]),
+            (
+                &[("SYSLOG_IDENTIFIER", b"sshd"), ("PRIORITY", b"6")],
+                &[id("j1")],
+            ),
+            (&[("_SYSTEMD_UNIT", b"ssh.service")], &[id("j1")]),
+            (&[("_SYSTEMD_UNIT", b"nginx.service")], &[id("j4")]),
             (&[("_SYSTEMD_UNIT", b"cron.service")], &[]),
         ];
         for (fields, want) in cases {
@@ -1432,20 +1439,20 @@ mod tests {
     #[test]
     fn jail_sets_are_shared() {
         let mut sets = JailSets {
-            scratch: vec![1, 2],
+            scratch: vec![id("j1"), id("j2")],
             ..JailSets::default()
         };
         let a = sets.intern();
         let b = sets.intern();
         assert!(Arc::ptr_eq(&a, &b));
-        sets.scratch = vec![2];
-        assert_eq!(*sets.intern(), [2]);
+        sets.scratch = vec![id("j2")];
+        assert_eq!(*sets.intern(), [id("j2")]);
     }
 
     #[test]
     fn table_renders_with_fallbacks_and_caps_message() {
         let p = plan(
-            &[(1, &["SYSLOG_IDENTIFIER=sshd"])],
+            &[("j1", &["SYSLOG_IDENTIFIER=sshd"])],
             &["MESSAGE_ID", "JAILWARDEN_ADDRESS"],
         );
         let t = table(
@@ -1491,12 +1498,12 @@ mod tests {
             channel_capacity: 4,
         };
         assert!(matches!(
-            Plan::new(&opts(vec![(1, JournalMatch::default())], &[])),
+            Plan::new(&opts(vec![(id("j1"), JournalMatch::default())], &[])),
             Err(JournalError::NoJournalJails)
         ));
         let m = JournalMatch::parse(&["A=b"]).unwrap();
         assert!(matches!(
-            Plan::new(&opts(vec![(1, m)], &["lower"])),
+            Plan::new(&opts(vec![(id("j1"), m)], &["lower"])),
             Err(JournalError::BadFieldName(_))
         ));
     }

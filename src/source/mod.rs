@@ -1,21 +1,23 @@
 //! Sources: where log text comes from before a filter sees it.
 //!
-//! Each source runs on its own and hands entries to the async core over a
-//! bounded channel. An entry names the jails it is for (by [`JailId`]) and
-//! carries the source's own position (a journal cursor here), which the core
-//! commits together with the jail state the entry produced, so a restart
-//! replays at most the entries whose effect was not yet stored.
+//! Each source runs on its own thread and hands entries to the async core
+//! over a bounded channel. An entry names the jails it is for (by
+//! [`JailId`]) and carries the source's own position (a journal cursor, a
+//! file offset keyed by file identity), which the core commits together
+//! with the jail state the entry produced, so a restart replays at most
+//! the entries whose effect was not yet stored.
 //!
-//! - [`journal`]: one reader for every journal jail, on a thread of its own.
+//! - [`journal`]: one reader for every journal jail.
+//! - [`file`]: inotify-driven tailing of log files, with rotation.
 
+pub mod file;
 pub mod journal;
 
-/// A jail as sources know it: an index the daemon hands out, cheaper to copy
-/// and compare per entry than the jail's name.
-pub type JailId = u32;
+/// A jail as the sources know it: its name, stable across reloads and cheap
+/// to clone into every entry a source delivers.
+pub type JailId = std::sync::Arc<str>;
 
 /// The longest message text a source passes on, in bytes; longer messages
 /// are cut here (and counted), so a hostile or broken sender cannot make a
-/// filter scan megabytes per entry. Fail2ban-style filters only look at the
-/// start of a line anyway.
+/// filter scan megabytes per entry.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
