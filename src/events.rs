@@ -29,3 +29,65 @@ pub fn ban_message(jail: &str, address: &str, bantime: &str, failures: u32) -> S
 pub fn unban_message(jail: &str, address: &str, reason: &str) -> String {
     format!("[{jail}] Unban {address} ({reason})")
 }
+
+/// Log a ban as one structured entry.
+pub fn ban(ban: &crate::ban::Ban, bantime: &str) {
+    let address = crate::daemon::core::net_text(ban.net);
+    let usec = ban
+        .expires_at
+        .map(|e| e.as_microsecond() - ban.banned_at.as_microsecond())
+        .unwrap_or(0);
+    tracing::warn!(
+        message_id = MESSAGE_ID_BAN,
+        jailwarden_jail = ban.jail.as_str(),
+        jailwarden_address = address.as_str(),
+        jailwarden_bantime_usec = usec,
+        jailwarden_failures = ban.failures,
+        "{}",
+        ban_message(&ban.jail, &address, bantime, ban.failures)
+    );
+}
+
+/// Log an unban as one structured entry.
+pub fn unban(jail: &str, address: &str, reason: &str) {
+    tracing::info!(
+        message_id = MESSAGE_ID_UNBAN,
+        jailwarden_jail = jail,
+        jailwarden_address = address,
+        jailwarden_reason = reason,
+        "{}",
+        unban_message(jail, address, reason)
+    );
+}
+
+/// The daemon is ready.
+pub fn ready(summary: &str) {
+    tracing::info!(
+        message_id = MESSAGE_ID_READY,
+        "jailwarden {} ready: {summary}",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+/// The configuration was reloaded.
+pub fn reloaded(summary: &str) {
+    tracing::info!(
+        message_id = MESSAGE_ID_RELOAD,
+        "configuration reloaded: {summary}"
+    );
+}
+
+/// A configuration problem; the running configuration is kept.
+pub fn config_error(problem: &str) {
+    tracing::error!(message_id = MESSAGE_ID_CONFIG_ERROR, "{problem}");
+}
+
+/// The firewall backend failed; retried after `retry`.
+pub fn backend_error(backend: &str, error: &str, retry: std::time::Duration) {
+    tracing::error!(
+        message_id = MESSAGE_ID_BACKEND_ERROR,
+        jailwarden_backend = backend,
+        "firewall ({backend}) failed: {error}; retrying in {}",
+        crate::config::duration::format_duration(retry)
+    );
+}

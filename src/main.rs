@@ -20,6 +20,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon (in the foreground; systemd runs it as a service).
+    Daemon {
+        /// Main configuration file (jail.d/ next to it is read too).
+        #[arg(long, default_value = jailwarden::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// State directory (default: $STATE_DIRECTORY, then /var/lib/jailwarden).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Also print readable log lines on stderr.
+        #[arg(long)]
+        foreground: bool,
+        /// Remove the firewall table when stopping (bans normally stay).
+        #[arg(long)]
+        flush_on_exit: bool,
+    },
     /// Validate the configuration and every filter it uses.
     CheckConfig {
         /// Main configuration file (jail.d/ next to it is read too).
@@ -47,6 +62,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
+        Command::Daemon {
+            config,
+            state_dir,
+            foreground,
+            flush_on_exit,
+        } => jailwarden::daemon::run(jailwarden::daemon::Options {
+            config,
+            state_dir,
+            foreground,
+            flush_on_exit,
+        }),
         Command::CheckConfig { config } => jailwarden::cli::check_config::run(&config),
         Command::TestFilter {
             filter,

@@ -158,3 +158,40 @@ pub trait Banner: Send {
     /// unless `flush` asks to remove everything this backend created.
     fn shutdown(&mut self, flush: bool) -> Result<(), BanError>;
 }
+
+/// The nftables backend. (Wired once the netlink backend lands; until then
+/// every call fails, so the daemon reports it and retries.)
+pub fn nftables_backend() -> Box<dyn Banner> {
+    Box::new(Unavailable)
+}
+
+struct Unavailable;
+
+impl Banner for Unavailable {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+    fn configure(&mut self, _: &[JailFirewall]) -> Result<(), BanError> {
+        Err(BanError::Other(
+            "the nftables backend is not built into this binary".into(),
+        ))
+    }
+    fn reconcile(&mut self, _: &[Ban], _: Timestamp) -> Result<ReconcileReport, BanError> {
+        Err(BanError::Other(
+            "the nftables backend is not built into this binary".into(),
+        ))
+    }
+    fn ban(&mut self, _: &[Ban], _: Timestamp) -> Result<(), BanError> {
+        Err(BanError::Other(
+            "the nftables backend is not built into this binary".into(),
+        ))
+    }
+    fn unban(&mut self, _: &[Ban]) -> Result<(), BanError> {
+        Err(BanError::Other(
+            "the nftables backend is not built into this binary".into(),
+        ))
+    }
+    fn shutdown(&mut self, _: bool) -> Result<(), BanError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,969 @@
+//! The daemon's core: owns the jails, the active bans, the store and the
+//! banner, and turns source entries and control requests into decisions.
+//!
+//! One task owns it (no locks). Work is done in batches: the failures and
+//! bans a batch of entries produced, and the source position after it, are
+//! committed in one store transaction; only then is the firewall changed and
+//! the events emitted. A crash between the two is healed at start by
+//! reconcile, which makes the firewall equal to the store.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use jiff::{SignedDuration, Timestamp};
+use tracing::{debug, warn};
+
+use super::control::{ControlError, CoreEvent, CoreHandle, JailStatus, Reported, Request, Status};
+use crate::addr::{AddrList, Host, ban_net, canonical, parse_addr};
+use crate::ban::{Ban, Banner, JailFirewall};
+use crate::config::duration::{BanTime, format_duration};
+use crate::config::{Config, JailConfig, UseDns};
+use crate::events;
+use crate::filter::date::DateFinder;
+use crate::filter::{Failure, Matcher, Outcome};
+use crate::jail::escalation::escalate;
+use crate::jail::{Decision, Jail, Limits};
+use crate::source::file::FileLine;
+use crate::source::journal::JournalEntry;
+use crate::store::{Changes, Store, StoredFailure};
+
+/// Store key of the journal reader's position.
+pub const JOURNAL_POSITION: &str = "journal";
+/// Store key prefix of file positions (`file:DEV:INO`).
+pub const FILE_POSITION_PREFIX: &str = "file:";
+
+/// A jail at run time: its configuration, its windows, its matchers.
+struct JailRuntime {
+    config: JailConfig,
+    jail: Jail,
+    /// One matcher per source kind: sessions are per stream.
+    journal: Matcher,
+    file: Matcher,
+    total_failed: u64,
+    total_banned: u64,
+    banned_now: u32,
+}
+
+impl JailRuntime {
+    fn new(config: JailConfig, self_addrs: &AddrList) -> Self {
+        let jail = Jail::new(limits(&config), ignore_list(&config, self_addrs));
+        let journal = config.filter.matcher(DateFinder::local());
+        let file = config.filter.matcher(DateFinder::local());
+        JailRuntime {
+            config,
+            jail,
+            journal,
+            file,
+            total_failed: 0,
+            total_banned: 0,
+            banned_now: 0,
+        }
+    }
+
+    fn firewall(&self) -> JailFirewall {
+        JailFirewall {
+            jail: self.config.name.clone(),
+            ports: self.config.ports.clone(),
+            protocols: self.config.protocols.clone(),
+            verdict: self.config.blocktype,
+            v6_prefix: self.config.ipv6_prefix,
+            set_size: self.config.set_size,
+        }
+    }
+}
+
+fn limits(c: &JailConfig) -> Limits {
+    Limits {
+        findtime: c.findtime,
+        maxretry: c.maxretry,
+        maxtracked: c.maxtracked,
+    }
+}
+
+fn ignore_list(c: &JailConfig, self_addrs: &AddrList) -> AddrList {
+    let mut l = c.ignoreip.clone();
+    if c.ignoreself {
+        for n in self_addrs.nets() {
+            l.push(*n);
+        }
+    }
+    l
+}
+
+/// A host name to resolve (usedns) before it can count.
+#[derive(Debug, Clone)]
+pub struct PendingName {
+    pub jail: String,
+    pub name: String,
+    pub time: Timestamp,
+    pub attempts: u32,
+}
+
+/// What the core asks of its surroundings after a step.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Host names to resolve (usedns = yes/warn).
+    pub resolve: Vec<PendingName>,
+    /// The journal reader must be restarted (jails or matches changed).
+    pub restart_journal: bool,
+    /// The file source must be restarted (log paths changed).
+    pub restart_files: bool,
+}
+
+/// Backoff for firewall retries.
+struct Retry {
+    due: Option<Timestamp>,
+    delay: Duration,
+}
+
+/// The core state; see the module docs.
+pub struct Core {
+    config: Arc<Config>,
+    jails: BTreeMap<String, JailRuntime>,
+    bans: HashMap<(String, IpNet), Ban>,
+    expiries: BTreeSet<(Timestamp, String, IpNet)>,
+    store: Store,
+    banner: Box<dyn Banner>,
+    handle: CoreHandle,
+    self_addrs: AddrList,
+    pending: Changes,
+    to_enforce: Vec<Ban>,
+    to_lift: Vec<Ban>,
+    events: Vec<CoreEvent>,
+    effects: Effects,
+    retry: Retry,
+    started_at: Timestamp,
+    lines: u64,
+    lines_at_minute: (Timestamp, u64, u64),
+    total_bans: u64,
+    warned_names: u64,
+    /// Last positions handed to the store (to restart sources from).
+    positions: HashMap<String, String>,
+}
+
+impl Core {
+    /// Build the core from a loaded configuration and store: restore
+    /// windows and bans (recording those that ran out while down), set up
+    /// the firewall and reconcile it with the store.
+    pub fn start(
+        config: Arc<Config>,
+        store: Store,
+        banner: Box<dyn Banner>,
+        handle: CoreHandle,
+        self_addrs: AddrList,
+        now: Timestamp,
+    ) -> Result<(Core, Loaded), crate::store::StoreError> {
+        let horizon = now
+            .checked_sub(SignedDuration::try_from(config.longest_findtime()).unwrap_or_default())
+            .unwrap_or(now);
+        let loaded = store.load(horizon)?;
+        let mut core = Core {
+            config: config.clone(),
+            jails: BTreeMap::new(),
+            bans: HashMap::new(),
+            expiries: BTreeSet::new(),
+            store,
+            banner,
+            handle,
+            self_addrs,
+            pending: Changes::default(),
+            to_enforce: Vec::new(),
+            to_lift: Vec::new(),
+            events: Vec::new(),
+            effects: Effects::default(),
+            retry: Retry {
+                due: None,
+                delay: Duration::from_secs(1),
+            },
+            started_at: now,
+            lines: 0,
+            lines_at_minute: (now, 0, 0),
+            total_bans: 0,
+            warned_names: 0,
+            positions: loaded.positions.clone(),
+        };
+        for jc in config.enabled() {
+            let mut rt = JailRuntime::new(jc.clone(), &core.self_addrs);
+            if let Some((f, b)) = loaded.totals.get(&jc.name) {
+                rt.total_failed = *f;
+                rt.total_banned = *b;
+            }
+            core.jails.insert(jc.name.clone(), rt);
+        }
+        core.total_bans = loaded.totals.values().map(|(_, b)| b).sum();
+        for b in &loaded.bans {
+            if !core.jails.contains_key(&b.jail) {
+                // Its jail is gone: lift it (reconcile removes the element).
+                core.pending.unbans.push((b.jail.clone(), b.net));
+                events::unban(&b.jail, &b.net.to_string(), "jail removed");
+                continue;
+            }
+            if b.expires_at.is_some_and(|e| e <= now) {
+                core.pending.unbans.push((b.jail.clone(), b.net));
+                events::unban(&b.jail, &b.net.to_string(), "expired");
+                continue;
+            }
+            core.index(b.clone());
+        }
+        // Replay recent failures into the windows (they were committed with
+        // the position after them, so nothing is counted twice).
+        for f in &loaded.failures {
+            let Some(rt) = core.jails.get_mut(&f.jail) else {
+                continue;
+            };
+            if let Decision::Ban { failures } = rt.jail.record(f.addr, f.time, f.attempts, now) {
+                // The limits were lowered by a new configuration.
+                let jail = f.jail.clone();
+                core.ban_now(&jail, f.addr, failures, None, now);
+            }
+        }
+        let firewalls: Vec<JailFirewall> = core.jails.values().map(JailRuntime::firewall).collect();
+        if let Err(e) = core.banner.configure(&firewalls) {
+            core.backend_failed(&e, now);
+        } else {
+            core.reconcile(now);
+        }
+        core.flush(now);
+        Ok((
+            core,
+            Loaded {
+                positions: loaded.positions,
+            },
+        ))
+    }
+
+    /// The active configuration.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The control handle (events are published through it).
+    pub fn handle(&self) -> &CoreHandle {
+        &self.handle
+    }
+
+    /// Take what the surroundings must do.
+    pub fn take_effects(&mut self) -> Effects {
+        std::mem::take(&mut self.effects)
+    }
+
+    fn index(&mut self, b: Ban) {
+        if let Some(rt) = self.jails.get_mut(&b.jail) {
+            rt.banned_now += 1;
+        }
+        if let Some(e) = b.expires_at {
+            self.expiries.insert((e, b.jail.clone(), b.net));
+        }
+        self.bans.insert((b.jail.clone(), b.net), b);
+    }
+
+    fn unindex(&mut self, jail: &str, net: IpNet) -> Option<Ban> {
+        let b = self.bans.remove(&(jail.to_string(), net))?;
+        if let Some(e) = b.expires_at {
+            self.expiries.remove(&(e, b.jail.clone(), b.net));
+        }
+        if let Some(rt) = self.jails.get_mut(jail) {
+            rt.banned_now = rt.banned_now.saturating_sub(1);
+        }
+        Some(b)
+    }
+
+    /// A batch of journal entries.
+    pub fn journal_batch(&mut self, batch: Vec<JournalEntry>, now: Timestamp) {
+        let mut last = None;
+        for entry in batch {
+            self.lines += 1;
+            for jail in entry.jails.iter() {
+                let Some(rt) = self.jails.get_mut(&**jail) else {
+                    continue;
+                };
+                let host_field = rt
+                    .config
+                    .filter
+                    .journal_host_field()
+                    .and_then(|f| entry.extra.get(f));
+                if let Outcome::Matched {
+                    failure: Some(f), ..
+                } = rt.journal.journal_line(&entry.line, entry.time, host_field)
+                {
+                    let jail = jail.to_string();
+                    self.failure(&jail, f, now);
+                }
+            }
+            last = Some((entry.cursor, entry.time));
+        }
+        if let Some((cursor, time)) = last {
+            let value = serde_json::json!({ "cursor": cursor, "time_usec": time.as_microsecond() });
+            self.pending
+                .positions
+                .push((JOURNAL_POSITION.to_string(), value.to_string()));
+        }
+        self.flush(now);
+    }
+
+    /// Lines from log files (the caller drains what is ready, then flushes).
+    pub fn file_line(&mut self, line: FileLine, now: Timestamp) {
+        self.lines += 1;
+        for jail in line.jails.iter() {
+            let Some(rt) = self.jails.get_mut(&**jail) else {
+                continue;
+            };
+            rt.file.set_now(now);
+            if let Outcome::Matched {
+                failure: Some(f), ..
+            } = rt.file.file_line(&line.bytes)
+            {
+                let jail = jail.to_string();
+                self.failure(&jail, f, now);
+            }
+        }
+        let saved = line.saved_position();
+        if let Ok(value) = serde_json::to_string(&saved) {
+            let key = format!(
+                "{FILE_POSITION_PREFIX}{}:{}",
+                saved.position.dev, saved.position.ino
+            );
+            // Only the last position per file in a batch matters.
+            if let Some(p) = self.pending.positions.iter_mut().find(|(k, _)| *k == key) {
+                p.1 = value;
+            } else {
+                self.pending.positions.push((key, value));
+            }
+        }
+    }
+
+    /// Positions to store as they are (file source start positions).
+    pub fn record_positions(&mut self, positions: Vec<(String, String)>, now: Timestamp) {
+        self.pending.positions.extend(positions);
+        self.flush(now);
+    }
+
+    fn failure(&mut self, jail: &str, f: Failure, now: Timestamp) {
+        let time = f.time.unwrap_or(now);
+        match f.host {
+            Host::Addr(a) => {
+                self.count(jail, a, time, f.attempts, now);
+            }
+            Host::Name(name) => {
+                let usedns = self.jails.get(jail).map(|rt| rt.config.usedns);
+                match usedns {
+                    Some(UseDns::Yes | UseDns::Warn) => self.effects.resolve.push(PendingName {
+                        jail: jail.to_string(),
+                        name,
+                        time,
+                        attempts: f.attempts,
+                    }),
+                    _ => {
+                        // usedns = no: a name alone never bans (the attacker
+                        // controls its DNS); say so now and then.
+                        self.warned_names += 1;
+                        if self.warned_names.is_power_of_two() {
+                            warn!(jail, host = %name, "failure from a host name ignored (usedns = \"no\"); {} so far", self.warned_names);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A resolved host name's addresses (usedns).
+    pub fn resolved(&mut self, p: PendingName, addrs: Vec<IpAddr>, now: Timestamp) {
+        if self
+            .jails
+            .get(&p.jail)
+            .is_some_and(|rt| rt.config.usedns == UseDns::Warn)
+        {
+            warn!(
+                jail = p.jail,
+                host = p.name,
+                ?addrs,
+                "banning addresses of a host name an attacker may control (usedns = \"warn\")"
+            );
+        }
+        for a in addrs {
+            self.count(&p.jail, a, p.time, p.attempts, now);
+        }
+        self.flush(now);
+    }
+
+    /// Count a failure of `addr` in `jail`; ban when the jail says so.
+    fn count(
+        &mut self,
+        jail: &str,
+        addr: IpAddr,
+        time: Timestamp,
+        attempts: u32,
+        now: Timestamp,
+    ) -> Option<Reported> {
+        let addr = canonical(addr);
+        let rt = self.jails.get_mut(jail)?;
+        let net = ban_net(addr, rt.config.ipv6_prefix);
+        if self.bans.contains_key(&(jail.to_string(), net)) {
+            return Some(Reported::AlreadyBanned);
+        }
+        let decision = rt.jail.record(addr, time, attempts, now);
+        match decision {
+            Decision::Counted { failures } => {
+                rt.total_failed += u64::from(attempts);
+                self.pending.totals.entry(jail.to_string()).or_default().0 += u64::from(attempts);
+                self.pending.failures.push(StoredFailure {
+                    jail: jail.to_string(),
+                    addr,
+                    time: time.min(now),
+                    attempts,
+                });
+                self.events.push(CoreEvent::JailChanged {
+                    jail: jail.to_string(),
+                });
+                Some(Reported::Counted { failures })
+            }
+            Decision::Ban { failures } => {
+                rt.total_failed += u64::from(attempts);
+                self.pending.totals.entry(jail.to_string()).or_default().0 += u64::from(attempts);
+                let jail = jail.to_string();
+                Some(Reported::Banned(
+                    self.ban_now(&jail, addr, failures, None, now),
+                ))
+            }
+            Decision::Ignored | Decision::Stale => None,
+        }
+    }
+
+    /// Ban `addr` in `jail` now: for the jail's (escalated) bantime, or
+    /// `duration` when given by hand.
+    fn ban_now(
+        &mut self,
+        jail: &str,
+        addr: IpAddr,
+        failures: u32,
+        duration: Option<BanTime>,
+        now: Timestamp,
+    ) -> Ban {
+        let (bantime, prefix) = match self.jails.get(jail) {
+            Some(rt) => {
+                let bantime = duration.unwrap_or_else(|| {
+                    let inc = rt.config.increment.as_ref();
+                    let previous = match inc {
+                        Some(i) => {
+                            let scope = (!i.overalljails).then_some(jail);
+                            self.store.previous_bans(scope, addr).unwrap_or(0)
+                        }
+                        None => 0,
+                    };
+                    escalate(rt.config.bantime, inc, previous, random_unit())
+                });
+                (bantime, rt.config.ipv6_prefix)
+            }
+            None => (
+                duration.unwrap_or(BanTime::For(Duration::from_secs(600))),
+                128,
+            ),
+        };
+        let net = ban_net(addr, prefix);
+        let expires_at = bantime
+            .duration()
+            .and_then(|d| SignedDuration::try_from(d).ok())
+            .and_then(|d| now.checked_add(d).ok());
+        let ban = Ban {
+            jail: jail.to_string(),
+            net,
+            banned_at: now,
+            expires_at,
+            failures,
+        };
+        let replaced = self.unindex(jail, net);
+        if replaced.is_some() {
+            self.pending.updates.push(ban.clone());
+        } else {
+            self.pending.bans.push(ban.clone());
+            self.pending.totals.entry(jail.to_string()).or_default().1 += 1;
+            self.total_bans += 1;
+            if let Some(rt) = self.jails.get_mut(jail) {
+                rt.total_banned += 1;
+            }
+        }
+        self.pending.forget.push((jail.to_string(), addr));
+        if let Some(rt) = self.jails.get_mut(jail) {
+            rt.jail.forget(addr);
+        }
+        self.index(ban.clone());
+        self.to_enforce.push(ban.clone());
+        events::ban(&ban, &bantime.to_string());
+        self.events.push(CoreEvent::Banned {
+            jail: jail.to_string(),
+            address: net_text(net),
+            expires_at,
+            failures,
+        });
+        self.events.push(CoreEvent::JailChanged {
+            jail: jail.to_string(),
+        });
+        ban
+    }
+
+    fn lift(&mut self, jail: &str, net: IpNet, reason: &str) -> bool {
+        let Some(b) = self.unindex(jail, net) else {
+            return false;
+        };
+        self.pending.unbans.push((jail.to_string(), net));
+        if let Some(rt) = self.jails.get_mut(jail) {
+            rt.jail.forget(net.addr());
+        }
+        events::unban(jail, &net_text(net), reason);
+        self.events.push(CoreEvent::Unbanned {
+            jail: jail.to_string(),
+            address: net_text(net),
+            reason: reason.to_string(),
+        });
+        self.events.push(CoreEvent::JailChanged {
+            jail: jail.to_string(),
+        });
+        self.to_lift.push(b);
+        true
+    }
+
+    /// When the next ban expires.
+    pub fn next_expiry(&self) -> Option<Timestamp> {
+        self.expiries.first().map(|(t, _, _)| *t)
+    }
+
+    /// Lift every ban whose time has come.
+    pub fn expire(&mut self, now: Timestamp) {
+        while let Some((t, jail, net)) = self.expiries.first().cloned() {
+            if t > now {
+                break;
+            }
+            self.lift(&jail, net, "expired");
+        }
+        self.flush(now);
+    }
+
+    /// When the firewall should be retried, if it failed.
+    pub fn retry_due(&self) -> Option<Timestamp> {
+        self.retry.due
+    }
+
+    /// Commit what is pending, then enforce and announce it.
+    pub fn flush(&mut self, now: Timestamp) {
+        if !self.pending.is_empty() {
+            let changes = std::mem::take(&mut self.pending);
+            for (k, v) in &changes.positions {
+                self.positions.insert(k.clone(), v.clone());
+            }
+            if let Err(e) = self.store.commit(&changes) {
+                // Protection first: the bans still go to the firewall; the
+                // position was not stored, so a restart replays the entries.
+                warn!(error = %e, "cannot write the state database");
+            }
+        }
+        if self.retry.due.is_none() {
+            if !self.to_enforce.is_empty() {
+                let bans = std::mem::take(&mut self.to_enforce);
+                if let Err(e) = self.banner.ban(&bans, now) {
+                    self.backend_failed(&e, now);
+                }
+            }
+            if !self.to_lift.is_empty() {
+                let bans = std::mem::take(&mut self.to_lift);
+                if let Err(e) = self.banner.unban(&bans) {
+                    self.backend_failed(&e, now);
+                }
+            }
+        } else {
+            // A reconcile is scheduled; it will make the firewall right.
+            self.to_enforce.clear();
+            self.to_lift.clear();
+        }
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        for e in std::mem::take(&mut self.events) {
+            match e {
+                CoreEvent::JailChanged { jail } => {
+                    changed.insert(jail);
+                }
+                other => self.handle.publish(other),
+            }
+        }
+        for jail in changed {
+            self.handle.publish(CoreEvent::JailChanged { jail });
+        }
+    }
+
+    fn backend_failed(&mut self, e: &crate::ban::BanError, now: Timestamp) {
+        let delay = self.retry.delay;
+        events::backend_error(self.banner.name(), &e.to_string(), delay);
+        self.retry.due = now
+            .checked_add(SignedDuration::try_from(delay).unwrap_or_default())
+            .ok();
+        self.retry.delay = (delay * 2).min(Duration::from_secs(300));
+    }
+
+    /// Make the firewall equal to the store (start, retries, periodic check).
+    pub fn reconcile(&mut self, now: Timestamp) {
+        let firewalls: Vec<JailFirewall> = self.jails.values().map(JailRuntime::firewall).collect();
+        let bans: Vec<Ban> = self
+            .bans
+            .values()
+            .filter(|b| b.expires_at.is_none_or(|e| e > now))
+            .cloned()
+            .collect();
+        let result = self
+            .banner
+            .configure(&firewalls)
+            .and_then(|()| self.banner.reconcile(&bans, now));
+        match result {
+            Ok(report) => {
+                if report.added + report.removed + report.renewed > 0 {
+                    debug!(?report, "firewall reconciled");
+                }
+                if self.retry.due.is_some() {
+                    tracing::info!(
+                        backend = self.banner.name(),
+                        "firewall works again; {} bans in force",
+                        bans.len()
+                    );
+                }
+                self.retry = Retry {
+                    due: None,
+                    delay: Duration::from_secs(1),
+                };
+                self.to_enforce.clear();
+                self.to_lift.clear();
+            }
+            Err(e) => self.backend_failed(&e, now),
+        }
+    }
+
+    /// Periodic housekeeping: windows, history purge, minute counters.
+    pub fn tick(&mut self, now: Timestamp) {
+        for rt in self.jails.values_mut() {
+            rt.jail.prune(now);
+        }
+        let purge_before = now
+            .checked_sub(
+                SignedDuration::try_from(self.config.daemon.dbpurgeage).unwrap_or_default(),
+            )
+            .unwrap_or(now);
+        let failures_before = now
+            .checked_sub(
+                SignedDuration::try_from(self.config.longest_findtime()).unwrap_or_default(),
+            )
+            .unwrap_or(now);
+        if let Err(e) = self.store.purge(purge_before, failures_before) {
+            warn!(error = %e, "cannot purge the state database");
+        }
+        let (at, _, lines_then) = self.lines_at_minute;
+        if now.duration_since(at) >= SignedDuration::from_secs(60) {
+            self.lines_at_minute = (now, self.lines - lines_then, self.lines);
+        }
+    }
+
+    /// One line for `STATUS=`: "3 jails, 12 banned, 40k lines/min".
+    pub fn status_line(&self) -> String {
+        let per_min = self.lines_at_minute.1;
+        let rate = if per_min >= 10_000 {
+            format!("{}k", per_min / 1000)
+        } else {
+            per_min.to_string()
+        };
+        format!(
+            "{} jail{}, {} banned, {rate} lines/min",
+            self.jails.len(),
+            if self.jails.len() == 1 { "" } else { "s" },
+            self.bans.len()
+        )
+    }
+
+    /// Serve one control request.
+    pub fn request(&mut self, req: Request, now: Timestamp) {
+        match req {
+            Request::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Request::ListBans { jail, reply } => {
+                let r = match jail.as_deref() {
+                    Some(j) if !j.is_empty() && !self.jails.contains_key(j) => {
+                        Err(ControlError::NoSuchJail(j.to_string()))
+                    }
+                    j => {
+                        let want = j.filter(|j| !j.is_empty());
+                        let mut v: Vec<Ban> = self
+                            .bans
+                            .values()
+                            .filter(|b| want.is_none_or(|w| b.jail == w))
+                            .cloned()
+                            .collect();
+                        v.sort_by(|a, b| {
+                            (&a.jail, a.banned_at, a.net).cmp(&(&b.jail, b.banned_at, b.net))
+                        });
+                        Ok(v)
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Request::Ban {
+                jail,
+                address,
+                duration,
+                reply,
+            } => {
+                let r = self.manual_ban(&jail, &address, duration, now);
+                self.flush(now);
+                let _ = reply.send(r);
+            }
+            Request::Unban {
+                jail,
+                address,
+                reply,
+            } => {
+                let r = self.manual_unban(jail.as_deref(), &address);
+                self.flush(now);
+                let _ = reply.send(r);
+            }
+            Request::UnbanAll(reply) => {
+                let all: Vec<(String, IpNet)> = self.bans.keys().cloned().collect();
+                let n = all.len() as u32;
+                for (j, net) in all {
+                    self.lift(&j, net, "manual");
+                }
+                self.flush(now);
+                let _ = reply.send(Ok(n));
+            }
+            Request::Report {
+                jail,
+                address,
+                reply,
+            } => {
+                let r = self.report(&jail, &address, now);
+                self.flush(now);
+                let _ = reply.send(r);
+            }
+            Request::Reload(reply) => {
+                // Handled by the daemon loop, which owns the config path.
+                let _ = reply.send(Err(ControlError::Failed(
+                    "reload is handled by the daemon loop".into(),
+                )));
+            }
+        }
+    }
+
+    fn check(&self, jail: &str, address: &str) -> Result<IpAddr, ControlError> {
+        let rt = self
+            .jails
+            .get(jail)
+            .ok_or_else(|| ControlError::NoSuchJail(jail.to_string()))?;
+        let addr = parse_addr(address.trim())
+            .ok_or_else(|| ControlError::InvalidAddress(address.to_string()))?;
+        if rt.jail.is_ignored(addr) {
+            return Err(ControlError::IgnoredAddress(addr.to_string()));
+        }
+        Ok(addr)
+    }
+
+    fn manual_ban(
+        &mut self,
+        jail: &str,
+        address: &str,
+        duration: Option<BanTime>,
+        now: Timestamp,
+    ) -> Result<Ban, ControlError> {
+        let addr = self.check(jail, address)?;
+        Ok(self.ban_now(jail, addr, 0, duration, now))
+    }
+
+    fn manual_unban(&mut self, jail: Option<&str>, address: &str) -> Result<u32, ControlError> {
+        let jail = jail.filter(|j| !j.is_empty());
+        if let Some(j) = jail {
+            if !self.jails.contains_key(j) {
+                return Err(ControlError::NoSuchJail(j.to_string()));
+            }
+        }
+        let text = address.trim();
+        let target: IpNet = match text.parse::<IpNet>() {
+            Ok(n) => n.trunc(),
+            Err(_) => parse_addr(text)
+                .map(IpNet::from)
+                .ok_or_else(|| ControlError::InvalidAddress(address.to_string()))?,
+        };
+        let hits: Vec<(String, IpNet)> = self
+            .bans
+            .keys()
+            .filter(|(j, net)| {
+                jail.is_none_or(|w| j == w)
+                    && (net.contains(&target.addr()) || target.contains(net))
+            })
+            .cloned()
+            .collect();
+        let n = hits.len() as u32;
+        for (j, net) in hits {
+            self.lift(&j, net, "manual");
+        }
+        Ok(n)
+    }
+
+    fn report(
+        &mut self,
+        jail: &str,
+        address: &str,
+        now: Timestamp,
+    ) -> Result<Reported, ControlError> {
+        let addr = self.check(jail, address)?;
+        self.lines += 1;
+        self.count(jail, addr, now, 1, now)
+            .ok_or_else(|| ControlError::IgnoredAddress(addr.to_string()))
+    }
+
+    fn status(&self) -> Status {
+        let mut jails: Vec<JailStatus> = self
+            .config
+            .jails
+            .values()
+            .map(|c| {
+                let rt = self.jails.get(&c.name);
+                JailStatus {
+                    name: c.name.clone(),
+                    filter: c.filter_name.clone(),
+                    mode: c.mode.clone(),
+                    enabled: c.enabled,
+                    maxretry: c.maxretry,
+                    findtime: c.findtime,
+                    bantime: c.bantime,
+                    currently_failed: rt.map_or(0, |r| r.jail.currently_failed() as u32),
+                    total_failed: rt.map_or(0, |r| r.total_failed),
+                    currently_banned: rt.map_or(0, |r| r.banned_now),
+                    total_banned: rt.map_or(0, |r| r.total_banned),
+                    journal_match: c.journal_match.to_string(),
+                    logpath: c.logpath.clone(),
+                }
+            })
+            .collect();
+        jails.sort_by(|a, b| a.name.cmp(&b.name));
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            backend: self.banner.name().to_string(),
+            jails,
+            active_bans: self.bans.len() as u32,
+            total_bans: self.total_bans,
+            lines_per_minute: self.lines_at_minute.1,
+            started_at: self.started_at,
+        }
+    }
+
+    /// Apply a new configuration (already validated): jails added, removed
+    /// or changed; windows, counters and bans of kept jails survive.
+    pub fn reconfigure(&mut self, config: Arc<Config>, now: Timestamp) {
+        let old = std::mem::replace(&mut self.config, config.clone());
+        let enabled: BTreeMap<String, JailConfig> = config
+            .enabled()
+            .map(|j| (j.name.clone(), j.clone()))
+            .collect();
+        let removed: Vec<String> = self
+            .jails
+            .keys()
+            .filter(|n| !enabled.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in &removed {
+            let nets: Vec<IpNet> = self
+                .bans
+                .keys()
+                .filter(|(j, _)| j == name)
+                .map(|(_, n)| *n)
+                .collect();
+            for net in nets {
+                self.lift(name, net, "jail removed");
+            }
+            self.jails.remove(name);
+            if let Err(e) = self.store.drop_jail(name) {
+                warn!(jail = name, error = %e, "cannot drop the jail's state");
+            }
+        }
+        for (name, jc) in enabled {
+            match self.jails.get_mut(&name) {
+                Some(rt) => {
+                    if !Arc::ptr_eq(&rt.config.filter, &jc.filter) {
+                        rt.journal = jc.filter.matcher(DateFinder::local());
+                        rt.file = jc.filter.matcher(DateFinder::local());
+                    }
+                    rt.jail
+                        .reconfigure(limits(&jc), ignore_list(&jc, &self.self_addrs));
+                    rt.config = jc;
+                }
+                None => {
+                    let rt = JailRuntime::new(jc, &self.self_addrs);
+                    self.jails.insert(name, rt);
+                }
+            }
+        }
+        // Bans of jails whose prefix changed keep their element until they
+        // expire; new bans use the new prefix.
+        let journal_of = |c: &Config| -> Vec<(String, String)> {
+            c.enabled()
+                .map(|j| (j.name.clone(), j.journal_match.to_string()))
+                .collect()
+        };
+        let files_of = |c: &Config| -> Vec<(String, Vec<String>)> {
+            c.enabled()
+                .map(|j| (j.name.clone(), j.logpath.clone()))
+                .collect()
+        };
+        self.effects.restart_journal |= journal_of(&old) != journal_of(&config)
+            || old.daemon.journal_directory != config.daemon.journal_directory;
+        self.effects.restart_files |= files_of(&old) != files_of(&config);
+        self.reconcile(now);
+        self.flush(now);
+        self.handle.publish(CoreEvent::JailsChanged);
+    }
+
+    /// Stop: write what is pending; bans stay in force unless `flush`.
+    pub fn shutdown(&mut self, flush_firewall: bool, now: Timestamp) {
+        self.flush(now);
+        if let Err(e) = self.banner.shutdown(flush_firewall) {
+            warn!(error = %e, "firewall cleanup at exit failed");
+        }
+    }
+
+    /// The positions last committed (journal cursor, file offsets).
+    pub fn positions(&self) -> &HashMap<String, String> {
+        &self.positions
+    }
+
+    /// Number of bans in force.
+    pub fn active_bans(&self) -> usize {
+        self.bans.len()
+    }
+
+    /// Human summary of a ban's length, for logs.
+    pub fn describe(ban: &Ban) -> String {
+        match ban.expires_at {
+            Some(e) => format_duration(
+                Duration::try_from(e.duration_since(ban.banned_at)).unwrap_or_default(),
+            ),
+            None => "permanent".into(),
+        }
+    }
+}
+
+/// What `start` hands back besides the core.
+pub struct Loaded {
+    pub positions: HashMap<String, String>,
+}
+
+/// How a ban's target is shown: a plain address for single-address bans.
+pub fn net_text(net: IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+/// A random number in [0, 1) for `rndtime`, from the std hasher's random keys.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6a09_e667_f3bc_c908);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}

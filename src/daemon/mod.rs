@@ -1,0 +1,398 @@
+//! `jailwarden daemon`: wires sources → filters → jails → banner, with the
+//! store and the control surfaces on the side; startup, reload, shutdown
+//! and the service manager's notifications.
+//!
+//! Runs on a single-threaded tokio runtime (the work is small and ordered;
+//! one thread keeps the RSS low). Sources read on their own threads and
+//! hand batches over bounded channels; the [`core::Core`] is owned by the
+//! loop here, so it needs no locks.
+
+pub mod control;
+pub mod core;
+mod dns;
+mod logging;
+mod notify;
+mod selfaddr;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::ban::Banner;
+use crate::ban::none::LogOnly;
+use crate::config::{self, Backend, Config};
+use crate::events;
+use crate::source::JailId;
+use crate::source::file::{FileHandle, FileLine, FileOptions, FileSource, SavedPosition};
+use crate::source::journal::{JournalBatch, JournalHandle, JournalOptions, JournalSource, StartAt};
+use crate::store::Store;
+use control::{ControlError, CoreHandle, Request};
+use core::{Core, FILE_POSITION_PREFIX, JOURNAL_POSITION};
+
+/// Command-line options of `jailwarden daemon`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: PathBuf,
+    pub state_dir: Option<PathBuf>,
+    /// Also log readable text to stderr (besides the journal).
+    pub foreground: bool,
+    /// Remove our firewall table at exit (also `[daemon] flush_on_exit`).
+    pub flush_on_exit: bool,
+}
+
+/// Something that plugs a control surface (D-Bus, control socket) onto
+/// the core; see [`run_with`].
+pub type Surface = Box<dyn FnOnce(CoreHandle, Arc<Config>) -> Result<()>>;
+
+/// Run the daemon until SIGTERM/SIGINT. Exit status: 0 on a clean stop,
+/// 2 for a configuration error at start, 1 for other failures.
+pub fn run(opts: Options) -> i32 {
+    run_with(opts, Vec::new())
+}
+
+/// [`run`], with control surfaces to start before READY.
+pub fn run_with(opts: Options, surfaces: Vec<Surface>) -> i32 {
+    logging::init(opts.foreground);
+    let cfg = match config::load(&opts.config) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
+                events::config_error(&p.to_string());
+            }
+            error!(
+                "{}: {} configuration problems; not starting",
+                opts.config.display(),
+                problems.len()
+            );
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(main_loop(opts, cfg, surfaces)) {
+        Ok(()) => 0,
+        Err(e) => {
+            error!("{e:#}");
+            notify::stopping();
+            1
+        }
+    }
+}
+
+/// The state directory: `--state-dir`, then `$STATE_DIRECTORY` (systemd's
+/// StateDirectory=), then `[daemon] state_dir`, then /var/lib/jailwarden.
+fn state_dir(opts: &Options, cfg: &Config) -> PathBuf {
+    opts.state_dir
+        .clone()
+        .or_else(|| {
+            std::env::var_os("STATE_DIRECTORY")
+                .and_then(|v| std::env::split_paths(&v).next())
+                .filter(|p| !p.as_os_str().is_empty())
+        })
+        .or_else(|| cfg.daemon.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_STATE_DIR))
+}
+
+fn make_banner(cfg: &Config) -> Box<dyn Banner> {
+    match cfg.daemon.backend {
+        Backend::None => Box::new(LogOnly),
+        Backend::Nftables => crate::ban::nftables_backend(),
+    }
+}
+
+struct Sources {
+    journal: Option<JournalHandle>,
+    journal_rx: Option<mpsc::Receiver<JournalBatch>>,
+    files: Option<FileHandle>,
+    files_rx: Option<mpsc::Receiver<FileLine>>,
+}
+
+impl Sources {
+    fn none() -> Self {
+        Sources {
+            journal: None,
+            journal_rx: None,
+            files: None,
+            files_rx: None,
+        }
+    }
+}
+
+/// Start the journal reader for the enabled journal jails, resuming from
+/// the stored position.
+fn start_journal(core: &Core, s: &mut Sources) -> Result<()> {
+    if let Some(h) = s.journal.take() {
+        h.stop();
+    }
+    s.journal_rx = None;
+    let cfg = core.config();
+    let jails: Vec<(JailId, _)> = cfg
+        .enabled()
+        .filter(|j| !j.journal_match.is_empty())
+        .map(|j| (JailId::from(j.name.as_str()), j.journal_match.clone()))
+        .collect();
+    if jails.is_empty() {
+        return Ok(());
+    }
+    let mut extra: Vec<String> = cfg
+        .enabled()
+        .filter_map(|j| j.filter.journal_host_field().map(str::to_string))
+        .collect();
+    extra.sort();
+    extra.dedup();
+    let mut start = StartAt {
+        cursor: None,
+        last_time: None,
+        since: cfg.longest_findtime(),
+    };
+    if let Some(v) = core.positions().get(JOURNAL_POSITION) {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(v) {
+            start.cursor = json["cursor"].as_str().map(str::to_string);
+            start.last_time = json["time_usec"]
+                .as_i64()
+                .and_then(|u| Timestamp::from_microsecond(u).ok());
+        }
+    }
+    let (handle, rx) = JournalSource::spawn(JournalOptions {
+        directory: cfg.daemon.journal_directory.clone(),
+        jails,
+        extra_fields: extra,
+        start,
+        channel_capacity: 8,
+    })
+    .context("cannot open the journal")?;
+    s.journal = Some(handle);
+    s.journal_rx = Some(rx);
+    Ok(())
+}
+
+/// Start the file source for jails with `logpath`; returns the start
+/// positions to store.
+fn start_files(core: &Core, s: &mut Sources) -> Result<Vec<(String, String)>> {
+    drop(s.files.take());
+    s.files_rx = None;
+    let jails: Vec<(JailId, Vec<String>)> = core
+        .config()
+        .enabled()
+        .filter(|j| !j.logpath.is_empty())
+        .map(|j| (JailId::from(j.name.as_str()), j.logpath.clone()))
+        .collect();
+    if jails.is_empty() {
+        return Ok(Vec::new());
+    }
+    let saved: Vec<SavedPosition> = core
+        .positions()
+        .iter()
+        .filter(|(k, _)| k.starts_with(FILE_POSITION_PREFIX))
+        .filter_map(|(_, v)| serde_json::from_str(v).ok())
+        .collect();
+    let mut opts = FileOptions::new(jails);
+    opts.saved = saved;
+    let (handle, rx) = FileSource::spawn(opts).context("cannot start following log files")?;
+    let start: Vec<(String, String)> = handle
+        .start_positions()
+        .iter()
+        .filter_map(|p| {
+            let key = format!(
+                "{FILE_POSITION_PREFIX}{}:{}",
+                p.position.dev, p.position.ino
+            );
+            serde_json::to_string(p).ok().map(|v| (key, v))
+        })
+        .collect();
+    s.files = Some(handle);
+    s.files_rx = Some(rx);
+    Ok(start)
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(t: Option<Timestamp>) {
+    match t {
+        Some(t) => {
+            let wait = t.duration_since(Timestamp::now());
+            let wait = Duration::try_from(wait).unwrap_or_default();
+            tokio::time::sleep(wait).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result<()> {
+    let dir = state_dir(&opts, &cfg);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+    let store = Store::open(&dir).context("cannot open the state database")?;
+    let flush_on_exit = opts.flush_on_exit || cfg.daemon.flush_on_exit;
+    let cfg = Arc::new(cfg);
+    let (handle, mut requests) = CoreHandle::new(256);
+    let self_addrs = selfaddr::addresses();
+    let banner = make_banner(&cfg);
+    let now = Timestamp::now();
+    let (mut core, _) = Core::start(cfg.clone(), store, banner, handle.clone(), self_addrs, now)
+        .context("cannot read the state database")?;
+
+    let mut sources = Sources::none();
+    start_journal(&core, &mut sources)?;
+    let start = start_files(&core, &mut sources)?;
+    core.record_positions(start, Timestamp::now());
+
+    let (dns_tx, mut dns_rx) = mpsc::channel(256);
+    let resolver = dns::Resolver::new(dns_tx);
+
+    for surface in surfaces {
+        surface(handle.clone(), cfg.clone())?;
+    }
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let watchdog = notify::watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+
+    let summary = core.status_line();
+    notify::ready(&summary);
+    events::ready(&summary);
+    info!(config = %opts.config.display(), state = %dir.display(), "started");
+
+    loop {
+        let next_expiry = core.next_expiry();
+        let retry = core.retry_due();
+        tokio::select! {
+            batch = recv_opt(&mut sources.journal_rx) => match batch {
+                Some(batch) => core.journal_batch(batch, Timestamp::now()),
+                None => {
+                    warn!("the journal reader stopped; restarting it");
+                    sources.journal_rx = None;
+                    if let Err(e) = start_journal(&core, &mut sources) {
+                        error!("{e:#}");
+                    }
+                }
+            },
+            line = recv_opt(&mut sources.files_rx) => match line {
+                Some(line) => {
+                    let now = Timestamp::now();
+                    core.file_line(line, now);
+                    // Take what else is ready, then commit once.
+                    if let Some(rx) = sources.files_rx.as_mut() {
+                        for _ in 0..1024 {
+                            match rx.try_recv() {
+                                Ok(line) => core.file_line(line, now),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    core.flush(now);
+                }
+                None => {
+                    warn!("the file source stopped; restarting it");
+                    sources.files_rx = None;
+                    match start_files(&core, &mut sources) {
+                        Ok(p) => core.record_positions(p, Timestamp::now()),
+                        Err(e) => error!("{e:#}"),
+                    }
+                }
+            },
+            Some(req) = requests.recv() => match req {
+                Request::Reload(reply) => {
+                    let r = reload(&opts.config, &mut core, &mut sources).await;
+                    let _ = reply.send(r);
+                }
+                req => core.request(req, Timestamp::now()),
+            },
+            Some((pending, addrs)) = dns_rx.recv() => core.resolved(pending, addrs, Timestamp::now()),
+            _ = sleep_until_opt(next_expiry) => core.expire(Timestamp::now()),
+            _ = sleep_until_opt(retry) => core.reconcile(Timestamp::now()),
+            _ = housekeeping.tick() => {
+                core.tick(Timestamp::now());
+                notify::status(&core.status_line());
+            },
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+            _ = sighup.recv() => {
+                if let Err(e) = reload(&opts.config, &mut core, &mut sources).await {
+                    warn!("reload refused: {e}");
+                }
+            },
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+        for p in core.take_effects().resolve {
+            resolver.resolve(p);
+        }
+    }
+    notify::stopping();
+    info!(
+        "stopping; bans stay in force{}",
+        if flush_on_exit {
+            " (except: flush on exit)"
+        } else {
+            ""
+        }
+    );
+    if let Some(h) = sources.journal.take() {
+        h.stop();
+    }
+    if let Some(h) = sources.files.take() {
+        let _ = h.stop().await;
+    }
+    core.shutdown(flush_on_exit, Timestamp::now());
+    Ok(())
+}
+
+/// Reload the configuration: on any problem, report every one and keep
+/// the running configuration.
+async fn reload(path: &Path, core: &mut Core, sources: &mut Sources) -> Result<(), ControlError> {
+    notify::reloading();
+    let result = match config::load(path) {
+        Err(problems) => {
+            for p in &problems {
+                events::config_error(&p.to_string());
+            }
+            let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            Err(ControlError::Config(text.join("\n")))
+        }
+        Ok(cfg) => {
+            core.reconfigure(Arc::new(cfg), Timestamp::now());
+            let effects = core.take_effects();
+            if effects.restart_journal {
+                if let Err(e) = start_journal(core, sources) {
+                    error!("{e:#}");
+                }
+            }
+            if effects.restart_files {
+                if let Some(h) = sources.files.take() {
+                    let _ = h.stop().await;
+                }
+                match start_files(core, sources) {
+                    Ok(p) => core.record_positions(p, Timestamp::now()),
+                    Err(e) => error!("{e:#}"),
+                }
+            }
+            events::reloaded(&core.status_line());
+            Ok(())
+        }
+    };
+    notify::ready(&core.status_line());
+    result
+}
