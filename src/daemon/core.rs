@@ -404,7 +404,16 @@ impl Core {
         if self.bans.contains_key(&(jail.to_string(), net)) {
             return Some(Reported::AlreadyBanned);
         }
+        let evicted = rt.jail.evicted;
         let decision = rt.jail.record(addr, time, attempts, now);
+        if rt.jail.evicted > evicted && rt.jail.evicted.is_power_of_two() {
+            warn!(
+                jail,
+                "tracking capped at maxtracked = {} addresses: the oldest are forgotten ({} so far)",
+                rt.config.maxtracked,
+                rt.jail.evicted
+            );
+        }
         match decision {
             Decision::Counted { failures } => {
                 rt.total_failed += u64::from(attempts);

@@ -23,6 +23,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod daemon;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
