@@ -309,8 +309,7 @@ journal.send("Failed password for root from 192.0.2.90 port 22 ssh2", SYSLOG_IDE
     let capped = d
         .log()
         .into_iter()
-        .filter(|m| m.contains("tracking capped at maxtracked = 1000"))
-        .last();
+        .rfind(|m| m.contains("tracking capped at maxtracked = 1000"));
     let evicted: u64 = capped
         .as_deref()
         .and_then(|m| m.split('(').nth(1))
