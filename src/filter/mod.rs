@@ -337,7 +337,7 @@ impl Filter {
             );
             return None;
         }
-        let fail = match build(&regexes, WhichCaptures::Implicit) {
+        let fail = match build(&regexes, Use::Find) {
             Ok(r) => r,
             Err(e) => {
                 diags.error(&def.file, 0, format!("cannot compile failregexes: {e}"));
@@ -346,7 +346,7 @@ impl Filter {
         };
         let mut singles = Vec::with_capacity(regexes.len());
         for (re, info) in regexes.iter().zip(infos.iter_mut()) {
-            let single = match build(std::slice::from_ref(re), WhichCaptures::All) {
+            let single = match build(std::slice::from_ref(re), Use::Captures) {
                 Ok(r) => r,
                 Err(e) => {
                     diags.error(
@@ -368,7 +368,7 @@ impl Filter {
         let ignore = if ignores.is_empty() {
             None
         } else {
-            match build(&ignores, WhichCaptures::Implicit) {
+            match build(&ignores, Use::Find) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     diags.error(&def.file, 0, format!("cannot compile ignoreregexes: {e}"));
@@ -396,16 +396,32 @@ fn has_session(e: &Expanded, pref: Option<&Expanded>) -> bool {
         || pref.is_some_and(|p| p.captures.iter().any(|c| c == "session"))
 }
 
-fn build(patterns: &[String], captures: WhichCaptures) -> Result<Regex, Box<meta::BuildError>> {
+/// How a regex is used, which decides the engines it needs.
+#[derive(Clone, Copy)]
+enum Use {
+    /// Find which pattern matches, fast: lazy DFA, no captures.
+    Find,
+    /// Captures of one pattern on a span already known to match: the
+    /// one-pass DFA or the backtracker; a lazy DFA would only cost memory.
+    Captures,
+}
+
+fn build(patterns: &[String], usage: Use) -> Result<Regex, Box<meta::BuildError>> {
+    let config = Regex::config()
+        .utf8_empty(false)
+        .nfa_size_limit(Some(NFA_SIZE_LIMIT));
+    let config = match usage {
+        Use::Find => config
+            .which_captures(WhichCaptures::Implicit)
+            .hybrid_cache_capacity(DFA_CACHE),
+        Use::Captures => config
+            .which_captures(WhichCaptures::All)
+            .hybrid(false)
+            .dfa(false),
+    };
     Regex::builder()
         .syntax(syntax_config())
-        .configure(
-            Regex::config()
-                .utf8_empty(false)
-                .which_captures(captures)
-                .nfa_size_limit(Some(NFA_SIZE_LIMIT))
-                .hybrid_cache_capacity(DFA_CACHE),
-        )
+        .configure(config)
         .build_many(patterns)
         .map_err(Box::new)
 }
