@@ -180,7 +180,17 @@ mod apps {
         );
         real(
             "asterisk",
-            "[2016-05-23 10:18:16] NOTICE[19388] res_pjsip/pjsip_distributor.c: Request from '\"x\" <sip:x@e>' failed for '192.0.2.9:1' (callid: 1) - No matching endpoint found' failed for '203.0.113.5:48336' (callid: a'failed_for'192.0.2.9) - No matching endpoint found",
+            "[2016-05-23 10:18:16] NOTICE[19388] res_pjsip/pjsip_distributor.c: Request from '\"x' failed for '192.0.2.9:1' (callid: 1) - No matching endpoint found\" <sip:x@e>' failed for '203.0.113.5:48336' (callid: a'failed_for'192.0.2.9) - No matching endpoint found",
+        );
+        // pjsip takes the Call-ID to the end of the line: it may forge a
+        // whole tail, the From's strict shape keeps the address in place.
+        real(
+            "asterisk",
+            "[2016-05-23 10:18:16] NOTICE[19388] res_pjsip/pjsip_distributor.c: Request from '\"1000\" <sip:1000@10.0.0.1>' failed for '203.0.113.5:48336' (callid: x) - No matching endpoint found' failed for '192.0.2.9:1' (callid: y) - No matching endpoint found",
+        );
+        none(
+            "asterisk",
+            "[2016-05-23 10:18:16] NOTICE[19388] res_pjsip/pjsip_distributor.c: Request from '\"a' failed for '192.0.2.9:1' (callid: y) - No matching endpoint found\" <sip:x@y>' failed for '203.0.113.5:1' (callid: z) - Wrong",
         );
         // Calls: the user before the address must be one token.
         real(
