@@ -124,6 +124,14 @@ mod apps {
             "[2024-08-31 02:11:22.129][vaultwarden::api::identity][ERROR] Username or password is incorrect. Try again. IP: 203.0.113.5. Username: x. IP: 192.0.2.9.",
         );
         real(
+            "guacamole",
+            "12:57:32.907 [http-nio-8080-exec-10] WARN  o.a.g.r.auth.AuthenticationService - Authentication attempt from [192.0.2.9, 203.0.113.5] for user \"from 192.0.2.9\" failed.",
+        );
+        real(
+            "guacamole",
+            "Aug 14 11:00:00 h tomcat9[812]: 11:00:00.907 [http-nio-8080-exec-10] WARN  o.a.g.r.auth.AuthenticationService - Authentication attempt from 203.0.113.5 for user \"x\" failed.",
+        );
+        real(
             "webmin-auth",
             "Dec 13 08:15:18 sb1 webmin[25875]: Invalid login as root from 192.0.2.9 from 203.0.113.5 ",
         );
