@@ -5,6 +5,7 @@
 //! only) and the nftables one. Bans are plain data so that reconcile can
 //! compare what the kernel holds with what the store says.
 
+pub mod nftables;
 pub mod none;
 
 use std::fmt;
