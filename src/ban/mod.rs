@@ -127,6 +127,20 @@ pub enum BanError {
         #[source]
         source: std::io::Error,
     },
+    /// A ban names a jail that [`Banner::configure`] was not given.
+    #[error("jail {jail} has no firewall sets (it is not configured)")]
+    UnknownJail { jail: String },
+    /// A ban cannot go into its jail's set (e.g. an IPv6 prefix in a jail
+    /// whose IPv6 set holds single addresses).
+    #[error("cannot ban {element} in jail {jail}: {reason}")]
+    BadElement {
+        jail: String,
+        element: String,
+        reason: String,
+    },
+    /// A jail's firewall settings are unusable.
+    #[error("jail {jail}: {reason}")]
+    BadConfig { jail: String, reason: String },
     #[error("{0}")]
     Other(String),
 }
