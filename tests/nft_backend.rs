@@ -721,3 +721,55 @@ fn big_sets_are_read_back_by_key_and_extras_still_found() {
         assert!(listed.contains("10.0.0.5 "));
     });
 }
+
+/// Drop CAP_NET_ADMIN from the calling thread (capabilities are per
+/// thread; the test's thread ends with the test).
+fn drop_cap_net_admin() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget(2)/capset(2) with a v3 header and the two data
+    // structs v3 expects, all live for the calls; pid 0 is this thread.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+            0
+        );
+        data[0].effective &= !(1 << CAP_NET_ADMIN);
+        data[0].permitted &= !(1 << CAP_NET_ADMIN);
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()),
+            0
+        );
+    }
+}
+
+#[test]
+fn without_cap_net_admin_the_error_says_so() {
+    in_netns(|| {
+        drop_cap_net_admin();
+        let mut nft = Nftables::new().expect("opening the socket needs no privilege");
+        match nft.configure(&[jail("sshd")]) {
+            Err(e @ BanError::Permission(_)) => {
+                assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
