@@ -107,6 +107,23 @@ fn bans_are_elements_with_the_remaining_time_as_timeout() {
         assert!(text.contains("ip saddr @sshd-v4"), "{text}");
         assert!(text.contains("ip6 saddr @sshd-v6"), "{text}");
         assert_eq!(rules().len(), 2);
+        // The backend's own listing agrees.
+        let mut listed: Vec<(String, Option<u64>)> = nft
+            .elements("sshd")
+            .unwrap()
+            .iter()
+            .map(|e| (e.net().unwrap().to_string(), e.timeout.map(|t| t.as_secs())))
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                ("192.0.2.7/32".to_string(), Some(3600)),
+                ("192.0.2.8/32".to_string(), None),
+                ("198.51.100.9/32".to_string(), Some(3600)),
+                ("2001:db8::7/128".to_string(), Some(600)),
+            ]
+        );
         let limits = nft.kernel_limits().expect("probed");
         assert!(
             limits.max_timeout >= Duration::from_secs(86400 * 365),

@@ -239,12 +239,17 @@ impl Span {
         }
     }
 
-    fn addr(family: Family, v: u128) -> IpAddr {
+    pub(crate) fn addr(family: Family, v: u128) -> IpAddr {
         match family {
             Family::V4 => IpAddr::V4(Ipv4Addr::from(v as u32)),
             Family::V6 => IpAddr::V6(Ipv6Addr::from(v)),
         }
     }
+}
+
+/// The address of value `v` in `family`.
+pub fn addr(family: Family, v: u128) -> IpAddr {
+    Span::addr(family, v)
 }
 
 /// The wire key of address value `v` in a set of `family`.

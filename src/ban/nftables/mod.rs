@@ -55,6 +55,7 @@ mod netlink;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -69,9 +70,11 @@ use super::{Ban, BanError, Banner, JailFirewall, ReconcileReport};
 pub use self::layout::{CHAIN, CHAIN_PRIORITY, PROBE_SET, TABLE};
 
 /// How far the kernel's expiry of an element may drift from the ban's end
-/// before reconcile renews it. Covers jiffy rounding and the time between
-/// the caller's `now` and the kernel's reply.
-pub const DRIFT_TOLERANCE: Duration = Duration::from_secs(2);
+/// before reconcile renews it. Covers jiffy rounding, the time between the
+/// caller's `now` and the kernel's reply, and the kernel's own pace within
+/// one batch: each element's expiry starts when the kernel reaches it, and
+/// a batch of a million elements takes it about 2.5 s (Linux 6.18, 2 vCPU).
+pub const DRIFT_TOLERANCE: Duration = Duration::from_secs(5);
 
 /// Sets with at most this many elements are read by dump; bigger ones by
 /// key (see the module docs). A dump of 50,000 elements takes ~0.1 s.
@@ -90,6 +93,34 @@ pub struct KernelLimits {
     pub destroy: bool,
     /// Sets report their element count (else reconcile always dumps).
     pub set_count: bool,
+}
+
+/// A set element as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelElement {
+    /// First and last address covered (equal for single addresses).
+    pub first: IpAddr,
+    pub last: IpAddr,
+    /// The element's timeout; `None` when it never expires.
+    pub timeout: Option<Duration>,
+    /// Time left when read.
+    pub expires_in: Option<Duration>,
+}
+
+impl KernelElement {
+    /// The network covered, when it is one (always, for our elements).
+    pub fn net(&self) -> Option<IpNet> {
+        let (family, first, last) = match (self.first, self.last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (
+                Family::V4,
+                u128::from(u32::from(a)),
+                u128::from(u32::from(b)),
+            ),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (Family::V6, u128::from(a), u128::from(b)),
+            _ => return None,
+        };
+        Span { first, last }.to_net(family)
+    }
 }
 
 /// The nftables backend. Owns one netlink socket; the daemon owns it and
@@ -220,6 +251,32 @@ impl Nftables {
             })
             .cloned()
             .collect()
+    }
+
+    /// Every element of a jail's two sets, read by dump (for listings and
+    /// diagnostics; reconcile reads big sets more cheaply). Costs O(n²) in
+    /// the kernel for a set of n elements: see the module docs.
+    pub fn elements(&mut self, jail: &str) -> Result<Vec<KernelElement>, BanError> {
+        let Some((_, specs)) = self.jails.iter().find(|(fw, _)| fw.jail == jail) else {
+            return Err(BanError::UnknownJail { jail: jail.into() });
+        };
+        let specs = specs.clone();
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        for spec in &specs {
+            for (span, seen) in self.read_dump(spec, t0)? {
+                out.push(KernelElement {
+                    first: layout::addr(spec.family, span.first),
+                    last: layout::addr(spec.family, span.last),
+                    timeout: seen
+                        .timeout_ms
+                        .filter(|t| *t != 0)
+                        .map(Duration::from_millis),
+                    expires_in: seen.expires_ms.map(Duration::from_millis),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// All configured sets, jail by jail (v4, v6).
@@ -626,7 +683,7 @@ impl Nftables {
                 &mut |m| {
                     let at = t0.elapsed();
                     netlink::parse_elements(m, &mut |e: ElemIn| {
-                        if let Some(v) = layout::key_value(family, &e.key) {
+                        if let Some(v) = layout::key_value(family, e.key) {
                             let end = e.flags & libc::NFT_SET_ELEM_INTERVAL_END as u32 != 0;
                             raw.push((
                                 v,
@@ -654,24 +711,9 @@ impl Nftables {
         spans: &[Span],
         t0: Instant,
     ) -> Result<Vec<Option<Seen>>, BanError> {
-        let keys: Vec<([u8; 16], u8)> = spans
-            .iter()
-            .map(|s| layout::key(spec.family, s.first))
-            .collect();
-        let refs: Vec<&[u8]> = keys.iter().map(|(k, n)| &k[..usize::from(*n)]).collect();
-        let mut out = vec![None; spans.len()];
-        self.sock
-            .lookup(TABLE, &spec.name, &refs, &mut |i, e| {
-                if let Some(slot) = out.get_mut(i) {
-                    *slot = Some(Seen {
-                        timeout_ms: e.timeout_ms,
-                        expires_ms: e.expires_ms,
-                        at: t0.elapsed(),
-                    });
-                }
-            })
-            .map_err(|e| map_err(e, "look up set elements", None))?;
-        Ok(out)
+        // (Splitting this over threads with a socket each did not help: the
+        // kernel's ~2.5 µs per key did not overlap.)
+        lookup_spans(&mut self.sock, spec, spans, t0)
     }
 
     /// The kernel's elements of set `spec`, read the cheapest correct way
@@ -706,7 +748,16 @@ impl Nftables {
     /// Apply element changes, in as few transactions as the socket allows
     /// (one unless the batch exceeds the send buffer). Errors name the
     /// jail and element the kernel refused.
-    fn apply(&mut self, mut ops: Vec<Op>, what: &'static str) -> Result<(), BanError> {
+    ///
+    /// Timeouts were computed at `since` (the caller's `now`); each batch
+    /// takes off the time gone by before it is sent, so that a big batch
+    /// does not end its bans late.
+    fn apply(
+        &mut self,
+        mut ops: Vec<Op>,
+        what: &'static str,
+        since: Instant,
+    ) -> Result<(), BanError> {
         let limits = self.limits_or_err()?;
         let sets: Vec<SetSpec> = self.sets().into_iter().cloned().collect();
         let limit = self
@@ -718,6 +769,7 @@ impl Nftables {
         let mut retries = 0usize;
         while start < ops.len() {
             let mut b = self.sock.batch();
+            let lag_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
             let mut end = start;
             while end < ops.len() && b.bytes() < limit {
                 let first = ops[end];
@@ -755,7 +807,7 @@ impl Nftables {
                     ops[end..j]
                         .iter()
                         .enumerate()
-                        .flat_map(|(k, op)| encode(spec, op, (end + k) as u32)),
+                        .flat_map(|(k, op)| encode(spec, op, (end + k) as u32, lag_ms)),
                 );
                 end = j;
             }
@@ -931,10 +983,10 @@ impl Nftables {
 
     /// The timeout the kernel reports for a probe element.
     fn probe_read(&mut self, key: Option<u32>) -> Result<Option<u64>, NlError> {
-        let k = key.unwrap_or(0x0a00_0000).to_be_bytes();
+        let k = ElemOut::key_from(&key.unwrap_or(0x0a00_0000).to_be_bytes());
         let mut got = None;
         self.sock
-            .lookup(TABLE, PROBE_SET, &[&k[..]], &mut |_, e| got = e.timeout_ms)?;
+            .lookup(TABLE, PROBE_SET, 1, &|_| k, &mut |_, e| got = e.timeout_ms)?;
         Ok(got)
     }
 
@@ -1019,11 +1071,13 @@ impl Banner for Nftables {
     }
 
     fn reconcile(&mut self, bans: &[Ban], now: Timestamp) -> Result<ReconcileReport, BanError> {
+        // `now` is taken as this instant: kernel times are measured from it.
+        let started = Instant::now();
         let limits = self.limits_or_err()?;
         let wanted = self.wanted(bans, now)?;
         let infos = self.ensure_structure()?;
         let sets: Vec<SetSpec> = self.sets().into_iter().cloned().collect();
-        let t0 = Instant::now();
+        let t0 = started;
         let half_max = limits.max_timeout / 2;
         let mut report = ReconcileReport::default();
         let mut ops = Vec::new();
@@ -1032,7 +1086,14 @@ impl Banner for Nftables {
             let want = &wanted[si];
             let count = infos.get(&spec.name).and_then(|i| i.count);
             let count = if limits.set_count { count } else { None };
+            let read_start = t0.elapsed();
             let kernel = self.read_set(spec, want, count, t0)?;
+            tracing::debug!(
+                set = %spec.name,
+                elements = kernel.len(),
+                took = ?(t0.elapsed() - read_start),
+                "read set back"
+            );
             // Merge the two sorted lists.
             let (mut w, mut k) = (0, 0);
             while w < want.len() || k < kernel.len() {
@@ -1095,18 +1156,21 @@ impl Banner for Nftables {
         }
         // Deletions first: they may make room in capped sets.
         ops.sort_by_key(|op| (op.kind == Kind::Add, op.set));
-        self.apply(ops, "reconcile")?;
+        tracing::debug!(changes = ops.len(), took = ?started.elapsed(), "reconcile compared");
+        self.apply(ops, "reconcile", started)?;
+        tracing::debug!(?report, took = ?started.elapsed(), "reconciled");
         self.note_lapses(&sets, &lapses);
         Ok(report)
     }
 
     fn ban(&mut self, bans: &[Ban], now: Timestamp) -> Result<(), BanError> {
+        let started = Instant::now();
         let limits = self.limits_or_err()?;
         let wanted = self.wanted(bans, now)?;
         let sets: Vec<SetSpec> = self.sets().into_iter().cloned().collect();
         let mut ops = Vec::new();
         let mut lapses = Vec::new();
-        let t0 = Instant::now();
+        let t0 = started;
         for (si, want) in wanted.iter().enumerate() {
             if want.is_empty() {
                 continue;
@@ -1142,12 +1206,13 @@ impl Banner for Nftables {
                 lapses.push((si, *span, lapse_of(w, now)));
             }
         }
-        self.apply(ops, "ban")?;
+        self.apply(ops, "ban", started)?;
         self.note_lapses(&sets, &lapses);
         Ok(())
     }
 
     fn unban(&mut self, bans: &[Ban]) -> Result<(), BanError> {
+        let started = Instant::now();
         self.limits_or_err()?;
         let sets: Vec<SetSpec> = self.sets().into_iter().cloned().collect();
         let mut ops = Vec::new();
@@ -1174,7 +1239,7 @@ impl Banner for Nftables {
         }
         ops.sort_by_key(|op| (op.set, op.span));
         ops.dedup_by_key(|op| (op.set, op.span));
-        self.apply(ops, "unban")?;
+        self.apply(ops, "unban", started)?;
         self.note_lapses(&sets, &lapses);
         Ok(())
     }
@@ -1351,10 +1416,11 @@ fn assemble_spans(
 /// start element (with the timeout) and an end element (without: the
 /// kernel refuses timeouts on interval ends) unless the span reaches the
 /// top of the address space.
-fn encode(spec: &SetSpec, op: &Op, id: u32) -> impl Iterator<Item = ElemOut> {
+fn encode(spec: &SetSpec, op: &Op, id: u32, lag_ms: u64) -> impl Iterator<Item = ElemOut> {
     let (key, key_len) = layout::key(spec.family, op.span.first);
     let timeout_ms = match op.kind {
-        Kind::Add => op.timeout_ms,
+        // Never 0 (that would mean "never expires").
+        Kind::Add => op.timeout_ms.map(|t| t.saturating_sub(lag_ms).max(1)),
         Kind::Delete => None,
     };
     let start = ElemOut {
@@ -1399,6 +1465,34 @@ fn add_set_message(b: &mut Batch, spec: &SetSpec, id: u32) {
             w.put(nf::NFTA_SET_USERDATA, &layout::set_udata());
         },
     );
+}
+
+/// Look `spans` (single addresses) of set `spec` up by key on `sock`.
+fn lookup_spans(
+    sock: &mut Socket,
+    spec: &SetSpec,
+    spans: &[Span],
+    t0: Instant,
+) -> Result<Vec<Option<Seen>>, BanError> {
+    let family = spec.family;
+    let mut out = vec![None; spans.len()];
+    sock.lookup(
+        TABLE,
+        &spec.name,
+        spans.len(),
+        &|i| layout::key(family, spans[i].first),
+        &mut |i, e| {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(Seen {
+                    timeout_ms: e.timeout_ms,
+                    expires_ms: e.expires_ms,
+                    at: t0.elapsed(),
+                });
+            }
+        },
+    )
+    .map_err(|e| map_err(e, "look up set elements", None))?;
+    Ok(out)
 }
 
 /// Run a dump again when a concurrent ruleset change interrupted it.

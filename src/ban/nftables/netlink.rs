@@ -47,7 +47,6 @@
 //! to a `Batch`; and making the `#[nfnetlink_struct]` expansion use
 //! `::rustables::` paths so other crates can define attributes.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -77,9 +76,9 @@ const NFNETLINK_V0: u8 = 0;
 /// elements; nft itself stays well below that too.
 pub(crate) const ELEMS_PER_MSG_BYTES: usize = 48 * 1024;
 
-/// Receive buffer for replies. Dump messages are at most 32 KiB (the kernel
-/// caps them there), so this holds any single datagram.
-const RECV_BUF: usize = 128 * 1024;
+/// Receive buffer for replies: dump messages are at most 32 KiB (the
+/// kernel caps them there); lookups take up to 1024 small replies at once.
+const RECV_BUF: usize = 1024 * 1024;
 /// Socket buffers we ask for with `SO_*BUFFORCE` (needs CAP_NET_ADMIN,
 /// which we need anyway): a whole batch must go in one `send`, and the
 /// replies to a keyed lookup all queue up before we read them.
@@ -639,10 +638,10 @@ fn parse_error(m: &Msg<'_>) -> Result<ErrReply, NlError> {
     Ok(reply)
 }
 
-/// A set element as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ElemIn {
-    pub key: Vec<u8>,
+/// A set element as the kernel reports it (borrowing the reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ElemIn<'a> {
+    pub key: &'a [u8],
     pub flags: u32,
     /// The element's timeout (ms), absent when it never expires.
     pub timeout_ms: Option<u64>,
@@ -652,7 +651,10 @@ pub(crate) struct ElemIn {
 
 /// Parse the elements of one `NFT_MSG_NEWSETELEM` message (dump or get
 /// reply) and pass them to `f`.
-pub(crate) fn parse_elements(m: &Msg<'_>, f: &mut dyn FnMut(ElemIn)) -> Result<(), NlError> {
+pub(crate) fn parse_elements<'a>(
+    m: &Msg<'a>,
+    f: &mut dyn FnMut(ElemIn<'a>),
+) -> Result<(), NlError> {
     for (ty, v) in m.attrs()? {
         if ty != nf::NFTA_SET_ELEM_LIST_ELEMENTS {
             continue;
@@ -662,7 +664,7 @@ pub(crate) fn parse_elements(m: &Msg<'_>, f: &mut dyn FnMut(ElemIn)) -> Result<(
                 continue;
             }
             let mut e = ElemIn {
-                key: Vec::new(),
+                key: &[],
                 flags: 0,
                 timeout_ms: None,
                 expires_ms: None,
@@ -672,7 +674,7 @@ pub(crate) fn parse_elements(m: &Msg<'_>, f: &mut dyn FnMut(ElemIn)) -> Result<(
                     nf::NFTA_SET_ELEM_KEY => {
                         for (ty, d) in Attrs::new(v) {
                             if ty == nf::NFTA_DATA_VALUE {
-                                e.key = d.to_vec();
+                                e.key = d;
                             }
                         }
                     }
@@ -940,8 +942,9 @@ impl Socket {
         }
     }
 
-    /// Look elements of a (non-interval) set up by key: `found` gets every
-    /// element present, in key order; keys without an element are skipped.
+    /// Look elements of a (non-interval) set up by key: `key_at(i)` gives
+    /// the i-th of `n` keys; `found(i, element)` gets every element present.
+    /// Keys without an element are skipped.
     ///
     /// nf_tables answers a `NFT_MSG_GETSETELEM` request (not a dump) with
     /// one message per key and stops at the first key it does not find,
@@ -952,17 +955,18 @@ impl Socket {
         &mut self,
         table: &str,
         set: &str,
-        keys: &[&[u8]],
-        found: &mut dyn FnMut(usize, ElemIn),
+        n: usize,
+        key_at: &dyn Fn(usize) -> ([u8; 16], u8),
+        found: &mut dyn FnMut(usize, ElemIn<'_>),
     ) -> Result<(), NlError> {
         // Every reply is its own ~4 KiB socket buffer; a request must not
         // ask for more replies than the receive buffer holds.
         let max_chunk = (self.rcvbuf / 6000).clamp(8, 2048);
         let mut chunk = max_chunk;
         let mut at = 0;
-        while at < keys.len() {
-            let end = (at + chunk).min(keys.len());
-            match self.lookup_once(table, set, &keys[at..end], at, found)? {
+        while at < n {
+            let end = (at + chunk).min(n);
+            match self.lookup_once(table, set, at..end, key_at, found)? {
                 LookupStop::AllFound => {
                     at = end;
                     chunk = (chunk * 2).min(max_chunk);
@@ -986,12 +990,13 @@ impl Socket {
         &mut self,
         table: &str,
         set: &str,
-        keys: &[&[u8]],
-        base: usize,
-        found: &mut dyn FnMut(usize, ElemIn),
+        range: std::ops::Range<usize>,
+        key_at: &dyn Fn(usize) -> ([u8; 16], u8),
+        found: &mut dyn FnMut(usize, ElemIn<'_>),
     ) -> Result<LookupStop, NlError> {
         self.drain_stale();
         let seq = self.seqs(1);
+        let keys: Vec<([u8; 16], u8)> = range.clone().map(key_at).collect();
         let mut w = Writer::default();
         let s = w.begin(
             ((nf::NFNL_SUBSYS_NFTABLES as u16) << 8) | nf::NFT_MSG_GETSETELEM as u16,
@@ -1004,11 +1009,11 @@ impl Socket {
         w.put_str(nf::NFTA_SET_ELEM_LIST_SET, set);
         let list = w.nest(nf::NFTA_SET_ELEM_LIST_ELEMENTS);
         let mut offsets = Vec::with_capacity(keys.len());
-        for k in keys {
+        for (k, len) in &keys {
             offsets.push((w.len() - s) as u32);
             let el = w.nest(nf::NFTA_LIST_ELEM);
             let key = w.nest(nf::NFTA_SET_ELEM_KEY);
-            w.put(nf::NFTA_DATA_VALUE, k);
+            w.put(nf::NFTA_DATA_VALUE, &k[..usize::from(*len).min(16)]);
             w.end_nest(key);
             w.end_nest(el);
         }
@@ -1017,46 +1022,59 @@ impl Socket {
         rustix::net::send(&self.fd, &w.buf, SendFlags::empty())
             .map_err(|e| NlError::Send(e.into()))?;
 
-        // Index of each key, to place replies (they come in request order,
-        // but we do not rely on it).
-        let index: HashMap<&[u8], usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+        // Replies come in request order; `next` is the key we expect.
+        let key_of = |i: usize| &keys[i].0[..usize::from(keys[i].1).min(16)];
         let mut answered = vec![false; keys.len()];
+        let mut next = 0;
         let mut stop = None;
         let mut lost = false;
-        // The kernel answered synchronously inside `send`: drain.
-        loop {
-            let n = match self.recv(RecvFlags::DONTWAIT) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+        // The kernel answered synchronously inside `send`: drain, many
+        // datagrams per system call.
+        let mut buf = std::mem::take(&mut self.rbuf);
+        let result = loop {
+            let lens = match recv_many(&self.fd, &mut buf) {
+                Ok(l) => l,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     lost = true;
                     continue;
                 }
-                Err(e) => return Err(NlError::Recv(e)),
+                Err(e) => break Err(NlError::Recv(e)),
             };
-            let buf = std::mem::take(&mut self.rbuf);
             let r = (|| {
-                for m in Messages::new(&buf[..n]) {
-                    let m = m?;
-                    if m.seq != seq {
-                        continue;
-                    }
-                    if m.ty as i32 == libc::NLMSG_ERROR {
-                        stop = Some(parse_error(&m)?);
-                        continue;
-                    }
-                    parse_elements(&m, &mut |e| {
-                        if let Some(&i) = index.get(e.key.as_slice()) {
-                            answered[i] = true;
-                            found(base + i, e);
+                for (slot, len) in lens.iter().enumerate() {
+                    let dgram = &buf[slot * RECV_SLOT..slot * RECV_SLOT + len];
+                    for m in Messages::new(dgram) {
+                        let m = m?;
+                        if m.seq != seq {
+                            continue;
                         }
-                    })?;
+                        if m.ty as i32 == libc::NLMSG_ERROR {
+                            stop = Some(parse_error(&m)?);
+                            continue;
+                        }
+                        parse_elements(&m, &mut |e| {
+                            let i = if next < keys.len() && key_of(next) == e.key {
+                                Some(next)
+                            } else {
+                                (0..keys.len()).find(|&i| key_of(i) == e.key)
+                            };
+                            if let Some(i) = i {
+                                answered[i] = true;
+                                next = i + 1;
+                                found(range.start + i, e);
+                            }
+                        })?;
+                    }
                 }
                 Ok::<(), NlError>(())
             })();
-            self.rbuf = buf;
-            r?;
-        }
+            if let Err(e) = r {
+                break Err(e);
+            }
+        };
+        self.rbuf = buf;
+        result?;
         let first_unanswered = answered.iter().position(|a| !a).unwrap_or(keys.len());
         match stop {
             Some(e) if e.errno == 0 => Ok(LookupStop::AllFound),
@@ -1080,6 +1098,65 @@ impl Socket {
             None if lost => Ok(LookupStop::Resume(first_unanswered)),
             None => Err(NlError::NoAck),
         }
+    }
+}
+
+/// Size of one datagram slot for [`recv_many`]: lookup replies are one
+/// element each (~100 bytes), errors are capped.
+const RECV_SLOT: usize = 1024;
+
+/// Receive the datagrams queued on `fd` (without waiting), many per system
+/// call, into `RECV_SLOT`-sized pieces of `buf`; returns their lengths.
+/// Lookup replies are one datagram per element, so one `recv` each would
+/// cost a system call per element.
+fn recv_many(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Vec<usize>> {
+    let slots = buf.len() / RECV_SLOT;
+    let mut iovs: Vec<libc::iovec> = buf
+        .chunks_exact_mut(RECV_SLOT)
+        .map(|c| libc::iovec {
+            iov_base: c.as_mut_ptr().cast(),
+            iov_len: c.len(),
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: mmsghdr is plain data (pointers and integers, some
+            // private padding on some libcs); all-zero is a valid value.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    loop {
+        // SAFETY: `hdrs` holds `slots` initialized headers, each pointing
+        // at one iovec of `iovs`, which points into `buf`; all outlive the
+        // call and are not otherwise accessed during it. No timeout.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                slots as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let mut lens = Vec::with_capacity(n as usize);
+        for h in &hdrs[..n as usize] {
+            if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                return Err(io::Error::other("netlink reply larger than expected"));
+            }
+            lens.push(h.msg_len as usize);
+        }
+        return Ok(lens);
     }
 }
 
