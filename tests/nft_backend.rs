@@ -215,6 +215,39 @@ fn reconcile_restores_what_was_flushed_or_deleted_behind_our_back() {
         );
         nft.reconcile(&bans, now).unwrap();
         assert_eq!(rules().len(), 4);
+
+        // A chain policy changed by hand (which would cut the host off),
+        // or a chain at another priority, is put back.
+        let chain = || {
+            let v = nft_json(&["chain", "inet", "jailwarden", "input"]);
+            v["nftables"][1]["chain"].clone()
+        };
+        run(
+            "nft",
+            &["chain", "inet", "jailwarden", "input", "{ policy drop; }"],
+        );
+        assert_eq!(chain()["policy"], "drop");
+        nft.reconcile(&bans, now).unwrap();
+        assert_eq!(chain()["policy"], "accept");
+        run("nft", &["delete", "table", "inet", "jailwarden"]);
+        nft_script(
+            "table inet jailwarden {
+               chain input {
+                 type filter hook input priority 0; policy accept;
+               }
+             }",
+        );
+        let r = nft.reconcile(&bans, now).unwrap();
+        assert_eq!(r.added, 4);
+        assert_eq!(chain()["prio"], -10);
+        assert_eq!(rules().len(), 4);
+
+        // ban() and unban() survive the table vanishing too.
+        run("nft", &["delete", "table", "inet", "jailwarden"]);
+        nft.unban(&bans[..1]).unwrap();
+        nft.ban(&bans[..1], now).unwrap();
+        assert_eq!(values("sshd-v4"), ["192.0.2.1"]);
+        assert_eq!(rules().len(), 4);
     });
 }
 
@@ -515,6 +548,15 @@ fn wrong_family_or_prefix_is_a_clear_error() {
             nft.reconcile(&[ban("nope", "192.0.2.1", Some(60), now)], now),
             Err(BanError::UnknownJail { .. })
         ));
+        // Unbanning a network never lifts one of its addresses instead.
+        nft.ban(&[ban("sshd", "192.0.2.0", Some(60), now)], now)
+            .unwrap();
+        assert!(matches!(
+            nft.unban(&[ban("sshd", "192.0.2.0/24", None, now)]),
+            Err(BanError::BadElement { .. })
+        ));
+        assert_eq!(values("sshd-v4"), ["192.0.2.0"]);
+        nft.unban(&[ban("sshd", "192.0.2.0", None, now)]).unwrap();
         let mut bad = jail("x");
         bad.v6_prefix = 0;
         assert!(matches!(

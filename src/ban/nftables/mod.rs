@@ -339,9 +339,17 @@ impl Nftables {
             per_set[si].push((span, want));
         }
         for v in &mut per_set {
-            v.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| longer(&b.1, &a.1)));
+            // Containers before what they contain, the longest ban first
+            // among equal spans (dedup keeps the first).
+            v.sort_by(|a, b| {
+                (a.0.first, b.0.last)
+                    .cmp(&(b.0.first, a.0.last))
+                    .then_with(|| longer(&b.1, &a.1))
+            });
             v.dedup_by(|later, earlier| later.0 == earlier.0);
             drop_covered(v);
+            // The merge with the kernel's list needs plain span order.
+            v.sort_by_key(|(span, _)| *span);
         }
         Ok(per_set)
     }
@@ -355,9 +363,12 @@ impl Nftables {
     /// different, in one transaction. Returns the sets as the kernel now
     /// has them (with element counts where the kernel gives them).
     fn ensure_structure(&mut self) -> Result<HashMap<String, SetInfo>, BanError> {
-        let chain_exists = self.chain_exists()?;
+        let chain = self.our_chain()?;
+        // A chain changed by hand is recreated with its rules (the kernel
+        // cannot move a base chain to another hook or priority).
+        let recreate_chain = chain == Some(false);
         let mut existing = self.list_sets()?;
-        let rules = if chain_exists {
+        let rules = if chain.is_some() {
             self.list_rules()?
         } else {
             Vec::new()
@@ -410,9 +421,10 @@ impl Nftables {
         let mut stale_rules = Vec::new();
         for (handle, comment) in &rules {
             let wanted = comment.as_ref().filter(|c| {
-                jail_rules
-                    .iter()
-                    .any(|(set, r)| &r.comment == *c && !recreate.contains(set))
+                !recreate_chain
+                    && jail_rules
+                        .iter()
+                        .any(|(set, r)| &r.comment == *c && !recreate.contains(set))
             });
             match wanted {
                 Some(c) if keep.insert(c.clone()) => {}
@@ -427,7 +439,7 @@ impl Nftables {
             .iter()
             .filter(|(_, r)| !keep.contains(&r.comment))
             .collect();
-        if chain_exists
+        if chain == Some(true)
             && stale_rules.is_empty()
             && stale_sets.is_empty()
             && missing_sets.is_empty()
@@ -444,12 +456,6 @@ impl Nftables {
             "table inet jailwarden",
         )
         .map_err(nl)?;
-        b.rustables(
-            RsObject::Chain(&layout::chain()),
-            MsgType::Add,
-            "chain input",
-        )
-        .map_err(nl)?;
         let chain = layout::chain();
         for handle in &stale_rules {
             let rule = rustables::Rule::new(&chain)
@@ -462,6 +468,20 @@ impl Nftables {
             )
             .map_err(nl)?;
         }
+        if recreate_chain {
+            tracing::warn!("chain inet {TABLE} {CHAIN} was changed behind our back; recreating it");
+            // By name only: with a hook attribute, deletion means something
+            // else for netdev chains.
+            let by_name = rustables::Chain::new(&layout::table()).with_name(CHAIN);
+            b.rustables(
+                RsObject::Chain(&by_name),
+                MsgType::Del,
+                "delete the changed chain",
+            )
+            .map_err(nl)?;
+        }
+        b.rustables(RsObject::Chain(&chain), MsgType::Add, "chain input")
+            .map_err(nl)?;
         for name in &stale_sets {
             b.message(
                 nf::NFT_MSG_DELSET as u16,
@@ -541,48 +561,59 @@ impl Nftables {
         Ok(existing)
     }
 
-    /// Does `inet jailwarden` have its chain? (A get request: ENOENT when
-    /// the table or the chain is missing.)
-    fn chain_exists(&mut self) -> Result<bool, BanError> {
-        let r = self.sock.dump(
-            nf::NFT_MSG_GETCHAIN as u16,
-            libc::NFPROTO_INET as u8,
-            |w| {
-                w.put_str(nf::NFTA_CHAIN_TABLE, TABLE);
-            },
-            &mut |_| Ok(()),
-        );
-        // A filtered chain dump cannot tell an empty table from a missing
-        // one; look for our chain by name in the replies instead.
-        match r {
-            Ok(()) => {}
-            Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(false),
-            Err(e) => return Err(map_err(e, "list chains", None)),
-        }
-        let mut found = false;
-        retry_dump(|| {
-            found = false;
+    /// Our chain as the kernel has it: `None` when it (or the table) is
+    /// missing, `Some(true)` when it is the base chain we create,
+    /// `Some(false)` when its hook, priority, type or policy were changed
+    /// (a `policy drop` set by hand would cut the host off).
+    fn our_chain(&mut self) -> Result<Option<bool>, BanError> {
+        let mut found = None;
+        let r = retry_dump(|| {
+            found = None;
             self.sock.dump(
                 nf::NFT_MSG_GETCHAIN as u16,
                 libc::NFPROTO_INET as u8,
                 |w| w.put_str(nf::NFTA_CHAIN_TABLE, TABLE),
                 &mut |m| {
-                    let mut table = String::new();
-                    let mut name = String::new();
-                    for (ty, v) in m.attrs()? {
-                        match ty {
+                    let (mut table, mut name, mut ty) =
+                        (String::new(), String::new(), String::new());
+                    let (mut hook, mut prio, mut policy) = (None, None, None);
+                    for (t, v) in m.attrs()? {
+                        match t {
                             nf::NFTA_CHAIN_TABLE => table = netlink::string(v),
                             nf::NFTA_CHAIN_NAME => name = netlink::string(v),
+                            nf::NFTA_CHAIN_TYPE => ty = netlink::string(v),
+                            nf::NFTA_CHAIN_POLICY => policy = netlink::be_u32(v),
+                            nf::NFTA_CHAIN_HOOK => {
+                                for (t, v) in netlink::Attrs::new(v) {
+                                    match t {
+                                        nf::NFTA_HOOK_HOOKNUM => hook = netlink::be_u32(v),
+                                        nf::NFTA_HOOK_PRIORITY => {
+                                            prio = netlink::be_u32(v).map(|p| p as i32)
+                                        }
+                                        _ => {}
+                                    }
+                                }
+                            }
                             _ => {}
                         }
                     }
-                    found |= table == TABLE && name == CHAIN;
+                    if table == TABLE && name == CHAIN {
+                        found = Some(
+                            hook == Some(libc::NF_INET_LOCAL_IN as u32)
+                                && prio == Some(CHAIN_PRIORITY)
+                                && policy == Some(libc::NF_ACCEPT as u32)
+                                && ty == "filter",
+                        );
+                    }
                     Ok(())
                 },
             )
-        })
-        .map_err(|e| map_err(e, "list chains", None))?;
-        Ok(found)
+        });
+        match r {
+            Ok(()) => Ok(found),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(map_err(e, "list chains", None)),
+        }
     }
 
     /// The sets of our table.
@@ -1206,7 +1237,16 @@ impl Banner for Nftables {
                 lapses.push((si, *span, lapse_of(w, now)));
             }
         }
-        self.apply(ops, "ban", started)?;
+        if let Err(e) = self.apply(ops.clone(), "ban", started) {
+            // Our table or set was deleted behind our back (`nft flush
+            // ruleset`, another firewall manager): put it back, ban again.
+            if !set_missing(&e) {
+                return Err(e);
+            }
+            tracing::warn!("table inet {TABLE} lost its sets; recreating them: {e}");
+            self.ensure_structure()?;
+            self.apply(ops, "ban", started)?;
+        }
         self.note_lapses(&sets, &lapses);
         Ok(())
     }
@@ -1218,7 +1258,8 @@ impl Banner for Nftables {
         let mut ops = Vec::new();
         let mut lapses = Vec::new();
         for ban in bans {
-            let (family, span) = Span::of_net(canonical_net(ban.net));
+            let net = canonical_net(ban.net);
+            let (family, span) = Span::of_net(net);
             let Some(si) = self
                 .jails
                 .iter()
@@ -1229,6 +1270,13 @@ impl Banner for Nftables {
                     jail: ban.jail.clone(),
                 });
             };
+            // A network the set cannot hold was never banned; deleting its
+            // first address instead would lift the wrong ban.
+            layout::check_element(&sets[si], span).map_err(|e| BanError::BadElement {
+                jail: ban.jail.clone(),
+                element: net.to_string(),
+                reason: e.to_string(),
+            })?;
             ops.push(Op {
                 set: si,
                 kind: Kind::Delete,
@@ -1239,7 +1287,11 @@ impl Banner for Nftables {
         }
         ops.sort_by_key(|op| (op.set, op.span));
         ops.dedup_by_key(|op| (op.set, op.span));
-        self.apply(ops, "unban", started)?;
+        match self.apply(ops, "unban", started) {
+            // The set (or table) is gone, and its bans with it.
+            Err(e) if set_missing(&e) => {}
+            r => r?,
+        }
         self.note_lapses(&sets, &lapses);
         Ok(())
     }
@@ -1289,16 +1341,26 @@ fn longer(a: &Want, b: &Want) -> std::cmp::Ordering {
 
 /// In an interval set, a span inside another wanted span (a /128 inside a
 /// banned /64) would overlap it, which the kernel refuses. Drop it when the
-/// outer ban lasts at least as long: it adds nothing.
+/// outer ban lasts at least as long: it adds nothing. `v` is sorted with
+/// containers first; prefixes nest or are disjoint, so a stack of the
+/// enclosing spans finds the innermost one.
 fn drop_covered(v: &mut Vec<(Span, Want)>) {
     let mut out: Vec<(Span, Want)> = Vec::with_capacity(v.len());
+    let mut enclosing: Vec<(Span, Want)> = Vec::new();
     for (span, want) in v.drain(..) {
-        if let Some((outer, ow)) = out.last()
+        while enclosing
+            .last()
+            .is_some_and(|(outer, _)| outer.last < span.first)
+        {
+            enclosing.pop();
+        }
+        if let Some((outer, ow)) = enclosing.last()
             && span.last <= outer.last
             && longer(ow, &want) != std::cmp::Ordering::Less
         {
             continue;
         }
+        enclosing.push((span, want));
         out.push((span, want));
     }
     *v = out;
@@ -1495,6 +1557,13 @@ fn lookup_spans(
     Ok(out)
 }
 
+/// Is this the kernel saying a set (or our table) does not exist, rather
+/// than pointing at an element?
+fn set_missing(e: &BanError) -> bool {
+    matches!(e, BanError::Netlink { element: None, source, .. }
+        if source.raw_os_error() == Some(libc::ENOENT))
+}
+
 /// Run a dump again when a concurrent ruleset change interrupted it.
 fn retry_dump(mut f: impl FnMut() -> Result<(), NlError>) -> Result<(), NlError> {
     let mut tries = 0;
@@ -1596,6 +1665,25 @@ mod tests {
         let mut v = vec![(outer, w(100)), (inner, w(500))];
         drop_covered(&mut v);
         assert_eq!(v.len(), 2, "the inner ban outlasts the outer one");
+        // Nesting and siblings: a /56-like outer, two inner blocks, the
+        // first outlasting the outer, and an address inside the first.
+        let outer = Span {
+            first: 0,
+            last: 0xff,
+        };
+        let a = Span {
+            first: 0,
+            last: 0x0f,
+        };
+        let a1 = Span { first: 3, last: 3 };
+        let b = Span {
+            first: 0x10,
+            last: 0x1f,
+        };
+        let mut v = vec![(outer, w(100)), (a, w(500)), (a1, w(400)), (b, w(50))];
+        drop_covered(&mut v);
+        let kept: Vec<Span> = v.iter().map(|(s, _)| *s).collect();
+        assert_eq!(kept, [outer, a]);
     }
 
     #[test]
