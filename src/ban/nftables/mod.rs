@@ -19,7 +19,7 @@
 //!
 //! The v6 set is an interval set when the jail bans IPv6 by prefix
 //! (`v6_prefix < 128`). Set names come from jail names
-//! ([`layout::set_base_name`]: long or odd names are cleaned and hashed).
+//! (`layout::set_base_name`: long or odd names are cleaned and hashed).
 //! Rules carry a comment with a digest of what they encode; a rule whose
 //! comment is not wanted is replaced.
 //!
@@ -45,7 +45,7 @@
 //! # Kernel limits
 //!
 //! The first [`Banner::configure`] probes the kernel in a throwaway set
-//! ([`layout::PROBE_SET`]): the largest element timeout it accepts and
+//! (`jw-probe`): the largest element timeout it accepts and
 //! reports back intact (timeouts are clamped to it), whether re-adding an
 //! element updates its timeout, whether `DESTROYSETELEM` exists, and whether
 //! sets report their element count. Older kernels get slower fallbacks.
