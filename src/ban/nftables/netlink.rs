@@ -960,8 +960,10 @@ impl Socket {
         found: &mut dyn FnMut(usize, ElemIn<'_>),
     ) -> Result<(), NlError> {
         // Every reply is its own ~4 KiB socket buffer; a request must not
-        // ask for more replies than the receive buffer holds.
-        let max_chunk = (self.rcvbuf / 6000).clamp(8, 2048);
+        // ask for more replies than the receive buffer holds. Beyond a few
+        // hundred, bigger requests only cost more (measured: 2.33 s of
+        // kernel time per million keys at 256, 2.53 s at 2048).
+        let max_chunk = (self.rcvbuf / 6000).clamp(8, 256);
         let mut chunk = max_chunk;
         let mut at = 0;
         while at < n {
