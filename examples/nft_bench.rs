@@ -109,6 +109,25 @@ fn rss_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Reset the peak RSS (VmHWM) so the next phase's peak is its own.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// CPU time (user + system) of this process so far: unlike wall time, not
+/// inflated by other load on the machine.
+fn cpu_time() -> Duration {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the rusage we point it at; zeroed is a valid
+    // rusage to start from, and RUSAGE_SELF takes no other input.
+    let ru = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
@@ -118,9 +137,10 @@ fn install(n: u32) -> Result<Vec<Ban>, Box<dyn std::error::Error>> {
     nft.configure(&[jail()])?;
     let now = Timestamp::now();
     let bans = bans(n, now);
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_time());
     nft.ban(&bans, now)?;
     println!("install_secs {}", secs(t.elapsed()));
+    println!("install_cpu_secs {}", secs(cpu_time() - cpu));
     if let Some(l) = nft.kernel_limits() {
         println!("max_timeout_ms {}", l.max_timeout.as_millis());
     }
@@ -135,9 +155,11 @@ fn readback(n: u32) -> Result<(), Box<dyn std::error::Error>> {
     // A restarted daemon: a new instance reconciles the store's bans.
     let mut nft = Nftables::new()?;
     nft.configure(&[jail()])?;
-    let t = Instant::now();
+    reset_peak_rss();
+    let (t, cpu) = (Instant::now(), cpu_time());
     let report = nft.reconcile(&bans, Timestamp::now())?;
     println!("reconcile_secs {}", secs(t.elapsed()));
+    println!("reconcile_cpu_secs {}", secs(cpu_time() - cpu));
     println!("reconcile_kept {}", report.kept);
     println!(
         "reconcile_changed {}",
@@ -147,9 +169,11 @@ fn readback(n: u32) -> Result<(), Box<dyn std::error::Error>> {
     println!("rss_reconcile_peak_kib {hwm}");
 
     if std::env::var_os("SKIP_DUMP").is_none() {
-        let t = Instant::now();
+        reset_peak_rss();
+        let (t, cpu) = (Instant::now(), cpu_time());
         let elems = nft.elements("bench")?;
         println!("dump_secs {}", secs(t.elapsed()));
+        println!("dump_cpu_secs {}", secs(cpu_time() - cpu));
         println!("dump_elements {}", elems.len());
         let (rss, hwm) = rss_kib();
         println!("rss_holding_dump_kib {rss}");
