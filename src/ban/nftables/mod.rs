@@ -338,9 +338,16 @@ impl Nftables {
             };
             per_set[si].push((span, want));
         }
-        for v in &mut per_set {
-            // Containers before what they contain, the longest ban first
-            // among equal spans (dedup keeps the first).
+        for (si, v) in per_set.iter_mut().enumerate() {
+            let interval = self.jails[si / 2].1[si % 2].interval;
+            if !interval {
+                // Single addresses: plain order, the longest ban first among
+                // equal ones (dedup keeps the first).
+                v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| longer(&b.1, &a.1)));
+                v.dedup_by(|later, earlier| later.0 == earlier.0);
+                continue;
+            }
+            // Containers before what they contain, then as above.
             v.sort_by(|a, b| {
                 (a.0.first, b.0.last)
                     .cmp(&(b.0.first, a.0.last))
