@@ -319,3 +319,83 @@ journal.send("Failed password for root from 192.0.2.90 port 22 ssh2", SYSLOG_IDE
     // Evictions are logged at powers of two: 65,536 of the 99,000 so far.
     assert_eq!(evicted, 65_536, "{capped:?}");
 }
+
+/// With `backend = "nftables"` (in a network namespace of the test's own):
+/// bans become kernel set elements with timeouts, are restored after
+/// tampering by the periodic check, and stay in the kernel across a restart.
+#[test]
+fn nftables_bans_reach_the_kernel_and_survive_tampering_and_restarts() {
+    let ns = support::NamedNetns::new("daemon");
+    let j = PrivateJournald::started();
+    let config = SSHD
+        .replace(
+            "backend = \"none\"",
+            "backend = \"nftables\"\nrecheck = \"1s\"",
+        )
+        .replace("maxretry = 3", "maxretry = 3\nport = \"ssh\"");
+    let mut d = Daemon::start_in(&j, &config, Some(&ns.0));
+    let elements = || -> Vec<(String, Option<u64>)> {
+        let out = ns.exec(&["nft", "-j", "list", "set", "inet", "jailwarden", "sshd-v4"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["set"]["elem"].as_array().cloned())
+            .flatten()
+            .map(|e| match &e["elem"] {
+                serde_json::Value::Object(m) => (
+                    m["val"].as_str().unwrap_or("").to_string(),
+                    m["timeout"].as_u64(),
+                ),
+                _ => (e.as_str().unwrap_or("").to_string(), None),
+            })
+            .collect()
+    };
+    for _ in 0..3 {
+        failed(&j, "192.0.2.80");
+    }
+    d.wait_ban("sshd", "192.0.2.80");
+    assert!(
+        wait_until(Duration::from_secs(5), || !elements().is_empty()),
+        "no element"
+    );
+    let e = elements();
+    assert_eq!(e[0].0, "192.0.2.80");
+    assert!(
+        e[0].1.is_some_and(|t| (590..=600).contains(&t)),
+        "timeout {:?}",
+        e[0].1
+    );
+    // The rule drops ssh traffic from the set.
+    let rules = String::from_utf8_lossy(
+        &ns.exec(&["nft", "list", "chain", "inet", "jailwarden", "input"])
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        rules.contains("@sshd-v4") && rules.contains("dport 22") && rules.contains("drop"),
+        "{rules}"
+    );
+    // Tampering is undone by the periodic check.
+    ns.exec_ok(&["nft", "flush", "set", "inet", "jailwarden", "sshd-v4"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || elements().len() == 1),
+        "not restored after flush"
+    );
+    ns.exec_ok(&["nft", "delete", "table", "inet", "jailwarden"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || elements().len() == 1),
+        "not restored after delete table"
+    );
+    // A restart leaves the element in place all along.
+    d.term();
+    assert_eq!(
+        elements().len(),
+        1,
+        "the ban must stay in the kernel while the daemon is down"
+    );
+    d.spawn();
+    assert_eq!(elements().len(), 1);
+    assert_eq!(d.bans().len(), 1, "no second ban after the restart");
+}

@@ -51,7 +51,10 @@ pub fn run(filter_dirs: &[PathBuf], json: bool) -> i32 {
         } else {
             String::new()
         };
-        println!("{name:<width$}  {:<mwidth$}  {description}{note}", modes.join(","));
+        println!(
+            "{name:<width$}  {:<mwidth$}  {description}{note}",
+            modes.join(",")
+        );
     }
     println!(
         "{} filters in {}",

@@ -268,6 +268,9 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     let mut sighup = signal(SignalKind::hangup())?;
     let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut recheck = tokio::time::interval(cfg.daemon.recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.tick().await; // the first tick is immediate; start just reconciled
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
 
@@ -346,6 +349,7 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             Some((pending, addrs)) = dns_rx.recv() => core.resolved(pending, addrs, Timestamp::now()),
             _ = sleep_until_opt(next_expiry) => core.expire(Timestamp::now()),
             _ = sleep_until_opt(retry) => core.reconcile(Timestamp::now()),
+            _ = recheck.tick(), if retry.is_none() => core.reconcile(Timestamp::now()),
             _ = housekeeping.tick() => {
                 core.tick(Timestamp::now());
                 notify::status(&core.status_line());

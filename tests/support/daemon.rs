@@ -37,6 +37,8 @@ pub struct BanEvent {
 /// A running daemon and its files.
 pub struct Daemon {
     child: Option<Child>,
+    /// Run inside this named network namespace (`ip netns`), if any.
+    netns: Option<String>,
     pub dir: tempfile::TempDir,
     journal_pid: u32,
     log_dir: PathBuf,
@@ -54,12 +56,19 @@ impl Daemon {
     /// namespace (so its own events reach that journald). Returns once it
     /// logged READY.
     pub fn start(j: &PrivateJournald, config: &str) -> Daemon {
+        Self::start_in(j, config, None)
+    }
+
+    /// [`start`](Self::start) inside the named network namespace `netns`,
+    /// so its firewall changes stay there.
+    pub fn start_in(j: &PrivateJournald, config: &str, netns: Option<&str>) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("jw-daemon-")
             .tempdir()
             .expect("tempdir");
         let mut d = Daemon {
             child: None,
+            netns: netns.map(str::to_string),
             dir,
             journal_pid: j.pid(),
             log_dir: j.log_dir(),
@@ -87,7 +96,17 @@ impl Daemon {
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "already running");
         let since = self.ready_count();
-        let child = Command::new("nsenter")
+        // `ip netns exec` then `nsenter`: the other order fails, as the
+        // named namespace is not mounted in journald's mount namespace.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str(), "nsenter"]);
+                c
+            }
+            None => Command::new("nsenter"),
+        };
+        let child = cmd
             .arg("-t")
             .arg(self.journal_pid.to_string())
             .arg("-m")

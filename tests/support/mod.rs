@@ -24,6 +24,10 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod daemon;
+pub mod netns;
+
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use netns::{Elem, NamedNetns, elements, in_netns, nft_json, nft_script, output, run, values};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
