@@ -193,6 +193,54 @@ ban = ["WORK/act.sh", "ban", "{address}", "{timeout}"]
 }
 
 #[test]
+fn reload_replaces_changed_actions_in_order_and_removed_jails_unban() {
+    let j = PrivateJournald::started();
+    let w = Work::new();
+    let action = |tag: &str| {
+        format!(
+            r#"bantime = "10m"
+[[jails.sshd.action]]
+type = "command"
+start = ["WORK/act.sh", "start-{tag}"]
+stop = ["WORK/act.sh", "stop-{tag}"]
+ban = ["WORK/act.sh", "ban-{tag}", "{{address}}"]
+unban = ["WORK/act.sh", "unban-{tag}", "{{address}}"]
+"#
+        )
+    };
+    let d = Daemon::start(&j, &w.config(&action("a")));
+    failed(&j, "192.0.2.10");
+    failed(&j, "192.0.2.10");
+    w.wait_log("ban-a 192.0.2.10");
+    // Unchanged on reload: nothing restarts.
+    d.reload();
+    // Changed: the old action stops before the new one starts, and the new
+    // one takes over the ban in force.
+    d.write_config(&w.config(&action("b")));
+    d.reload();
+    w.wait_log("ban-b 192.0.2.10");
+    // The jail goes: its bans are lifted (unban runs), then its action stops.
+    let other = w
+        .config("")
+        .replace("[jails.sshd]", "[jails.other]\nfilter = \"sshd\"");
+    d.write_config(&other);
+    d.reload();
+    w.wait_log("stop-b");
+    assert_eq!(
+        w.log(),
+        [
+            "start-a",
+            "ban-a 192.0.2.10",
+            "stop-a",
+            "start-b",
+            "ban-b 192.0.2.10",
+            "unban-b 192.0.2.10",
+            "stop-b"
+        ]
+    );
+}
+
+#[test]
 fn a_hanging_command_is_killed_at_its_timeout_and_reported() {
     let j = PrivateJournald::started();
     let w = Work::new();
