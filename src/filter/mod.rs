@@ -115,7 +115,7 @@ pub struct Filter {
 /// Largest compiled regex we accept (keeps check-config and memory sane).
 const NFA_SIZE_LIMIT: usize = 64 << 20;
 /// Lazy DFA cache per matcher; big enough that sshd's automaton never thrashes.
-const DFA_CACHE: usize = 8 << 20;
+const DFA_CACHE: usize = 2 << 20;
 /// Sessions kept per matcher.
 const SESSION_CAP: usize = 10_000;
 /// Longest line a filter looks at; beyond it a line is cut (counted by the
