@@ -15,6 +15,7 @@ pub mod addr;
 pub mod ban;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod events;
 pub mod filter;
