@@ -57,6 +57,8 @@ enum Command {
         #[arg(long = "filter-dir", value_name = "DIR")]
         filter_dirs: Vec<PathBuf>,
     },
+    #[command(flatten)]
+    Client(jailwarden::control::cli::Command),
 }
 
 fn main() -> ExitCode {
@@ -67,12 +69,15 @@ fn main() -> ExitCode {
             state_dir,
             foreground,
             flush_on_exit,
-        } => jailwarden::daemon::run(jailwarden::daemon::Options {
-            config,
-            state_dir,
-            foreground,
-            flush_on_exit,
-        }),
+        } => jailwarden::daemon::run_with(
+            jailwarden::daemon::Options {
+                config,
+                state_dir,
+                foreground,
+                flush_on_exit,
+            },
+            jailwarden::control::surfaces(),
+        ),
         Command::CheckConfig { config } => jailwarden::cli::check_config::run(&config),
         Command::TestFilter {
             filter,
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
             format,
             filter_dirs,
         }),
+        Command::Client(command) => jailwarden::control::cli::run(command),
     };
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

@@ -8,7 +8,7 @@
 //!        ▼              └─────────── bus.rs: system bus connection, the well-known name
 //!     hub.rs: signals, coalesced PropertiesChanged, jail objects added/removed on reload
 //!   polkit.rs: who may change things (root, or polkit's org.jailwarden1.manage)
-
+//!   cli.rs: `jailwarden status|bans|ban|unban|reload|report`, over the proxies
 //! ```
 //!
 //! The proxies the CLI uses are generated from the very `#[interface]`
@@ -17,8 +17,10 @@
 //! compares it with what the running daemon introspects.
 
 pub mod bus;
+pub mod cli;
 pub mod dbus;
 pub mod error;
+mod format;
 pub mod hub;
 pub mod polkit;
 pub mod socket;
