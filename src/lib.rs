@@ -10,6 +10,8 @@
 //! - [`addr`]: host normalization and address lists.
 //! - [`ban`]: the [`ban::Banner`] interface and its backends.
 //! - [`source`]: where log entries come from (the journal reader).
+//! - [`control`]: the `org.jailwarden1` D-Bus API (system bus and control
+//!   socket) and the CLI client commands built on it.
 
 pub mod addr;
 pub mod ban;

@@ -77,6 +77,7 @@ struct Shared {
 pub struct Context(Arc<Shared>);
 
 impl Context {
+    /// A context for the surfaces of one daemon.
     pub fn new(core: CoreHandle) -> Self {
         Context(Arc::new(Shared {
             core,
@@ -86,6 +87,7 @@ impl Context {
         }))
     }
 
+    /// The core the interfaces forward to.
     pub fn core(&self) -> &CoreHandle {
         &self.0.core
     }
@@ -236,6 +238,7 @@ pub struct Manager {
 }
 
 impl Manager {
+    /// The manager object for one connection.
     pub fn new(ctx: Context, transport: Transport) -> Self {
         Manager { ctx, transport }
     }
@@ -400,6 +403,7 @@ pub struct Jail {
 }
 
 impl Jail {
+    /// The object of jail `name` for one connection.
     pub fn new(ctx: Context, transport: Transport, name: String) -> Self {
         Jail {
             ctx,

@@ -28,6 +28,11 @@ use crate::daemon::control::{CoreEvent, CoreHandle, JailStatus, Status};
 /// How long changes are gathered before `PropertiesChanged` goes out: at
 /// most ~3 per second per jail, whatever the log rate.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// A peer that does not read its signals for this long is dropped, so one
+/// stuck client (a suspended `jailwarden status`, say) cannot stall the
+/// others.
+const EMIT_TIMEOUT: Duration = Duration::from_secs(2);
+const STUCK: &str = "the peer does not read";
 
 enum Msg {
     Attach {
@@ -245,17 +250,14 @@ impl Task {
             let Ok(e) = SignalEmitter::new(&s.conn, MANAGER_PATH) else {
                 continue;
             };
-            if let Err(err) = emit(e.into_owned()).await {
-                if s.conn.is_closed() {
-                    gone.push(*id);
-                } else {
-                    debug!("control: cannot emit a signal: {err}");
-                }
+            match tokio::time::timeout(EMIT_TIMEOUT, emit(e.into_owned())).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) if s.conn.is_closed() => gone.push(*id),
+                Ok(Err(err)) => debug!("control: cannot emit a signal: {err}"),
+                Err(_) => gone.push(*id),
             }
         }
-        for id in gone {
-            self.conns.remove(&id);
-        }
+        self.drop_conns(gone).await;
     }
 
     async fn attach(&mut self, conn: Connection, transport: Transport, jails: BTreeSet<String>) {
@@ -345,21 +347,45 @@ impl Task {
                             .await;
                 }
             }
-            if let Err(e) = result {
-                if s.conn.is_closed() {
-                    gone.push(*id);
-                } else {
-                    debug!("control: cannot emit PropertiesChanged: {e}");
-                }
+            match result {
+                Ok(()) => {}
+                Err(_) if s.conn.is_closed() => gone.push(*id),
+                Err(zbus::Error::Failure(m)) if m == STUCK => gone.push(*id),
+                Err(e) => debug!("control: cannot emit PropertiesChanged: {e}"),
             }
         }
-        for id in gone {
-            self.conns.remove(&id);
+        self.drop_conns(gone).await;
+    }
+
+    /// Forget connections that are gone or stuck; close the stuck ones so
+    /// their peers notice.
+    async fn drop_conns(&mut self, ids: Vec<u64>) {
+        for id in ids {
+            if let Some(s) = self.conns.remove(&id) {
+                if !s.conn.is_closed() {
+                    debug!("control: dropping a peer that does not read its messages");
+                    let _ = s.conn.close().await;
+                }
+            }
         }
     }
 }
 
 async fn properties_changed(
+    conn: &Connection,
+    path: &str,
+    interface: &'static str,
+    changed: &HashMap<&'static str, Variant<'static>>,
+) -> zbus::Result<()> {
+    tokio::time::timeout(
+        EMIT_TIMEOUT,
+        emit_properties_changed(conn, path, interface, changed),
+    )
+    .await
+    .map_err(|_| zbus::Error::Failure(STUCK.into()))?
+}
+
+async fn emit_properties_changed(
     conn: &Connection,
     path: &str,
     interface: &'static str,

@@ -36,8 +36,11 @@ pub struct Subject<'a> {
 /// `CheckAuthorization`'s answer: `(bba{ss})`.
 #[derive(Debug, Deserialize, Type)]
 pub struct AuthorizationResult {
+    /// Allowed.
     pub is_authorized: bool,
+    /// Allowed after authentication, which was not asked for.
     pub is_challenge: bool,
+    /// polkit's extra details (unused).
     pub details: HashMap<String, String>,
 }
 
@@ -60,7 +63,9 @@ trait Authority {
 /// A control-socket peer, from `SO_PEERCRED` at accept time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCred {
+    /// The peer's process id when it connected.
     pub pid: u32,
+    /// Its user id.
     pub uid: u32,
     /// The process's start time (clock ticks since boot, /proc/PID/stat
     /// field 22), read right after accept; `None` if it already exited.
