@@ -766,7 +766,9 @@ impl Core {
                             .filter(|b| want.is_none_or(|w| b.jail == w))
                             .cloned()
                             .collect();
-                        v.sort_by(|a, b| {
+                        // Unstable is fine (keys are unique) and spares
+                        // the merge buffer: ListBans of 100k bans is timed.
+                        v.sort_unstable_by(|a, b| {
                             (&a.jail, a.banned_at, a.net).cmp(&(&b.jail, b.banned_at, b.net))
                         });
                         Ok(v)
