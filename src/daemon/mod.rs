@@ -275,9 +275,10 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
 
-    // Startup (config parsing, regex compilation) freed a lot of heap:
-    // give it back, the idle daemon should be small.
+    // Startup (config parsing, regex compilation) freed a lot of heap and
+    // touched code it will not run again: give both back.
     trim_heap();
+    release_startup_pages();
     let summary = core.status_line();
     notify::ready(&summary);
     events::ready(&summary);
@@ -402,6 +403,52 @@ fn trim_heap() {
     // arenas; it is safe to call at any time from any thread.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// After startup, hand back the pages of our own executable (and
+/// libraries) that only startup used (the configuration parser, the regex
+/// compiler, clap...): `MADV_PAGEOUT` on those file-backed mappings. They are clean
+/// pages of the file, so nothing is lost: code that runs again faults its
+/// page back in from the page cache. The kernel would reclaim them under
+/// memory pressure anyway; this just does it now, so an idle daemon's RSS
+/// reflects what it uses.
+fn release_startup_pages() {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return;
+    };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let path = fields.nth(3).unwrap_or("");
+        // Only read-only or executable private mappings of files (our
+        // executable and its libraries; pages other processes also map
+        // stay): never writable data, never anonymous memory.
+        let file = std::path::Path::new(path);
+        if !(file == exe || path.contains(".so")) || perms.contains('w') || !perms.ends_with('p') {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: the range is a whole mapping of this process, read from
+        // /proc/self/maps; MADV_PAGEOUT on clean, read-only file pages only
+        // drops them from memory (they are read back on next use), so no
+        // memory this process relies on changes.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT);
+        }
     }
 }
 
