@@ -704,8 +704,55 @@ fn service_in_a_booted_debian() {
         let cli = c.ok(&["jailwarden", "bans"]);
         assert!(cli.contains(PEER_ADDR), "jailwarden bans: {cli}");
         c.ok(&["pkaction", "--action-id", "org.jailwarden1.manage"]);
+        // A user polkit lets manage: the daemon, itself not root, must be
+        // allowed to ask polkit about other users (the action's owner
+        // annotation names user jailwarden). Others stay refused.
+        let ban_as_nobody = |c: &Container| {
+            c.run(&[
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "busctl",
+                "call",
+                "org.jailwarden1",
+                "/org/jailwarden1",
+                "org.jailwarden1.Manager",
+                "Ban",
+                "sst",
+                "sshd",
+                "198.51.100.9",
+                "0",
+            ])
+        };
+        let refused = ban_as_nobody(&c);
+        assert!(
+            !refused.status.success() && text(&refused).contains("Access denied"),
+            "an unprivileged Ban: {}",
+            text(&refused)
+        );
+        let rule = c.host_path("/etc/polkit-1/rules.d/50-jailwarden-test.rules");
+        std::fs::write(
+            &rule,
+            "polkit.addRule(function(action, subject) {\n\
+             \x20 if (action.id == \"org.jailwarden1.manage\" && subject.user == \"nobody\")\n\
+             \x20   return polkit.Result.YES;\n});\n",
+        )
+        .expect("write a polkit rule into the container");
+        wait_for("polkit to let nobody ban", || {
+            let o = ban_as_nobody(&c);
+            o.status.success().then_some(()).ok_or_else(|| text(&o))
+        });
+        let bans = c.ok(&["jailwarden", "bans"]);
+        assert!(bans.contains("198.51.100.9"), "{bans}");
+        c.ok(&["jailwarden", "unban", "--jail", "sshd", "198.51.100.9"]);
+        std::fs::remove_file(&rule).expect("remove the polkit rule");
+        wait_for("the 2nd ban lifted", || {
+            let s = c.show("jailwarden.service")["StatusText"].clone();
+            s.starts_with("1 jail, 1 banned").then_some(()).ok_or(s)
+        });
     } else {
-        skipped.note("ListBans over the bus, `jailwarden bans`, the polkit action");
+        skipped.note("ListBans over the bus, `jailwarden bans`, polkit letting a user ban");
     }
 
     // --- Reload keeps the bans. ---
