@@ -1,7 +1,8 @@
 # Build and install jailwarden from source.
 #
-#   make && sudo make install     build; install; create the jailwarden user;
-#                                 enable and start the service (systemd as PID 1)
+#   sudo make install             build (as you, see `build`); install; create
+#                                 the jailwarden user; enable and start the
+#                                 service (systemd as PID 1)
 #   sudo make uninstall           stop, disable, remove the files; keeps
 #                                 /etc/jailwarden, /var/lib/jailwarden and the user
 #   sudo make uninstall PURGE=1   ... and removes those too
@@ -49,15 +50,19 @@ LIVE         = $(if $(DESTDIR),,yes)
 
 all: build
 
-# `sudo make install` after `make`: root often has no cargo, then the
-# binary built by `make` is installed as it is.
+# `sudo make install` alone works: sudo's PATH usually lacks the user's
+# ~/.cargo/bin, so the build then runs as the user who called sudo (login
+# shell, so rustup's PATH applies), and target/ stays theirs.
 build:
 	@if command -v $(CARGO) >/dev/null 2>&1; then \
 		$(CARGO) build --release --locked; \
+	elif [ -n "$$SUDO_USER" ] && [ "$$SUDO_USER" != root ]; then \
+		echo "cargo is not in root's PATH: building as $$SUDO_USER"; \
+		su -s /bin/sh - "$$SUDO_USER" -c 'cd "$(CURDIR)" && cargo build --release --locked'; \
 	elif [ -x "$(BIN)" ]; then \
 		echo "cargo not found; installing the existing $(BIN)"; \
 	else \
-		echo "cargo not found and no $(BIN): run 'make' as the user who has Rust first" >&2; \
+		echo "cargo not found and no $(BIN): install Rust (rustup), or run 'make' first as the user who has it" >&2; \
 		exit 1; \
 	fi
 

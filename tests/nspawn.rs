@@ -37,8 +37,8 @@ const SUITE: &str = "bookworm";
 const TREE_VERSION: u32 = 1;
 /// What the container needs besides minbase: systemd as init, the bus and
 /// polkit for the D-Bus API, nftables to look at the kernel's sets, sshd
-/// to attack, procps for the unit's /bin/kill. The .deb's own dependencies
-/// are all here, so it installs offline.
+/// to attack, procps for the unit's /bin/kill, make for `make install`.
+/// The .deb's own dependencies are all here, so it installs offline.
 const PACKAGES: &[&str] = &[
     "systemd",
     "systemd-sysv",
@@ -49,6 +49,7 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "openssh-server",
     "procps",
+    "make",
 ];
 const CONTAINER_ADDR: &str = "192.0.2.1";
 const PEER_ADDR: &str = "192.0.2.2";
@@ -369,21 +370,27 @@ struct Container {
 }
 
 impl Container {
-    fn boot(tree: &Path, netns: &str, deb_dir: &Path) -> Container {
+    /// Boot `tree` in network namespace `netns`, with host directories
+    /// bound read-only at `(host, inside)`.
+    fn boot(tree: &Path, netns: &str, binds: &[(&Path, &str)]) -> Container {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("nspawn.log");
         let out = File::create(&log).expect("create the nspawn log");
         // /run is no tmpfs on this host: nspawn needs one over /run/systemd
         // (TESTING.md 6), in a mount namespace of its own.
-        let script = "mount -t tmpfs tmpfs /run/systemd && exec systemd-nspawn -q \
-            -D \"$1\" --volatile=overlay --boot --register=no --keep-unit \
-            --network-namespace-path=\"/run/netns/$2\" --capability=CAP_NET_ADMIN \
-            --console=pipe --bind-ro=\"$3\":/mnt/jailwarden";
+        let script = "tree=$1; netns=$2; shift 2; \
+            mount -t tmpfs tmpfs /run/systemd && exec systemd-nspawn -q \
+            -D \"$tree\" --volatile=overlay --boot --register=no --keep-unit \
+            --network-namespace-path=\"/run/netns/$netns\" --capability=CAP_NET_ADMIN \
+            --console=pipe \"$@\"";
+        let bind_args = binds
+            .iter()
+            .map(|(host, inside)| format!("--bind-ro={}:{inside}", host.display()));
         let nspawn = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
             .arg(tree)
             .arg(netns)
-            .arg(deb_dir)
+            .args(bind_args)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup log"))
             .stderr(out)
@@ -562,10 +569,20 @@ fn service_in_a_booted_debian() {
     let deb = build_deb();
     let tree = cached_tree();
     let net = Net::new();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_jailwarden"))
+        .parent()
+        .expect("the binary's directory");
     let c = Container::boot(
         &tree,
         &net.container,
-        deb.parent().expect("the .deb's directory"),
+        &[
+            (
+                deb.parent().expect("the .deb's directory"),
+                "/mnt/jailwarden",
+            ),
+            (repo(), "/mnt/src"),
+            (bin_dir, "/mnt/bin"),
+        ],
     );
     eprintln!("nspawn: booted in {:?}", started.elapsed());
     wait_for("sshd in the container", || {
@@ -932,6 +949,67 @@ fn service_in_a_booted_debian() {
     );
     if nft {
         assert!(net.table_json().is_none(), "table survived purge");
+    }
+
+    // --- The README's other way: `make install` from the source tree. ---
+    let make = |target: &str, extra: &[&str]| {
+        let mut a = vec![
+            "make",
+            "--no-print-directory",
+            "-C",
+            "/mnt/src",
+            target,
+            "NO_BUILD=1",
+            "BIN=/mnt/bin/jailwarden",
+        ];
+        a.extend_from_slice(extra);
+        c.ok(&a)
+    };
+    make("install", &[]);
+    let p = c.wait_service_ready();
+    assert_eq!(p["StatusText"], "1 jail, 0 banned, 0 lines/min");
+    assert_eq!(c.show("jailwarden.socket")["SubState"], "running");
+    let enabled = c.ok(&["systemctl", "is-enabled", "jailwarden.service"]);
+    assert_eq!(enabled.trim(), "enabled");
+    let catalog = c.ok(&["journalctl", "--list-catalog"]);
+    assert!(
+        catalog.contains("20f4993d915743ba897492a7b5b7ca50"),
+        "{catalog}"
+    );
+    if dbus {
+        let jails = c.ok(&[
+            "busctl",
+            "call",
+            "org.jailwarden1",
+            "/org/jailwarden1",
+            "org.jailwarden1.Manager",
+            "ListJails",
+        ]);
+        assert!(jails.contains("\"sshd\""), "ListJails: {jails}");
+    }
+    std::fs::write(
+        c.host_path("/etc/jailwarden/jail.d/local.toml"),
+        "[defaults]\nbantime = \"1h\"\n",
+    )
+    .expect("an admin's jail.d file");
+    make("uninstall", &[]);
+    assert_eq!(c.show("jailwarden.service")["LoadState"], "not-found");
+    assert!(
+        c.run(&["test", "-e", "/etc/jailwarden/jail.d/local.toml"])
+            .status
+            .success(),
+        "uninstall kept the configuration"
+    );
+    make("uninstall", &["PURGE=1"]);
+    for gone in [
+        "/etc/jailwarden",
+        "/var/lib/jailwarden",
+        "/usr/bin/jailwarden",
+    ] {
+        assert!(
+            !c.run(&["test", "-e", gone]).status.success(),
+            "{gone} left"
+        );
     }
 
     eprintln!(
