@@ -41,6 +41,15 @@ enum Command {
         #[arg(long, default_value = jailwarden::config::DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// List the available filters with their modes and description.
+    Filters {
+        /// Look for filters here first (repeatable).
+        #[arg(long = "filter-dir", value_name = "DIR")]
+        filter_dirs: Vec<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a filter over a log file (or stdin) and show what it finds.
     TestFilter {
         /// Filter name (searched along the filter path) or path to a filter file.
@@ -61,6 +70,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Daemon { .. }) {
+        // Commands whose output goes to `head` or `less` end quietly when the
+        // reader goes away, like every Unix tool (Rust ignores SIGPIPE, which
+        // turns that into a panic on the next print). Not the daemon: it
+        // must survive a client closing a socket on it.
+        // SAFETY: restoring a signal's default disposition before any thread
+        // is started has no memory-safety implications.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let status = match cli.command {
         Command::Daemon {
             config,
@@ -73,6 +93,7 @@ fn main() -> ExitCode {
             foreground,
             flush_on_exit,
         }),
+        Command::Filters { filter_dirs, json } => jailwarden::cli::filters::run(&filter_dirs, json),
         Command::CheckConfig { config } => jailwarden::cli::check_config::run(&config),
         Command::TestFilter {
             filter,

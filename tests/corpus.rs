@@ -135,7 +135,12 @@ fn parse(dir: &Path, name: &str, parsed: &mut Parsed, file_options: &Map<String,
             let sets = parse_options(rest).expect("fileOptions");
             file_options = sets.into_iter().next().unwrap_or_default();
             options = vec![file_options.clone()];
-            block.options = options.clone();
+            // Like Fail2ban's test: the options hold for filters set up
+            // after this line, not for a block already under way
+            // (vsftpd's journal samples come after file lines).
+            if block.lines.is_empty() {
+                block.options = options.clone();
+            }
             continue;
         }
         if let Some(rest) = text.strip_prefix("# addFILE:") {
@@ -174,6 +179,27 @@ fn condition(expr: &str, name: &str, opts: &Map<String, Value>) -> bool {
         other => panic!("condition on {other:?}"),
     };
     (value.as_deref() == Some(rhs.as_str())) == eq
+}
+
+/// Zero-pad the date's fields, as Fail2ban's strptime reads them
+/// (postfix writes one annotation as `2005-03-7T02:09:33`).
+fn pad_time(want: &str) -> String {
+    match want.split_once('T') {
+        Some((date, time)) => {
+            let date: Vec<String> = date
+                .split('-')
+                .map(|p| {
+                    if p.len() == 1 {
+                        format!("0{p}")
+                    } else {
+                        p.to_string()
+                    }
+                })
+                .collect();
+            format!("{}T{time}", date.join("-"))
+        }
+        None => want.to_string(),
+    }
 }
 
 fn local(t: Timestamp, tz: &TimeZone, frac: bool) -> String {
@@ -228,10 +254,11 @@ fn check(a: &Annotation, out: &Outcome, tz: &TimeZone) -> Result<(), String> {
             return Err("no time".into());
         };
         let got = local(t, tz, want.contains('.'));
+        let want = pad_time(want);
         let want_cmp = if want.contains('.') {
             format!("{want:0<26}")
         } else {
-            want.to_string()
+            want.clone()
         };
         if got != want_cmp {
             return Err(format!("time {got}, want {want}"));

@@ -5,6 +5,7 @@
 //! only) and the nftables one. Bans are plain data so that reconcile can
 //! compare what the kernel holds with what the store says.
 
+pub mod nftables;
 pub mod none;
 
 use std::fmt;
@@ -126,6 +127,20 @@ pub enum BanError {
         #[source]
         source: std::io::Error,
     },
+    /// A ban names a jail that [`Banner::configure`] was not given.
+    #[error("jail {jail} has no firewall sets (it is not configured)")]
+    UnknownJail { jail: String },
+    /// A ban cannot go into its jail's set (e.g. an IPv6 prefix in a jail
+    /// whose IPv6 set holds single addresses).
+    #[error("cannot ban {element} in jail {jail}: {reason}")]
+    BadElement {
+        jail: String,
+        element: String,
+        reason: String,
+    },
+    /// A jail's firewall settings are unusable.
+    #[error("jail {jail}: {reason}")]
+    BadConfig { jail: String, reason: String },
     #[error("{0}")]
     Other(String),
 }
@@ -159,39 +174,48 @@ pub trait Banner: Send {
     fn shutdown(&mut self, flush: bool) -> Result<(), BanError>;
 }
 
-/// The nftables backend. (Wired once the netlink backend lands; until then
-/// every call fails, so the daemon reports it and retries.)
+/// The nftables backend. Opening the netlink socket can fail (no
+/// nf_tables, a sandbox); the backend then retries on every call, so the
+/// daemon reports the error, keeps running and recovers when it can.
 pub fn nftables_backend() -> Box<dyn Banner> {
-    Box::new(Unavailable)
+    Box::new(Retrying { inner: None })
 }
 
-struct Unavailable;
+struct Retrying {
+    inner: Option<nftables::Nftables>,
+}
 
-impl Banner for Unavailable {
+impl Retrying {
+    fn get(&mut self) -> Result<&mut nftables::Nftables, BanError> {
+        if self.inner.is_none() {
+            self.inner = Some(nftables::Nftables::new()?);
+        }
+        self.inner
+            .as_mut()
+            .ok_or_else(|| BanError::Other("nftables backend unavailable".into()))
+    }
+}
+
+impl Banner for Retrying {
     fn name(&self) -> &'static str {
         "nftables"
     }
-    fn configure(&mut self, _: &[JailFirewall]) -> Result<(), BanError> {
-        Err(BanError::Other(
-            "the nftables backend is not built into this binary".into(),
-        ))
+    fn configure(&mut self, jails: &[JailFirewall]) -> Result<(), BanError> {
+        self.get()?.configure(jails)
     }
-    fn reconcile(&mut self, _: &[Ban], _: Timestamp) -> Result<ReconcileReport, BanError> {
-        Err(BanError::Other(
-            "the nftables backend is not built into this binary".into(),
-        ))
+    fn reconcile(&mut self, bans: &[Ban], now: Timestamp) -> Result<ReconcileReport, BanError> {
+        self.get()?.reconcile(bans, now)
     }
-    fn ban(&mut self, _: &[Ban], _: Timestamp) -> Result<(), BanError> {
-        Err(BanError::Other(
-            "the nftables backend is not built into this binary".into(),
-        ))
+    fn ban(&mut self, bans: &[Ban], now: Timestamp) -> Result<(), BanError> {
+        self.get()?.ban(bans, now)
     }
-    fn unban(&mut self, _: &[Ban]) -> Result<(), BanError> {
-        Err(BanError::Other(
-            "the nftables backend is not built into this binary".into(),
-        ))
+    fn unban(&mut self, bans: &[Ban]) -> Result<(), BanError> {
+        self.get()?.unban(bans)
     }
-    fn shutdown(&mut self, _: bool) -> Result<(), BanError> {
-        Ok(())
+    fn shutdown(&mut self, flush: bool) -> Result<(), BanError> {
+        match self.inner.as_mut() {
+            Some(n) => n.shutdown(flush),
+            None => Ok(()),
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! `test-filter` and `check-config`.
 
 pub mod check_config;
+pub mod filters;
 pub mod test_filter;
 
 use std::path::PathBuf;

@@ -74,6 +74,9 @@ pub struct DaemonConfig {
     pub dbus: bool,
     /// State directory (`$STATE_DIRECTORY` and `--state-dir` win).
     pub state_dir: Option<PathBuf>,
+    /// How often the firewall is checked against the store (restoring
+    /// what was changed behind our back, renewing timeouts).
+    pub recheck: Duration,
 }
 
 /// `[jails.NAME.increment]`: longer bans for repeat offenders.
@@ -158,6 +161,7 @@ const DAEMON_KEYS: &[&str] = &[
     "socket",
     "dbus",
     "state_dir",
+    "recheck",
 ];
 const JAIL_KEYS: &[&str] = &[
     "enabled",
@@ -298,6 +302,7 @@ fn read_daemon(roots: &[Table], main: &Path, diags: &Diagnostics) -> DaemonConfi
         socket: PathBuf::from(DEFAULT_SOCKET),
         dbus: true,
         state_dir: None,
+        recheck: Duration::from_secs(60),
     };
     if let Some(v) = pick(&layers, "backend").and_then(|t| t.string("backend")) {
         match v.value.as_str() {
@@ -328,6 +333,13 @@ fn read_daemon(roots: &[Table], main: &Path, diags: &Diagnostics) -> DaemonConfi
         match parse_duration(&v.value) {
             Ok(d) => cfg.dbpurgeage = d,
             Err(e) => v.error(diags, format!("dbpurgeage: {e}")),
+        }
+    }
+    if let Some(v) = pick(&layers, "recheck").and_then(|t| t.text_or_integer("recheck")) {
+        match parse_duration(&v.value) {
+            Ok(d) if d >= Duration::from_secs(1) => cfg.recheck = d,
+            Ok(_) => v.error(diags, "recheck must be at least 1s"),
+            Err(e) => v.error(diags, format!("recheck: {e}")),
         }
     }
     if let Some(v) = pick(&layers, "flush_on_exit").and_then(|t| t.bool("flush_on_exit")) {

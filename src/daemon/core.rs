@@ -39,9 +39,10 @@ pub const FILE_POSITION_PREFIX: &str = "file:";
 struct JailRuntime {
     config: JailConfig,
     jail: Jail,
-    /// One matcher per source kind: sessions are per stream.
-    journal: Matcher,
-    file: Matcher,
+    /// One matcher per source kind (sessions are per stream), made when
+    /// the first entry of that kind arrives: each holds automaton caches.
+    journal: Option<Matcher>,
+    file: Option<Matcher>,
     total_failed: u64,
     total_banned: u64,
     banned_now: u32,
@@ -50,13 +51,11 @@ struct JailRuntime {
 impl JailRuntime {
     fn new(config: JailConfig, self_addrs: &AddrList) -> Self {
         let jail = Jail::new(limits(&config), ignore_list(&config, self_addrs));
-        let journal = config.filter.matcher(DateFinder::local());
-        let file = config.filter.matcher(DateFinder::local());
         JailRuntime {
             config,
             jail,
-            journal,
-            file,
+            journal: None,
+            file: None,
             total_failed: 0,
             total_banned: 0,
             banned_now: 0,
@@ -285,9 +284,12 @@ impl Core {
                     .filter
                     .journal_host_field()
                     .and_then(|f| entry.extra.get(f));
+                let matcher = rt
+                    .journal
+                    .get_or_insert_with(|| rt.config.filter.matcher(DateFinder::local()));
                 if let Outcome::Matched {
                     failure: Some(f), ..
-                } = rt.journal.journal_line(&entry.line, entry.time, host_field)
+                } = matcher.journal_line(&entry.line, entry.time, host_field)
                 {
                     let jail = jail.to_string();
                     self.failure(&jail, f, now);
@@ -311,10 +313,13 @@ impl Core {
             let Some(rt) = self.jails.get_mut(&**jail) else {
                 continue;
             };
-            rt.file.set_now(now);
+            let matcher = rt
+                .file
+                .get_or_insert_with(|| rt.config.filter.matcher(DateFinder::local()));
+            matcher.set_now(now);
             if let Outcome::Matched {
                 failure: Some(f), ..
-            } = rt.file.file_line(&line.bytes)
+            } = matcher.file_line(&line.bytes)
             {
                 let jail = jail.to_string();
                 self.failure(&jail, f, now);
@@ -404,7 +409,16 @@ impl Core {
         if self.bans.contains_key(&(jail.to_string(), net)) {
             return Some(Reported::AlreadyBanned);
         }
+        let evicted = rt.jail.evicted;
         let decision = rt.jail.record(addr, time, attempts, now);
+        if rt.jail.evicted > evicted && rt.jail.evicted.is_power_of_two() {
+            warn!(
+                jail,
+                "tracking capped at maxtracked = {} addresses: the oldest are forgotten ({} so far)",
+                rt.config.maxtracked,
+                rt.jail.evicted
+            );
+        }
         match decision {
             Decision::Counted { failures } => {
                 rt.total_failed += u64::from(attempts);
@@ -884,8 +898,8 @@ impl Core {
             match self.jails.get_mut(&name) {
                 Some(rt) => {
                     if !Arc::ptr_eq(&rt.config.filter, &jc.filter) {
-                        rt.journal = jc.filter.matcher(DateFinder::local());
-                        rt.file = jc.filter.matcher(DateFinder::local());
+                        rt.journal = None;
+                        rt.file = None;
                     }
                     rt.jail
                         .reconfigure(limits(&jc), ignore_list(&jc, &self.self_addrs));

@@ -275,21 +275,46 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     let mut sighup = signal(SignalKind::hangup())?;
     let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut recheck = tokio::time::interval(cfg.daemon.recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.tick().await; // the first tick is immediate; start just reconciled
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
 
+    // Startup (config parsing, regex compilation) freed a lot of heap:
+    // give it back, the idle daemon should be small.
+    trim_heap();
     let summary = core.status_line();
     notify::ready(&summary);
     events::ready(&summary);
     let mut status = notify::StatusLine::new(summary, Instant::now());
     info!(config = %opts.config.display(), state = %dir.display(), "started");
 
+    let started = Instant::now();
+    let mut journal_read: u64 = 0;
+    let mut backlog_done = false;
     loop {
         let next_expiry = core.next_expiry();
         let retry = core.retry_due();
         tokio::select! {
             batch = recv_opt(&mut sources.journal_rx) => match batch {
-                Some(batch) => core.journal_batch(batch, Timestamp::now()),
+                Some(batch) => {
+                    journal_read += batch.len() as u64;
+                    core.journal_batch(batch, Timestamp::now());
+                    if !backlog_done {
+                        if let Some(stats) = sources.journal.as_ref().map(JournalHandle::stats) {
+                            if stats.caught_up > 0 && stats.delivered == journal_read {
+                                backlog_done = true;
+                                let secs = started.elapsed().as_secs_f64();
+                                info!(
+                                    "journal backlog read: {journal_read} entries in {secs:.3} s ({:.0} entries/s)",
+                                    journal_read as f64 / secs.max(1e-6)
+                                );
+                                trim_heap();
+                            }
+                        }
+                    }
+                }
                 None => {
                     warn!("the journal reader stopped; restarting it");
                     sources.journal_rx = None;
@@ -332,6 +357,7 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             Some((pending, addrs)) = dns_rx.recv() => core.resolved(pending, addrs, Timestamp::now()),
             _ = sleep_until_opt(next_expiry) => core.expire(Timestamp::now()),
             _ = sleep_until_opt(retry) => core.reconcile(Timestamp::now()),
+            _ = recheck.tick(), if retry.is_none() => core.reconcile(Timestamp::now()),
             _ = housekeeping.tick() => core.tick(Timestamp::now()),
             // A STATUS= change held back by the rate limit is due.
             _ = sleep_until_instant(status.due()) => {},
@@ -368,6 +394,15 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     }
     core.shutdown(flush_on_exit, Timestamp::now());
     Ok(())
+}
+
+/// Return freed heap memory to the system (glibc keeps it otherwise).
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free memory of the allocator's
+    // arenas; it is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Reload the configuration: on any problem, report every one and keep

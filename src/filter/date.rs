@@ -42,6 +42,8 @@ struct Parts {
     offset: Option<i32>,
     /// Already an absolute instant (epoch, TAI64N).
     epoch: Option<Timestamp>,
+    /// A time of day without any date (`12:57:32.907` at a line's start).
+    time_only: bool,
 }
 
 impl Parts {
@@ -56,6 +58,7 @@ impl Parts {
             nanos: hms.3,
             offset: None,
             epoch: None,
+            time_only: false,
         }
     }
 }
@@ -141,8 +144,14 @@ impl DateFinder {
             return Some(t);
         }
         let time = Time::new(p.hour, p.minute, p.second, p.nanos).ok()?;
+        if p.time_only {
+            return self.resolve_time_of_day(time);
+        }
         if let Some(off) = p.offset {
-            let year = p.year?;
+            let year = match p.year {
+                Some(y) => y,
+                None => self.guess_year(p)?,
+            };
             let dt = DateTime::from_parts(Date::new(year, p.month, p.day).ok()?, time);
             let offset = Offset::from_seconds(off).ok()?;
             return offset.to_timestamp(dt).ok();
@@ -163,6 +172,20 @@ impl DateFinder {
         };
         let within = SignedDuration::new(i64::from(p.minute) * 60 + i64::from(p.second), p.nanos);
         hour_start.checked_add(within).ok()
+    }
+
+    /// A time of day alone: today's, or yesterday's if today's would be
+    /// more than [`TIME_ONLY_SLACK`] after "now" (logs written just before
+    /// midnight and read just after).
+    fn resolve_time_of_day(&self, time: Time) -> Option<Timestamp> {
+        let today = self.tz.to_datetime(self.now).date();
+        let slack = self.now.checked_add(TIME_ONLY_SLACK).ok()?;
+        let t = self.tz.to_timestamp(today.to_datetime(time)).ok()?;
+        if t <= slack {
+            return Some(t);
+        }
+        let yesterday = today.yesterday().ok()?;
+        self.tz.to_timestamp(yesterday.to_datetime(time)).ok()
     }
 
     /// Syslog dates have no year: take the latest year that does not put
@@ -191,6 +214,10 @@ impl DateFinder {
 
 const SCAN_LIMIT: usize = 1024;
 
+/// How far after "now" a time of day without a date may be and still be
+/// today's (clocks of writer and reader differ a little).
+const TIME_ONLY_SLACK: SignedDuration = SignedDuration::from_mins(5);
+
 /// Dates that start the line, after an optional `<PRI>` (BSD syslog with
 /// priority) or `<PRI>1 ` (RFC 5424) and an optional `[`.
 fn find_at_start(line: &[u8]) -> Option<(Range<usize>, Parts)> {
@@ -211,7 +238,12 @@ fn find_at_start(line: &[u8]) -> Option<(Range<usize>, Parts)> {
     let bracket = line.get(i) == Some(&b'[');
     let start = if bracket { i + 1 } else { i };
     let prev = if bracket { b'[' } else { b' ' };
-    let (end, parts) = parse_any(line, start, prev)?;
+    let (end, parts) = match parse_any(line, start, prev) {
+        Some(found) => found,
+        // A time of day alone, only where a date would start the line:
+        // inside a line, "12:57:32" is as likely part of the message.
+        None => parse_time_of_day(line, start)?,
+    };
     let mut end = end;
     if bracket {
         if line.get(end) != Some(&b']') {
@@ -227,6 +259,22 @@ fn find_at_start(line: &[u8]) -> Option<(Range<usize>, Parts)> {
         end += 1;
     }
     Some((0..end, parts))
+}
+
+/// `HH:MM:SS[.fff]` followed by a space (logback's default pattern).
+fn parse_time_of_day(b: &[u8], i: usize) -> Option<(usize, Parts)> {
+    let mut c = Cur { b, i };
+    if c.num(2, 2).is_none() || c.peek() != Some(b':') {
+        return None;
+    }
+    c.i = i;
+    let hms = c.hms()?;
+    if c.peek() != Some(b' ') {
+        return None;
+    }
+    let mut p = Parts::civil(None, 1, 1, hms);
+    p.time_only = true;
+    Some((c.i, p))
 }
 
 /// Try every format at `i`; `prev` is the byte before (epoch numbers are
@@ -435,6 +483,19 @@ fn month_ok(m: u32) -> Option<i8> {
 
 /// Formats that start with a month or weekday name.
 fn parse_named(b: &[u8], i: usize) -> Option<(usize, Parts)> {
+    if let Some((len, offset)) = zone_abbreviation(b, i) {
+        // Monit: `[PDT Apr 16 21:05:29]`, `[CEST Aug  6 10:14:52]`
+        let (end, mut p) = parse_named_plain(b, i + len + 1)?;
+        if p.offset.is_none() {
+            p.offset = offset;
+        }
+        return Some((end, p));
+    }
+    parse_named_plain(b, i)
+}
+
+/// [`parse_named`] without a zone abbreviation before.
+fn parse_named_plain(b: &[u8], i: usize) -> Option<(usize, Parts)> {
     let mut c = Cur { b, i };
     if c.weekday() {
         // ctime: `Sun Jun 09 07:57:47 2013`, `Thu Sep  8 00:39:49.123 2016`
@@ -522,6 +583,47 @@ fn parse_named(b: &[u8], i: usize) -> Option<(usize, Parts)> {
     Some((c.i, Parts::civil(None, month, day, hms)))
 }
 
+/// A time-zone abbreviation followed by a space and a month or weekday
+/// name: its length and, when it is unambiguous, its offset (an unknown
+/// or ambiguous one, like CST or IST, leaves the date in local time).
+fn zone_abbreviation(b: &[u8], i: usize) -> Option<(usize, Option<i32>)> {
+    let len = b[i..]
+        .iter()
+        .take(6)
+        .take_while(|c| c.is_ascii_uppercase())
+        .count();
+    if !(3..=5).contains(&len) || b.get(i + len) != Some(&b' ') {
+        return None;
+    }
+    let next = b.get(i + len + 1..i + len + 4)?;
+    let named = |names: &[&[u8]]| names.iter().any(|n| n.eq_ignore_ascii_case(next));
+    if !named(&MONTHS) && !named(&WEEKDAYS) {
+        return None;
+    }
+    let hours: f32 = match &b[i..i + len] {
+        b"UTC" | b"GMT" | b"WET" => 0.0,
+        b"CET" | b"WEST" | b"BST" => 1.0,
+        b"CEST" | b"EET" | b"SAST" => 2.0,
+        b"EEST" | b"MSK" => 3.0,
+        b"AWST" => 8.0,
+        b"JST" | b"KST" => 9.0,
+        b"ACST" => 9.5,
+        b"AEST" => 10.0,
+        b"AEDT" => 11.0,
+        b"NZST" => 12.0,
+        b"NZDT" => 13.0,
+        b"HST" => -10.0,
+        b"AKST" => -9.0,
+        b"AKDT" | b"PST" => -8.0,
+        b"PDT" | b"MST" => -7.0,
+        b"MDT" => -6.0,
+        b"EST" => -5.0,
+        b"EDT" => -4.0,
+        _ => return Some((len, None)),
+    };
+    Some((len, Some((hours * 3600.0) as i32)))
+}
+
 /// Formats that start with a digit.
 fn parse_numeric(b: &[u8], i: usize, prev: u8) -> Option<(usize, Parts)> {
     let mut c = Cur { b, i };
@@ -551,9 +653,25 @@ fn parse_numeric(b: &[u8], i: usize, prev: u8) -> Option<(usize, Parts)> {
         (1 | 2, Some(sep @ (b'/' | b'-'))) => {
             c.i += 1;
             let (day, month) = if let Some(m) = c.month() {
+                // Abbreviations longer than three letters, with a dot
+                // (Jetty in French: `02/sept./2015`).
+                while c.peek().is_some_and(|b| b.is_ascii_alphabetic()) {
+                    c.i += 1;
+                }
+                c.eat(b'.');
                 (day_ok(first)?, m)
             } else {
                 let second = c.num(2, 2)?;
+                if sep == b'-' && c.peek() == Some(b' ') && matches!(prev, b' ' | b'[') {
+                    // FreeSWITCH: `08-03 07:56:53.026292` (month first, no
+                    // year; not the tail of another date like `0000-12-30`)
+                    c.spaces();
+                    let hms = c.hms()?;
+                    return Some((
+                        c.i,
+                        Parts::civil(None, month_ok(first)?, day_ok(second)?, hms),
+                    ));
+                }
                 if sep == b'/' {
                     (day_ok(second)?, month_ok(first)?) // US order
                 } else {
@@ -564,11 +682,25 @@ fn parse_numeric(b: &[u8], i: usize, prev: u8) -> Option<(usize, Parts)> {
                 return None;
             }
             let year = year_i16(c.num(4, 4)?)?;
-            c.eat_any(b": ")?;
+            // HLDS: `01/01/2014 - 01:25:17`
+            if c.b.get(c.i..c.i + 3) == Some(b" - ") {
+                c.i += 3;
+            } else {
+                c.eat_any(b": ")?;
+            }
             let hms = c.hms()?;
             let mut p = Parts::civil(Some(year), month, day, hms);
             p.offset = c.zone();
             Some((c.i, p))
+        }
+        // xrdp: `20220407-12:11:06`
+        (8, Some(b'-')) => {
+            let year = year_i16(first / 10_000)?;
+            let month = month_ok(first / 100 % 100)?;
+            let day = day_ok(first % 100)?;
+            c.i += 1;
+            let hms = c.hms()?;
+            Some((c.i, Parts::civil(Some(year), month, day, hms)))
         }
         // MySQL 5: `130324 17:56:13`, `130324  7:56:13`
         (6, Some(b' ')) => {
@@ -774,6 +906,63 @@ mod tests {
             check("apr 15, 2013 8:34:08 PM org.x").unwrap().0,
             "2013-04-15T20:34:08"
         );
+    }
+
+    #[test]
+    fn formats_of_web_apps_voip_and_misc() {
+        // HLDS: " - " between date and time
+        let (t, rest) = check("L 01/01/2014 - 01:25:17: Bad Rcon").unwrap();
+        assert_eq!(t, "2014-01-01T01:25:17");
+        assert_eq!(rest, "L |: Bad Rcon");
+        // Jetty, French month abbreviations with a dot
+        assert_eq!(
+            check("1.2.3.4 -  -  [02/sept./2015:00:11:31 +0200] \"GET")
+                .unwrap()
+                .0,
+            "2015-09-02T00:11:31"
+        );
+        // FreeSWITCH: month-day without a year
+        assert_eq!(
+            check("08-03 07:56:53.026292 [WARN]").unwrap().0,
+            "2005-08-03T07:56:53.026292"
+        );
+        // xrdp: YYYYMMDD-HH:MM:SS
+        let (t, rest) = check("[20220407-12:11:06] [INFO ] AUTHFAIL").unwrap();
+        assert_eq!(t, "2022-04-07T12:11:06");
+        assert_eq!(rest, "| [INFO ] AUTHFAIL");
+        // Monit: a zone abbreviation before a syslog date
+        let (t, rest) = check("[PDT Apr 16 21:05:29] error : x").unwrap();
+        assert_eq!(t, "2005-04-17T06:05:29");
+        assert_eq!(rest, "| error : x");
+        assert_eq!(
+            check("[CEST Aug  6 10:14:52] error").unwrap().0,
+            "2005-08-06T10:14:52"
+        );
+        // an ambiguous abbreviation leaves the date in local time
+        assert_eq!(
+            check("[CST Aug  6 10:14:52] error").unwrap().0,
+            "2005-08-06T10:14:52"
+        );
+        // the tail of an unparsable date is not a month-day date
+        assert_eq!(check("0000-12-30 00:00:00 server x"), None);
+        // many abbreviation-like words cost no recursion
+        let hostile = "MAR ".repeat(20_000);
+        assert_eq!(finder().find(hostile.as_bytes()), None);
+    }
+
+    #[test]
+    fn time_of_day_alone_only_at_the_start() {
+        // now is 2005-08-14 12:00 CEST: 11:57 is today, 12:57 yesterday's
+        assert_eq!(
+            check("11:57:32.907 [main] WARN x").unwrap().0,
+            "2005-08-14T11:57:32.907"
+        );
+        assert_eq!(
+            check("12:57:32.907 [main] WARN x").unwrap().0,
+            "2005-08-13T12:57:32.907"
+        );
+        // inside a line a bare time is not a date
+        assert_eq!(check("scan from 192.0.2.1 @20:44:43"), None);
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub struct Filter {
 /// Largest compiled regex we accept (keeps check-config and memory sane).
 const NFA_SIZE_LIMIT: usize = 64 << 20;
 /// Lazy DFA cache per matcher; big enough that sshd's automaton never thrashes.
-const DFA_CACHE: usize = 8 << 20;
+const DFA_CACHE: usize = 2 << 20;
 /// Sessions kept per matcher.
 const SESSION_CAP: usize = 10_000;
 /// Longest line a filter looks at; beyond it a line is cut (counted by the
@@ -180,6 +180,7 @@ impl Filter {
         Story {
             filter: self.clone(),
             sessions: Sessions::new(self.session_timeout, SESSION_CAP),
+            prev_date: None,
         }
     }
 
@@ -337,7 +338,7 @@ impl Filter {
             );
             return None;
         }
-        let fail = match build(&regexes, WhichCaptures::Implicit) {
+        let fail = match build(&regexes, Use::Find) {
             Ok(r) => r,
             Err(e) => {
                 diags.error(&def.file, 0, format!("cannot compile failregexes: {e}"));
@@ -346,7 +347,7 @@ impl Filter {
         };
         let mut singles = Vec::with_capacity(regexes.len());
         for (re, info) in regexes.iter().zip(infos.iter_mut()) {
-            let single = match build(std::slice::from_ref(re), WhichCaptures::All) {
+            let single = match build(std::slice::from_ref(re), Use::Captures) {
                 Ok(r) => r,
                 Err(e) => {
                     diags.error(
@@ -368,7 +369,7 @@ impl Filter {
         let ignore = if ignores.is_empty() {
             None
         } else {
-            match build(&ignores, WhichCaptures::Implicit) {
+            match build(&ignores, Use::Find) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     diags.error(&def.file, 0, format!("cannot compile ignoreregexes: {e}"));
@@ -396,16 +397,32 @@ fn has_session(e: &Expanded, pref: Option<&Expanded>) -> bool {
         || pref.is_some_and(|p| p.captures.iter().any(|c| c == "session"))
 }
 
-fn build(patterns: &[String], captures: WhichCaptures) -> Result<Regex, Box<meta::BuildError>> {
+/// How a regex is used, which decides the engines it needs.
+#[derive(Clone, Copy)]
+enum Use {
+    /// Find which pattern matches, fast: lazy DFA, no captures.
+    Find,
+    /// Captures of one pattern on a span already known to match: the
+    /// one-pass DFA or the backtracker; a lazy DFA would only cost memory.
+    Captures,
+}
+
+fn build(patterns: &[String], usage: Use) -> Result<Regex, Box<meta::BuildError>> {
+    let config = Regex::config()
+        .utf8_empty(false)
+        .nfa_size_limit(Some(NFA_SIZE_LIMIT));
+    let config = match usage {
+        Use::Find => config
+            .which_captures(WhichCaptures::Implicit)
+            .hybrid_cache_capacity(DFA_CACHE),
+        Use::Captures => config
+            .which_captures(WhichCaptures::All)
+            .hybrid(false)
+            .dfa(false),
+    };
     Regex::builder()
         .syntax(syntax_config())
-        .configure(
-            Regex::config()
-                .utf8_empty(false)
-                .which_captures(captures)
-                .nfa_size_limit(Some(NFA_SIZE_LIMIT))
-                .hybrid_cache_capacity(DFA_CACHE),
-        )
+        .configure(config)
         .build_many(patterns)
         .map_err(Box::new)
 }
@@ -524,6 +541,10 @@ pub struct Scanner {
 pub enum Scan {
     /// No failregex matched.
     Missed,
+    /// No failregex matched a file line that had a date: the story lends
+    /// it to the next line if that one has none (a record written as a
+    /// date line and a message line, like java.util.logging's).
+    Dated(Timestamp),
     /// A failregex and an ignoreregex matched.
     Ignored { regex: usize },
     /// A failregex matched.
@@ -557,7 +578,9 @@ impl Scanner {
     pub fn file_line(&mut self, line: &[u8]) -> Scan {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let line = &line[..line.len().min(MAX_LINE)];
-        match self.dates.find(line) {
+        let found = self.dates.find(line);
+        let time = found.as_ref().map(|f| f.time);
+        let out = match found {
             Some(found) if found.span.start == 0 => {
                 let rest = &line[found.span.end..];
                 let rest = &rest[rest.iter().position(|b| *b != b' ').unwrap_or(rest.len())..];
@@ -577,6 +600,10 @@ impl Scanner {
                 out
             }
             None => self.scan(line, None),
+        };
+        match (out, time) {
+            (Scan::Missed, Some(t)) => Scan::Dated(t),
+            (out, _) => out,
         }
     }
 
@@ -683,6 +710,8 @@ static SESSION_HASH: std::sync::LazyLock<std::collections::hash_map::RandomState
 pub struct Story {
     filter: Arc<Filter>,
     sessions: Sessions,
+    /// The previous line's date, for a next line without one.
+    prev_date: Option<Timestamp>,
 }
 
 impl Story {
@@ -693,10 +722,24 @@ impl Story {
 
     /// Apply a scanned line.
     pub fn apply(&mut self, scan: Scan) -> Outcome {
+        // A line without a date takes the previous line's, and only that
+        // line's: a date is never carried further, so a log of dateless
+        // lines after one dated line is not pinned to that old date.
+        let prev_date = self.prev_date.take();
         let hit = match scan {
             Scan::Missed => return Outcome::Missed,
+            Scan::Dated(t) => {
+                self.prev_date = Some(t);
+                return Outcome::Missed;
+            }
             Scan::Ignored { regex } => return Outcome::Ignored { regex },
-            Scan::Hit(hit) => hit,
+            Scan::Hit(mut hit) => {
+                match hit.time {
+                    Some(t) => self.prev_date = Some(t),
+                    None => hit.time = prev_date,
+                }
+                hit
+            }
         };
         let info = &self.filter.patterns[hit.regex];
         let event = Event {
@@ -991,6 +1034,34 @@ ignoreregex = ['for ignoreme ']
                 b"Feb 25 14:34:10 h sshd[1]: Failed password for x from 999.1.1.1 port 1 ssh2"
             ),
             Outcome::Missed
+        );
+    }
+
+    #[test]
+    fn a_dateless_line_takes_the_previous_lines_date_only() {
+        let f = compile(r#"failregex = ['^WARNING: fail from <HOST>$']"#, "normal").unwrap();
+        let mut m = matcher(&f);
+        let time = |m: &mut Matcher, line: &str| match m.file_line(line.as_bytes()) {
+            Outcome::Matched {
+                failure: Some(f), ..
+            } => f.time.map(|t| t.to_string()),
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(
+            m.file_line(b"2013-04-15 20:34:08 org.example.Auth warn"),
+            Outcome::Missed
+        );
+        assert_eq!(
+            time(&mut m, "WARNING: fail from 192.0.2.1").as_deref(),
+            Some("2013-04-15T20:34:08Z")
+        );
+        // not carried past the next line
+        assert_eq!(time(&mut m, "WARNING: fail from 192.0.2.1"), None);
+        // a line of its own with a date passes it on too
+        assert!(time(&mut m, "2013-04-15 20:35:00 WARNING: fail from 192.0.2.1").is_some());
+        assert_eq!(
+            time(&mut m, "WARNING: fail from 192.0.2.1").as_deref(),
+            Some("2013-04-15T20:35:00Z")
         );
     }
 

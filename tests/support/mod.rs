@@ -23,6 +23,12 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod daemon;
+pub mod netns;
+
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use netns::{Elem, NamedNetns, elements, in_netns, nft_json, nft_script, output, run, values};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
