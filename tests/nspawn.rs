@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -54,7 +55,7 @@ const PACKAGES: &[&str] = &[
 const CONTAINER_ADDR: &str = "192.0.2.1";
 const PEER_ADDR: &str = "192.0.2.2";
 /// How long any single wait may take before the test gives up.
-const PATIENCE: Duration = Duration::from_secs(30);
+const PATIENCE: Duration = Duration::from_secs(60);
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -78,10 +79,77 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// The longest any one command may take: systemctl waits up to 90 s for
+/// a start job, and a first debootstrap takes its own, longer limit.
+const COMMAND_LIMIT: Duration = Duration::from_secs(150);
+
 fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    run_for(cmd, COMMAND_LIMIT)
+}
+
+/// Run `cmd` to completion, at most `limit`: then kill it (our child, by
+/// PID) and fail, rather than let a hung step hang the whole test.
+fn run_for(cmd: &mut Command, limit: Duration) -> Output {
+    let t = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = wait_child(&mut child, limit)
+        .unwrap_or_else(|| panic!("{cmd:?} still running after {:?}: killed", t.elapsed()));
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// Wait for our child at most `limit`; kill it and return `None` after.
+fn wait_child(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().expect("wait for a child") {
+            return Some(st);
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Say where the test is and how long it has run, so a slow or stuck
+/// step shows in the log.
+fn step(started: Instant, what: &str) {
+    eprintln!(
+        "nspawn: [{:>6.1} s] {what}",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn ok(cmd: &mut Command) -> String {
@@ -186,12 +254,15 @@ fn cached_tree() -> PathBuf {
         tree.display()
     );
     let t = Instant::now();
-    let o = run(Command::new("timeout")
-        .args(["1200", "debootstrap", "--variant=minbase"])
-        .arg(format!("--include={}", PACKAGES.join(",")))
-        .arg(SUITE)
-        .arg(&tmp)
-        .arg(&mirror));
+    let o = run_for(
+        Command::new("debootstrap")
+            .arg("--variant=minbase")
+            .arg(format!("--include={}", PACKAGES.join(",")))
+            .arg(SUITE)
+            .arg(&tmp)
+            .arg(&mirror),
+        Duration::from_secs(1200),
+    );
     if !o.status.success() {
         let log =
             std::fs::read_to_string(tmp.join("debootstrap/debootstrap.log")).unwrap_or_default();
@@ -566,8 +637,11 @@ fn service_in_a_booted_debian() {
     let started = Instant::now();
     let mut skipped = Skipped::default();
     let (dbus, nft) = (have_dbus(), have_nftables());
+    step(started, "building the .deb");
     let deb = build_deb();
+    step(started, "the cached tree");
     let tree = cached_tree();
+    step(started, "booting");
     let net = Net::new();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_jailwarden"))
         .parent()
@@ -584,7 +658,7 @@ fn service_in_a_booted_debian() {
             (bin_dir, "/mnt/bin"),
         ],
     );
-    eprintln!("nspawn: booted in {:?}", started.elapsed());
+    step(started, "booted");
     wait_for("sshd in the container", || {
         net.peer_connects_to_ssh()
             .then_some(())
@@ -592,6 +666,10 @@ fn service_in_a_booted_debian() {
     });
 
     // --- Install: postinst creates the user, enables and starts it. ---
+    step(
+        started,
+        "Install: postinst creates the user, enables and starts it.",
+    );
     let deb_inside = format!(
         "/mnt/jailwarden/{}",
         deb.file_name().expect("name").to_string_lossy()
@@ -664,12 +742,13 @@ fn service_in_a_booted_debian() {
     assert!(level <= 2.0, "{security}");
 
     // --- Failed ssh logins from the peer get it banned. ---
+    step(started, "Failed ssh logins from the peer get it banned.");
     assert!(net.peer_connects_to_ssh());
     let mut clients: Vec<Child> = (0..4)
         .map(|i| net.failed_ssh_login(&format!("nosuchuser{i}")))
         .collect();
     for ch in &mut clients {
-        let _ = ch.wait();
+        wait_child(ch, Duration::from_secs(60)).expect("an ssh client hung");
     }
     let banned = wait_for("the ban in STATUS", || {
         let p = c.show("jailwarden.service");
@@ -773,6 +852,7 @@ fn service_in_a_booted_debian() {
     }
 
     // --- Reload keeps the bans. ---
+    step(started, "Reload keeps the bans.");
     let reloads = |c: &Container| {
         c.journal(&["MESSAGE_ID=8e3598b6af4a4d1d9d9e3544677111c2", "-o", "cat"])
             .lines()
@@ -794,6 +874,10 @@ fn service_in_a_booted_debian() {
     }
 
     // --- Restart: the kernel set never loses the ban meanwhile. ---
+    step(
+        started,
+        "Restart: the kernel set never loses the ban meanwhile.",
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = stop.clone();
@@ -835,6 +919,10 @@ fn service_in_a_booted_debian() {
     }
 
     // --- Upgrade (the same package again): restarted, bans kept. ---
+    step(
+        started,
+        "Upgrade (the same package again): restarted, bans kept.",
+    );
     let old = c.show("jailwarden.service")["MainPID"].clone();
     c.ok(&["dpkg", "-i", &deb_inside]);
     wait_for("the restart by postinst", || {
@@ -849,6 +937,10 @@ fn service_in_a_booted_debian() {
     assert!(p["StatusText"].starts_with("1 jail, 1 banned"), "{p:?}");
 
     // --- The socket starts the service on the first connection. ---
+    step(
+        started,
+        "The socket starts the service on the first connection.",
+    );
     c.ok(&["systemctl", "stop", "jailwarden.service"]);
     assert_eq!(c.show("jailwarden.service")["ActiveState"], "inactive");
     assert_eq!(c.show("jailwarden.socket")["SubState"], "listening");
@@ -882,6 +974,10 @@ fn service_in_a_booted_debian() {
     }
 
     // --- A hung main loop is killed by the watchdog and restarted. ---
+    step(
+        started,
+        "A hung main loop is killed by the watchdog and restarted.",
+    );
     let dropin = "/run/systemd/system/jailwarden.service.d";
     c.ok(&["mkdir", "-p", dropin]);
     c.ok(&[
@@ -921,6 +1017,7 @@ fn service_in_a_booted_debian() {
     c.wait_service_ready();
 
     // --- Stop: clean exit; bans stay in the kernel. ---
+    step(started, "Stop: clean exit; bans stay in the kernel.");
     c.ok(&[
         "systemctl",
         "stop",
@@ -939,6 +1036,10 @@ fn service_in_a_booted_debian() {
     }
 
     // --- Purge: units, state and the table go; the mirror isn't needed. ---
+    step(
+        started,
+        "Purge: units, state and the table go; the mirror isn't needed.",
+    );
     c.ok(&["apt-get", "purge", "-y", "jailwarden"]);
     let units = c.run(&["systemctl", "cat", "jailwarden.service"]);
     assert!(!units.status.success(), "unit still there");
@@ -952,6 +1053,10 @@ fn service_in_a_booted_debian() {
     }
 
     // --- The README's other way: `make install` from the source tree. ---
+    step(
+        started,
+        "The README's other way: `make install` from the source tree.",
+    );
     let make = |target: &str, extra: &[&str]| {
         let mut a = vec![
             "make",
