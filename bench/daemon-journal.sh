@@ -70,6 +70,8 @@ echo "jailwarden daemon (backlog)..." >&2
 cat > "$W/jw.toml" <<EOF
 [daemon]
 backend = "none"
+dbus = false
+socket = "$W/control-$RANDOM.sock"
 journal_directory = "$W/journal"
 filter_dirs = ["$PWD/config/filters"]
 [jails.sshd]
@@ -107,6 +109,8 @@ mkdir -p "$W/state2"
 cat > "$W/live.toml" <<EOF
 [daemon]
 backend = "none"
+dbus = false
+socket = "$W/control-$RANDOM.sock"
 journal_directory = "$JD/log"
 filter_dirs = ["$PWD/config/filters"]
 [jails.sshd]

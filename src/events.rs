@@ -19,6 +19,10 @@ pub const MESSAGE_ID_RELOAD: &str = "8e3598b6af4a4d1d9d9e3544677111c2";
 pub const MESSAGE_ID_CONFIG_ERROR: &str = "b79d11c760994931a134e52bed1c70ff";
 /// The firewall backend failed; the daemon keeps running and retries.
 pub const MESSAGE_ID_BACKEND_ERROR: &str = "b721d26f485e4e22ae23670b8082e497";
+/// An action (command, hosts-deny, mail) failed: `[JAIL] action LABEL
+/// failed: PROBLEM`, with `JAILWARDEN_ACTION` (and `JAILWARDEN_ADDRESS` when
+/// it concerned one ban). The ban itself stands; the daemon keeps running.
+pub const MESSAGE_ID_ACTION_ERROR: &str = "8cc0cf9c1332425cb093fdd88231951f";
 
 /// The MESSAGE of a ban event.
 pub fn ban_message(jail: &str, address: &str, bantime: &str, failures: u32) -> String {
@@ -90,4 +94,29 @@ pub fn backend_error(backend: &str, error: &str, retry: std::time::Duration) {
         "firewall ({backend}) failed: {error}; retrying in {}",
         crate::config::duration::format_duration(retry)
     );
+}
+
+/// The MESSAGE of an action failure.
+pub fn action_error_message(jail: &str, action: &str, problem: &str) -> String {
+    format!("[{jail}] action {action} failed: {problem}")
+}
+
+/// An action failed (see [`MESSAGE_ID_ACTION_ERROR`]).
+pub fn action_error(jail: &str, action: &str, address: Option<&str>, problem: &str) {
+    let message = action_error_message(jail, action, problem);
+    match address {
+        Some(address) => tracing::error!(
+            message_id = MESSAGE_ID_ACTION_ERROR,
+            jailwarden_jail = jail,
+            jailwarden_action = action,
+            jailwarden_address = address,
+            "{message}"
+        ),
+        None => tracing::error!(
+            message_id = MESSAGE_ID_ACTION_ERROR,
+            jailwarden_jail = jail,
+            jailwarden_action = action,
+            "{message}"
+        ),
+    }
 }

@@ -10,11 +10,14 @@
 //! - [`addr`]: host normalization and address lists.
 //! - [`ban`]: the [`ban::Banner`] interface and its backends.
 //! - [`source`]: where log entries come from (the journal reader).
+//! - [`control`]: the `org.jailwarden1` D-Bus API (system bus and control
+//!   socket) and the CLI client commands built on it.
 
 pub mod addr;
 pub mod ban;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod events;
 pub mod filter;

@@ -66,6 +66,8 @@ enum Command {
         #[arg(long = "filter-dir", value_name = "DIR")]
         filter_dirs: Vec<PathBuf>,
     },
+    #[command(flatten)]
+    Client(jailwarden::control::cli::Command),
 }
 
 fn main() -> ExitCode {
@@ -87,12 +89,15 @@ fn main() -> ExitCode {
             state_dir,
             foreground,
             flush_on_exit,
-        } => jailwarden::daemon::run(jailwarden::daemon::Options {
-            config,
-            state_dir,
-            foreground,
-            flush_on_exit,
-        }),
+        } => jailwarden::daemon::run_with(
+            jailwarden::daemon::Options {
+                config,
+                state_dir,
+                foreground,
+                flush_on_exit,
+            },
+            jailwarden::control::surfaces(),
+        ),
         Command::Filters { filter_dirs, json } => jailwarden::cli::filters::run(&filter_dirs, json),
         Command::CheckConfig { config } => jailwarden::cli::check_config::run(&config),
         Command::TestFilter {
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
             format,
             filter_dirs,
         }),
+        Command::Client(command) => jailwarden::control::cli::run(command),
     };
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

@@ -3,8 +3,11 @@
 //! The store is the truth about what should be banned until when; a banner
 //! makes the firewall equal to it. Backends: [`none::LogOnly`] (detect and log
 //! only) and the nftables one. Bans are plain data so that reconcile can
-//! compare what the kernel holds with what the store says.
+//! compare what the kernel holds with what the store says. Besides the
+//! banner, a jail's [`actions`] (commands, hosts.deny, mail) hear of every
+//! ban and unban.
 
+pub mod actions;
 pub mod nftables;
 pub mod none;
 

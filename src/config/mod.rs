@@ -8,6 +8,7 @@
 //! beyond reading the files; a running daemon calls it on reload and keeps
 //! its configuration when it fails.
 
+pub mod actions;
 pub mod duration;
 pub mod journal_match;
 pub mod ports;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::addr::AddrList;
+use crate::ban::actions::ActionConfig;
 use crate::ban::{PortRange, Protocol, Verdict};
 use crate::filter::def::FilterPath;
 use crate::filter::{Filter, FilterLoader};
@@ -124,6 +126,8 @@ pub struct JailConfig {
     pub ipv6_prefix: u8,
     /// Cap on elements per firewall set (0: none).
     pub set_size: u32,
+    /// Actions besides the firewall (`[[jails.NAME.action]]`).
+    pub actions: Vec<ActionConfig>,
 }
 
 /// The whole configuration.
@@ -183,6 +187,7 @@ const JAIL_KEYS: &[&str] = &[
     "blocktype",
     "ipv6_prefix",
     "set_size",
+    "action",
 ];
 const INCREMENT_KEYS: &[&str] = &[
     "enabled",
@@ -563,6 +568,7 @@ fn read_jail(
         },
     };
     let increment = read_increment(layers, &bantime, diags);
+    let actions = actions::read(pick(layers, "action"), diags);
     let config = JailConfig {
         name: name.to_string(),
         enabled,
@@ -585,6 +591,7 @@ fn read_jail(
         blocktype,
         ipv6_prefix: integer("ipv6_prefix", 16..=128, 128) as u8,
         set_size: integer("set_size", 0..=100_000_000, 0) as u32,
+        actions,
     };
     (diags.len() == before).then_some(config)
 }

@@ -404,6 +404,92 @@ impl<'a, 'd> Table<'a, 'd> {
         }
     }
 
+    /// An argv: a non-empty list of strings. A plain string is refused
+    /// with a hint: it would be taken for one program name, and a command
+    /// line is never split or handed to a shell.
+    pub fn argv(&self, key: &str) -> Option<Vec<Located<String>>> {
+        let v = self.raw(key)?;
+        match v.get_ref() {
+            DeValue::Array(items) => self.argv_of(key, v, items.iter()),
+            DeValue::String(_) => {
+                self.diags.error(
+                    self.file,
+                    v.span().start,
+                    format!(
+                        "{} must be a list of strings, the program and its arguments (run without a shell), e.g. [\"ipset\", \"add\", \"jw\", \"{{address}}\"]",
+                        self.qualified(key)
+                    ),
+                );
+                None
+            }
+            _ => {
+                self.type_error(key, v, "a list of strings (the program and its arguments)");
+                None
+            }
+        }
+    }
+
+    /// One argv or a list of them: `["a", "b"]` or `[["a"], ["b", "c"]]`
+    /// (`[]`: none).
+    pub fn argvs(&self, key: &str) -> Option<Vec<Vec<Located<String>>>> {
+        let v = self.raw(key)?;
+        let Some(items) = v.get_ref().as_array() else {
+            self.type_error(key, v, "a list of strings or a list of such lists");
+            return None;
+        };
+        if items.iter().all(|i| i.get_ref().as_array().is_some()) {
+            let mut out = Vec::new();
+            for item in items.iter() {
+                let inner = item.get_ref().as_array()?;
+                out.push(self.argv_of(key, item, inner.iter())?);
+            }
+            Some(out)
+        } else {
+            self.argv_of(key, v, items.iter()).map(|a| vec![a])
+        }
+    }
+
+    fn argv_of<'i>(
+        &self,
+        key: &str,
+        whole: &Spanned<DeValue<'d>>,
+        items: impl Iterator<Item = &'i Spanned<DeValue<'d>>>,
+    ) -> Option<Vec<Located<String>>>
+    where
+        'd: 'i,
+    {
+        let mut out = Vec::new();
+        for item in items {
+            match item.get_ref().as_str() {
+                Some(s) => out.push(self.located(item, s.to_string())),
+                None => {
+                    self.diags.error(
+                        self.file,
+                        item.span().start,
+                        format!(
+                            "{} must list strings, not {}",
+                            self.qualified(key),
+                            item.get_ref().type_str()
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        if out.is_empty() {
+            self.diags.error(
+                self.file,
+                whole.span().start,
+                format!(
+                    "{} must not be empty: give the program and its arguments",
+                    self.qualified(key)
+                ),
+            );
+            return None;
+        }
+        Some(out)
+    }
+
     /// Items of an array that may mix strings and inline tables (a
     /// failregex list: `'re'` or `{ regex = 're', role = 'note' }`).
     pub fn items(&self, key: &str) -> Option<Vec<Item<'a, 'd>>> {

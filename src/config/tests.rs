@@ -164,3 +164,121 @@ fn increment_tables_layer_too() {
     assert_eq!(inc.maxtime, Duration::from_secs(604_800));
     assert_eq!(inc.multipliers, [1.0, 2.0, 4.0]);
 }
+
+#[test]
+fn actions_layer_as_a_whole_and_are_validated() {
+    use crate::ban::actions::{ActionKind, Family};
+    let dir = setup(
+        r#"
+[[defaults.action]]
+type = "mail"
+dest = ["root@localhost", "ops@example.org"]
+max_per_hour = 5
+[jails.svc]
+[jails.quiet]
+filter = "svc"
+action = []
+"#,
+        &[(
+            "10-ipt.toml",
+            r#"
+[[jails.ipt.action]]
+type = "command"
+name = "iptables"
+ban = ["iptables", "-I", "jw-{jail}", "-s", "{address}", "-j", "DROP"]
+unban = ["iptables", "-D", "jw-{jail}", "-s", "{address}", "-j", "DROP"]
+start = [["iptables", "-N", "jw-{jail}"], ["iptables", "-I", "INPUT", "-j", "jw-{jail}"]]
+stop = ["iptables", "-X", "jw-{jail}"]
+family = "inet"
+timeout = "5s"
+[[jails.ipt.action]]
+type = "hosts-deny"
+path = "/tmp/x/hosts.deny"
+daemon = "sshd"
+[jails.ipt]
+filter = "svc"
+"#,
+        )],
+    );
+    let c = load(&dir.path().join("jailwarden.toml")).expect("valid");
+    let svc = &c.jails["svc"].actions;
+    assert_eq!(svc.len(), 1);
+    assert_eq!(svc[0].label, "mail#1");
+    assert!(
+        matches!(&svc[0].kind, ActionKind::Mail(m) if m.max_per_hour == 5 && m.dest.len() == 2)
+    );
+    assert!(
+        c.jails["quiet"].actions.is_empty(),
+        "action = [] turns defaults off"
+    );
+    let ipt = &c.jails["ipt"].actions;
+    assert_eq!(
+        ipt.len(),
+        2,
+        "the jail's own list replaces the defaults' as a whole"
+    );
+    let ActionKind::Command(cmd) = &ipt[0].kind else {
+        panic!("{ipt:?}")
+    };
+    assert_eq!(ipt[0].label, "iptables");
+    assert_eq!((cmd.start.len(), cmd.stop.len()), (2, 1));
+    assert_eq!(cmd.family, Some(Family::Inet));
+    assert_eq!(cmd.timeout, Duration::from_secs(5));
+    assert_eq!(cmd.concurrency, 4);
+    assert!(cmd.restore);
+    assert_eq!(ipt[1].label, "hosts-deny#2");
+    assert!(matches!(&ipt[1].kind, ActionKind::HostsDeny(h) if h.daemon == "sshd"));
+}
+
+#[test]
+fn action_errors_are_positioned() {
+    let dir = setup(
+        r#"[jails.svc]
+[[jails.svc.action]]
+type = "command"
+ban = ["ipset", "add", "jw", "{adress}"]
+unban = "ipset del jw {address}"
+start = [["ipset", "create", "jw-{net}"]]
+timout = "5s"
+[[jails.svc.action]]
+type = "mail"
+dest = ["root@localhost\nBcc: x@example.org"]
+sendmail = "sendmail"
+[[jails.svc.action]]
+type = "hosts-deny"
+daemon = "ALL: 10.0.0.1"
+[[jails.svc.action]]
+type = "carrier-pigeon"
+[[jails.svc.action]]
+ban = ["x"]
+[[jails.svc.action]]
+type = "command"
+ban = []
+"#,
+        &[],
+    );
+    let errs = errors(dir.path());
+    let want = [
+        "jailwarden.toml:4:30: ban: unknown placeholder {adress} (known: {address}, {net}, {family}, {jail}, {bantime}, {timeout}, {failures})",
+        "jailwarden.toml:5:9: jails.svc.action.unban must be a list of strings, the program and its arguments (run without a shell), e.g. [\"ipset\", \"add\", \"jw\", \"{address}\"]",
+        "jailwarden.toml:6:30: start: placeholder {net} has no value in start commands (they know {jail})",
+        "jailwarden.toml:7:1: unknown key \"jails.svc.action.timout\" (did you mean \"timeout\"?)",
+        "jailwarden.toml:10:9: dest: \"root@localhost\\nBcc: x@example.org\" is not a plain mail address (local@domain, no names, quotes or spaces)",
+        "jailwarden.toml:11:12: sendmail must be an absolute file path",
+        "jailwarden.toml:14:10: daemon must be a tcp_wrappers daemon list such as \"ALL\", \"sshd\" or \"sshd, vsftpd\" (no ':' or '#')",
+        "jailwarden.toml:16:8: action type must be \"command\", \"hosts-deny\" or \"mail\", not \"carrier-pigeon\"",
+    ];
+    for w in want {
+        assert!(errs.contains(&w.to_string()), "missing {w}\nin {errs:#?}");
+    }
+    assert!(
+        errs.iter().any(|e| e.contains("an action needs type = ")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("jailwarden.toml:21:7: ") && e.contains("must not be empty")),
+        "{errs:#?}"
+    );
+    assert_eq!(errs.len(), want.len() + 2, "{errs:#?}");
+}

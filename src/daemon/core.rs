@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use super::control::{ControlError, CoreEvent, CoreHandle, JailStatus, Reported, Request, Status};
 use crate::addr::{AddrList, Host, ban_net, canonical, parse_addr};
+use crate::ban::actions::{ActionEvent, Actions, MatchBuffer};
 use crate::ban::{Ban, Banner, JailFirewall};
 use crate::config::duration::{BanTime, format_duration};
 use crate::config::{Config, JailConfig, UseDns};
@@ -46,12 +47,15 @@ struct JailRuntime {
     total_failed: u64,
     total_banned: u64,
     banned_now: u32,
+    /// Recent matched lines per tracked address, for actions (mail).
+    matches: MatchBuffer,
 }
 
 impl JailRuntime {
     fn new(config: JailConfig, self_addrs: &AddrList) -> Self {
         let jail = Jail::new(limits(&config), ignore_list(&config, self_addrs));
         JailRuntime {
+            matches: MatchBuffer::new(MatchBuffer::wanted(&config.actions, config.maxmatches)),
             config,
             jail,
             journal: None,
@@ -141,6 +145,10 @@ pub struct Core {
     warned_names: u64,
     /// Last positions handed to the store (to restart sources from).
     positions: HashMap<String, String>,
+    /// The jails' actions (commands, hosts.deny, mail), and what to tell
+    /// them at the next flush.
+    actions: Actions,
+    action_events: Vec<ActionEvent>,
 }
 
 impl Core {
@@ -183,6 +191,8 @@ impl Core {
             total_bans: 0,
             warned_names: 0,
             positions: loaded.positions.clone(),
+            actions: Actions::new(),
+            action_events: Vec::new(),
         };
         for jc in config.enabled() {
             let mut rt = JailRuntime::new(jc.clone(), &core.self_addrs);
@@ -207,6 +217,7 @@ impl Core {
             }
             core.index(b.clone());
         }
+        core.configure_actions();
         // Replay recent failures into the windows (they were committed with
         // the position after them, so nothing is counted twice).
         for f in &loaded.failures {
@@ -237,6 +248,24 @@ impl Core {
     /// The active configuration.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    /// Start, keep or close the jails' actions to fit the configuration;
+    /// new ones start from the bans in force.
+    fn configure_actions(&mut self) {
+        let bans: Vec<Ban> = self.bans.values().cloned().collect();
+        self.actions.configure(
+            self.jails
+                .iter()
+                .map(|(name, rt)| (name.as_str(), rt.config.actions.as_slice())),
+            &bans,
+        );
+    }
+
+    /// The daemon stops: close the actions (`stop` commands run); resolves
+    /// when they are done.
+    pub fn stop_actions(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        self.actions.shutdown()
     }
 
     /// The control handle (events are published through it).
@@ -292,7 +321,7 @@ impl Core {
                 } = matcher.journal_line(&entry.line, entry.time, host_field)
                 {
                     let jail = jail.to_string();
-                    self.failure(&jail, f, now);
+                    self.failure(&jail, f, &entry.line, now);
                 }
             }
             last = Some((entry.cursor, entry.time));
@@ -322,7 +351,7 @@ impl Core {
             } = matcher.file_line(&line.bytes)
             {
                 let jail = jail.to_string();
-                self.failure(&jail, f, now);
+                self.failure(&jail, f, &line.bytes, now);
             }
         }
         let saved = line.saved_position();
@@ -346,11 +375,11 @@ impl Core {
         self.flush(now);
     }
 
-    fn failure(&mut self, jail: &str, f: Failure, now: Timestamp) {
+    fn failure(&mut self, jail: &str, f: Failure, line: &[u8], now: Timestamp) {
         let time = f.time.unwrap_or(now);
         match f.host {
             Host::Addr(a) => {
-                self.count(jail, a, time, f.attempts, now);
+                self.count(jail, a, time, f.attempts, Some(line), now);
             }
             Host::Name(name) => {
                 let usedns = self.jails.get(jail).map(|rt| rt.config.usedns);
@@ -389,18 +418,20 @@ impl Core {
             );
         }
         for a in addrs {
-            self.count(&p.jail, a, p.time, p.attempts, now);
+            self.count(&p.jail, a, p.time, p.attempts, None, now);
         }
         self.flush(now);
     }
 
     /// Count a failure of `addr` in `jail`; ban when the jail says so.
+    /// `line` is the log line, kept for actions that show it.
     fn count(
         &mut self,
         jail: &str,
         addr: IpAddr,
         time: Timestamp,
         attempts: u32,
+        line: Option<&[u8]>,
         now: Timestamp,
     ) -> Option<Reported> {
         let addr = canonical(addr);
@@ -411,6 +442,14 @@ impl Core {
         }
         let evicted = rt.jail.evicted;
         let decision = rt.jail.record(addr, time, attempts, now);
+        if let (Some(line), Decision::Counted { .. } | Decision::Ban { .. }) = (line, &decision) {
+            rt.matches.push(addr, line);
+            if rt.matches.len() > rt.config.maxtracked as usize + 1024 {
+                let tracked = &rt.jail;
+                rt.matches
+                    .retain(|a| a == addr || tracked.failures_of(a) > 0);
+            }
+        }
         if rt.jail.evicted > evicted && rt.jail.evicted.is_power_of_two() {
             warn!(
                 jail,
@@ -489,6 +528,17 @@ impl Core {
             failures,
         };
         let replaced = self.unindex(jail, net);
+        let lines = self
+            .jails
+            .get_mut(jail)
+            .map(|rt| rt.matches.take(addr))
+            .unwrap_or_default();
+        if let Some(old) = &replaced {
+            // Actions undo the old ban before the new one (its expiry changed).
+            self.action_events.push(ActionEvent::Unbanned(old.clone()));
+        }
+        self.action_events
+            .push(ActionEvent::Banned(ban.clone(), lines));
         if replaced.is_some() {
             self.pending.updates.push(ban.clone());
         } else {
@@ -535,6 +585,7 @@ impl Core {
         self.events.push(CoreEvent::JailChanged {
             jail: jail.to_string(),
         });
+        self.action_events.push(ActionEvent::Unbanned(b.clone()));
         self.to_lift.push(b);
         true
     }
@@ -590,6 +641,10 @@ impl Core {
             // A reconcile is scheduled; it will make the firewall right.
             self.to_enforce.clear();
             self.to_lift.clear();
+        }
+        // Actions follow the store, whatever the firewall did.
+        for e in std::mem::take(&mut self.action_events) {
+            self.actions.deliver(e);
         }
         let mut changed: BTreeSet<String> = BTreeSet::new();
         for e in std::mem::take(&mut self.events) {
@@ -654,6 +709,8 @@ impl Core {
     pub fn tick(&mut self, now: Timestamp) {
         for rt in self.jails.values_mut() {
             rt.jail.prune(now);
+            let tracked = &rt.jail;
+            rt.matches.retain(|a| tracked.failures_of(a) > 0);
         }
         let purge_before = now
             .checked_sub(
@@ -709,7 +766,9 @@ impl Core {
                             .filter(|b| want.is_none_or(|w| b.jail == w))
                             .cloned()
                             .collect();
-                        v.sort_by(|a, b| {
+                        // Unstable is fine (keys are unique) and spares
+                        // the merge buffer: ListBans of 100k bans is timed.
+                        v.sort_unstable_by(|a, b| {
                             (&a.jail, a.banned_at, a.net).cmp(&(&b.jail, b.banned_at, b.net))
                         });
                         Ok(v)
@@ -825,7 +884,7 @@ impl Core {
     ) -> Result<Reported, ControlError> {
         let addr = self.check(jail, address)?;
         self.lines += 1;
-        self.count(jail, addr, now, 1, now)
+        self.count(jail, addr, now, 1, None, now)
             .ok_or_else(|| ControlError::IgnoredAddress(addr.to_string()))
     }
 
@@ -903,6 +962,8 @@ impl Core {
                     }
                     rt.jail
                         .reconfigure(limits(&jc), ignore_list(&jc, &self.self_addrs));
+                    rt.matches
+                        .set_max(MatchBuffer::wanted(&jc.actions, jc.maxmatches));
                     rt.config = jc;
                 }
                 None => {
@@ -928,6 +989,8 @@ impl Core {
         self.effects.restart_files |= files_of(&old) != files_of(&config);
         self.reconcile(now);
         self.flush(now);
+        // After the flush: removed jails' actions heard of their unbans.
+        self.configure_actions();
         self.handle.publish(CoreEvent::JailsChanged);
     }
 

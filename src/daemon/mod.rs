@@ -393,6 +393,15 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
         let _ = h.stop().await;
     }
     core.shutdown(flush_on_exit, Timestamp::now());
+    // Actions finish: running commands end or time out, `stop` commands
+    // run. Bounded, so a stuck action cannot outlast systemd's stop timeout.
+    let actions = core.stop_actions();
+    if tokio::time::timeout(Duration::from_secs(60), actions)
+        .await
+        .is_err()
+    {
+        warn!("actions did not finish within 60 s of stopping; left behind");
+    }
     Ok(())
 }
 

@@ -85,6 +85,15 @@ impl Daemon {
 
     /// Replace the configuration (then [`reload`](Self::reload) or restart).
     pub fn write_config(&self, config: &str) {
+        // Each test daemon gets its own control socket and stays off any
+        // system bus, unless the test says otherwise.
+        let mut config = config.to_string();
+        if !config.contains("socket =") {
+            config = config.replacen("[daemon]", "[daemon]\nsocket = \"{dir}/control.sock\"", 1);
+        }
+        if !config.contains("dbus =") {
+            config = config.replacen("[daemon]", "[daemon]\ndbus = false", 1);
+        }
         let text = config
             .replace("{journal}", &self.log_dir.display().to_string())
             .replace("{filters}", &filters_dir().display().to_string())

@@ -1,0 +1,555 @@
+//! The `org.jailwarden1.Manager` and `org.jailwarden1.Jail` interfaces:
+//! thin newtypes over the [`CoreHandle`], one set per connection (the
+//! system bus, and each peer on the control socket), so each knows how its
+//! callers are identified.
+//!
+//! Arguments are hostile: jail names and addresses are checked by the
+//! core, durations here, and errors echo at most a short prefix of what
+//! was sent. Reading is open; Ban, Unban, Reload and Report go through
+//! [`polkit::authorize`] first.
+//!
+//! The `proxy(...)` attributes generate [`ManagerProxy`] and [`JailProxy`]
+//! from these same blocks, for the CLI. The doc comments below become XML
+//! comments in the introspection data; `dbus/org.jailwarden1.xml` is the
+//! documented copy, kept equal by a test.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection, OwnedObjectPath, fdo, interface};
+
+use super::error::{CallError, Error, echo};
+use super::jail_path;
+use super::polkit::{self, Caller, PeerCred};
+use crate::ban::Ban;
+use crate::config::duration::BanTime;
+use crate::daemon::control::{ControlError, CoreHandle, JailStatus, Reported, Status};
+use crate::daemon::core::net_text;
+
+/// A D-Bus `duration_usec` that asks for a permanent ban.
+pub const PERMANENT_USEC: u64 = u64::MAX;
+/// The longest finite ban accepted (as in the configuration: 100 years).
+pub const MAX_BAN_USEC: u64 = 100 * 366 * 86_400 * 1_000_000;
+/// The shortest ban accepted: nftables timeouts count milliseconds, and a
+/// ban shorter than a second is a mistake, not a ban.
+pub const MIN_BAN_USEC: u64 = 1_000_000;
+/// Jail names are at most 64 bytes; anything longer cannot exist.
+const MAX_NAME: usize = 64;
+/// Addresses (with a prefix length, for Unban) fit in this.
+const MAX_ADDRESS: usize = 64;
+/// Status snapshots are reused this long at most (and never across an
+/// event): a GetAll or GetManagedObjects reads many properties at once.
+const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
+
+/// How the callers of a connection are identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The system bus: each message names its sender.
+    Bus,
+    /// A control-socket peer: one caller per connection.
+    Peer(PeerCred),
+}
+
+struct Snapshot {
+    generation: u64,
+    taken: Instant,
+    status: Arc<Status>,
+}
+
+struct Shared {
+    core: CoreHandle,
+    /// Our system bus connection, once we own the name: polkit is asked
+    /// through it about control-socket peers too.
+    bus: std::sync::Mutex<Option<Connection>>,
+    snapshot: tokio::sync::Mutex<Option<Snapshot>>,
+    /// Bumped whenever the core reports a change, so a snapshot never
+    /// outlives what it shows.
+    generation: AtomicU64,
+}
+
+/// What every interface object shares: the core handle, the bus
+/// connection (for polkit), and a short-lived status snapshot.
+#[derive(Clone)]
+pub struct Context(Arc<Shared>);
+
+impl Context {
+    /// A context for the surfaces of one daemon.
+    pub fn new(core: CoreHandle) -> Self {
+        Context(Arc::new(Shared {
+            core,
+            bus: std::sync::Mutex::new(None),
+            snapshot: tokio::sync::Mutex::new(None),
+            generation: AtomicU64::new(0),
+        }))
+    }
+
+    /// The core the interfaces forward to.
+    pub fn core(&self) -> &CoreHandle {
+        &self.0.core
+    }
+
+    /// Set (or clear) the system bus connection.
+    pub fn set_bus(&self, conn: Option<Connection>) {
+        // A poisoned lock only means a panic elsewhere; the value is still fine.
+        *self.0.bus.lock().unwrap_or_else(|p| p.into_inner()) = conn;
+    }
+
+    /// The system bus connection, when we have one.
+    pub fn bus(&self) -> Option<Connection> {
+        self.0.bus.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Forget the snapshot: something changed.
+    pub fn invalidate(&self) {
+        self.0.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The daemon's status: a snapshot at most [`SNAPSHOT_TTL`] old and
+    /// taken after the last change, else a fresh one from the core.
+    /// Concurrent callers wait for one fetch rather than each asking.
+    pub async fn status(&self) -> Result<Arc<Status>, ControlError> {
+        let mut slot = self.0.snapshot.lock().await;
+        let generation = self.0.generation.load(Ordering::Relaxed);
+        if let Some(s) = slot.as_ref() {
+            if s.generation == generation && s.taken.elapsed() < SNAPSHOT_TTL {
+                return Ok(s.status.clone());
+            }
+        }
+        let status = Arc::new(self.0.core.status().await?);
+        *slot = Some(Snapshot {
+            generation,
+            taken: Instant::now(),
+            status: status.clone(),
+        });
+        Ok(status)
+    }
+
+    /// One jail's status.
+    async fn jail(&self, name: &str) -> Result<JailStatus, ControlError> {
+        self.status()
+            .await?
+            .jails
+            .iter()
+            .find(|j| j.name == name)
+            .cloned()
+            .ok_or_else(|| ControlError::NoSuchJail(echo(name)))
+    }
+
+    /// Let the caller change things, or say why not.
+    async fn authorize(
+        &self,
+        transport: Transport,
+        header: &Header<'_>,
+        conn: &Connection,
+    ) -> Result<(), CallError> {
+        let caller = match transport {
+            Transport::Bus => Caller::Bus { header, conn },
+            Transport::Peer(cred) => Caller::Peer {
+                cred,
+                header,
+                bus: self.bus(),
+            },
+        };
+        polkit::authorize(caller).await
+    }
+
+    async fn ban(&self, jail: &str, address: &str, duration_usec: u64) -> Result<(), CallError> {
+        let duration = ban_duration(duration_usec)?;
+        let (jail, address) = (checked_name(jail)?, checked_address(address)?);
+        self.core().ban(jail, address, duration).await?;
+        self.invalidate();
+        Ok(())
+    }
+
+    async fn unban(&self, jail: &str, address: &str) -> Result<(), CallError> {
+        let jail = if jail.is_empty() {
+            None
+        } else {
+            Some(checked_name(jail)?)
+        };
+        let address = checked_address(address)?;
+        let n = self.core().unban(jail, address.clone()).await?;
+        self.invalidate();
+        if n == 0 {
+            return Err(Error::NotBanned(format!("{address} is not banned")).into());
+        }
+        Ok(())
+    }
+
+    async fn list_bans(&self, jail: &str) -> Result<Vec<Ban>, CallError> {
+        let jail = if jail.is_empty() {
+            None
+        } else {
+            Some(checked_name(jail)?)
+        };
+        Ok(self.core().list_bans(jail).await?)
+    }
+}
+
+/// The duration argument of Ban: 0 = the jail's bantime, `u64::MAX` =
+/// permanent, otherwise 1 s to 100 years.
+pub fn ban_duration(usec: u64) -> Result<Option<BanTime>, CallError> {
+    match usec {
+        0 => Ok(None),
+        PERMANENT_USEC => Ok(Some(BanTime::Permanent)),
+        u if u < MIN_BAN_USEC => {
+            Err(Error::InvalidDuration(format!("a ban lasts at least 1 s ({u} µs given)")).into())
+        }
+        u if u > MAX_BAN_USEC => Err(Error::InvalidDuration(format!(
+            "a ban lasts at most 100 years ({u} µs given; {PERMANENT_USEC} is permanent)"
+        ))
+        .into()),
+        u => Ok(Some(BanTime::For(Duration::from_micros(u)))),
+    }
+}
+
+fn checked_name(jail: &str) -> Result<String, CallError> {
+    if jail.is_empty() || jail.len() > MAX_NAME {
+        return Err(ControlError::NoSuchJail(echo(jail)).into());
+    }
+    Ok(jail.to_string())
+}
+
+fn checked_address(address: &str) -> Result<String, CallError> {
+    if address.len() > MAX_ADDRESS {
+        return Err(ControlError::InvalidAddress(echo(address)).into());
+    }
+    Ok(address.to_string())
+}
+
+/// Realtime microseconds for the API; 0 for none (permanent) or pre-1970.
+pub fn usec(t: Option<Timestamp>) -> u64 {
+    t.and_then(|t| u64::try_from(t.as_microsecond()).ok())
+        .unwrap_or(0)
+}
+
+fn failed(e: ControlError) -> fdo::Error {
+    fdo::Error::Failed(e.to_string())
+}
+
+/// `/org/jailwarden1`: the daemon as a whole.
+pub struct Manager {
+    ctx: Context,
+    transport: Transport,
+}
+
+impl Manager {
+    /// The manager object for one connection.
+    pub fn new(ctx: Context, transport: Transport) -> Self {
+        Manager { ctx, transport }
+    }
+}
+
+#[interface(
+    name = "org.jailwarden1.Manager",
+    proxy(default_service = "org.jailwarden1", default_path = "/org/jailwarden1")
+)]
+impl Manager {
+    /// Every configured jail (enabled or not) and its object path.
+    #[zbus(out_args("jails"))]
+    async fn list_jails(&self) -> Result<Vec<(String, OwnedObjectPath)>, CallError> {
+        let status = self.ctx.status().await?;
+        Ok(status
+            .jails
+            .iter()
+            .map(|j| (j.name.clone(), jail_path(&j.name)))
+            .collect())
+    }
+
+    /// The object path of a jail; NoSuchJail if it is not configured.
+    #[zbus(out_args("jail"))]
+    async fn get_jail(&self, name: &str) -> Result<OwnedObjectPath, CallError> {
+        let name = checked_name(name)?;
+        Ok(jail_path(&self.ctx.jail(&name).await?.name))
+    }
+
+    /// Ban an address in a jail. duration_usec: 0 = the jail's bantime
+    /// (with its increment), 18446744073709551615 (u64 max) = permanent,
+    /// else 1 s to 100 years. Needs root or polkit org.jailwarden1.manage.
+    #[zbus(proxy(allow_interactive_auth))]
+    async fn ban(
+        &self,
+        jail: &str,
+        address: &str,
+        duration_usec: u64,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), CallError> {
+        self.ctx.authorize(self.transport, &header, conn).await?;
+        self.ctx.ban(jail, address, duration_usec).await
+    }
+
+    /// Lift the bans of an address (or of every address in a CIDR range)
+    /// in one jail, or in every jail when jail is "". NotBanned if none
+    /// matched. Needs root or polkit org.jailwarden1.manage.
+    #[zbus(proxy(allow_interactive_auth))]
+    async fn unban(
+        &self,
+        jail: &str,
+        address: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), CallError> {
+        self.ctx.authorize(self.transport, &header, conn).await?;
+        self.ctx.unban(jail, address).await
+    }
+
+    /// Active bans of one jail, or of all when jail is "": (jail, address,
+    /// banned_at_usec, expires_at_usec), realtime microseconds, expiry 0 =
+    /// permanent.
+    #[zbus(out_args("bans"))]
+    async fn list_bans(&self, jail: &str) -> Result<Vec<(String, String, u64, u64)>, CallError> {
+        let bans = self.ctx.list_bans(jail).await?;
+        Ok(bans
+            .into_iter()
+            .map(|b| {
+                (
+                    b.jail,
+                    net_text(b.net),
+                    usec(Some(b.banned_at)),
+                    usec(b.expires_at),
+                )
+            })
+            .collect())
+    }
+
+    /// Reload the configuration; on problems (Config error) the running
+    /// configuration stays. Needs root or polkit org.jailwarden1.manage.
+    #[zbus(proxy(allow_interactive_auth))]
+    async fn reload(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), CallError> {
+        self.ctx.authorize(self.transport, &header, conn).await?;
+        let r = self.ctx.core().reload().await;
+        self.ctx.invalidate();
+        Ok(r?)
+    }
+
+    /// An application reports a failed attempt from an address, counted
+    /// like a matching log line (findtime, maxretry, ignoreip). outcome:
+    /// "counted" (failures = now in the window), "banned" (this report
+    /// reached maxretry; failures = those that led to it) or
+    /// "already-banned" (failures = 0). Needs root or polkit
+    /// org.jailwarden1.manage.
+    #[zbus(out_args("outcome", "failures"), proxy(allow_interactive_auth))]
+    async fn report(
+        &self,
+        jail: &str,
+        address: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, u32), CallError> {
+        self.ctx.authorize(self.transport, &header, conn).await?;
+        let (jail, address) = (checked_name(jail)?, checked_address(address)?);
+        let r = self.ctx.core().report(jail, address).await;
+        self.ctx.invalidate();
+        Ok(match r? {
+            Reported::Counted { failures } => ("counted".to_string(), failures),
+            Reported::Banned(ban) => ("banned".to_string(), ban.failures),
+            Reported::AlreadyBanned => ("already-banned".to_string(), 0),
+        })
+    }
+
+    /// The daemon's version.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+
+    /// Bans in force now, all jails.
+    #[zbus(property)]
+    async fn active_bans(&self) -> fdo::Result<u32> {
+        Ok(self.ctx.status().await.map_err(failed)?.active_bans)
+    }
+
+    /// Bans ever made, all jails (kept in the state database).
+    #[zbus(property)]
+    async fn total_bans(&self) -> fdo::Result<u64> {
+        Ok(self.ctx.status().await.map_err(failed)?.total_bans)
+    }
+
+    /// An address was banned; expires_at_usec 0 = permanent; failures 0
+    /// for bans by hand.
+    #[zbus(signal)]
+    pub async fn banned(
+        emitter: &SignalEmitter<'_>,
+        jail: &str,
+        address: &str,
+        expires_at_usec: u64,
+        failures: u32,
+    ) -> zbus::Result<()>;
+
+    /// A ban ended; reason: "expired", "manual", "jail removed".
+    #[zbus(signal)]
+    pub async fn unbanned(
+        emitter: &SignalEmitter<'_>,
+        jail: &str,
+        address: &str,
+        reason: &str,
+    ) -> zbus::Result<()>;
+}
+
+/// `/org/jailwarden1/jail/<name>`: one jail.
+pub struct Jail {
+    ctx: Context,
+    transport: Transport,
+    name: String,
+}
+
+impl Jail {
+    /// The object of jail `name` for one connection.
+    pub fn new(ctx: Context, transport: Transport, name: String) -> Self {
+        Jail {
+            ctx,
+            transport,
+            name,
+        }
+    }
+
+    async fn status(&self) -> fdo::Result<JailStatus> {
+        self.ctx.jail(&self.name).await.map_err(|e| match e {
+            ControlError::NoSuchJail(_) => {
+                fdo::Error::UnknownObject(format!("jail {:?} was removed", self.name))
+            }
+            e => failed(e),
+        })
+    }
+}
+
+#[interface(
+    name = "org.jailwarden1.Jail",
+    proxy(default_service = "org.jailwarden1")
+)]
+impl Jail {
+    /// Ban an address in this jail; see Manager.Ban for duration_usec.
+    #[zbus(proxy(allow_interactive_auth))]
+    async fn ban(
+        &self,
+        address: &str,
+        duration_usec: u64,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), CallError> {
+        self.ctx.authorize(self.transport, &header, conn).await?;
+        self.ctx.ban(&self.name, address, duration_usec).await
+    }
+
+    /// Lift this jail's bans of an address (or CIDR range).
+    #[zbus(proxy(allow_interactive_auth))]
+    async fn unban(
+        &self,
+        address: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), CallError> {
+        self.ctx.authorize(self.transport, &header, conn).await?;
+        self.ctx.unban(&self.name, address).await
+    }
+
+    /// This jail's active bans: (address, banned_at_usec, expires_at_usec).
+    #[zbus(out_args("bans"))]
+    async fn list_bans(&self) -> Result<Vec<(String, u64, u64)>, CallError> {
+        let bans = self.ctx.list_bans(&self.name).await?;
+        Ok(bans
+            .into_iter()
+            .map(|b| (net_text(b.net), usec(Some(b.banned_at)), usec(b.expires_at)))
+            .collect())
+    }
+
+    /// The jail's name, as in the configuration.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// The filter it uses.
+    #[zbus(property)]
+    async fn filter(&self) -> fdo::Result<String> {
+        Ok(self.status().await?.filter)
+    }
+
+    /// Whether it is enabled (disabled jails are listed but do nothing).
+    #[zbus(property)]
+    async fn enabled(&self) -> fdo::Result<bool> {
+        Ok(self.status().await?.enabled)
+    }
+
+    /// Failures within findtime that lead to a ban.
+    #[zbus(property, name = "MaxRetry")]
+    async fn max_retry(&self) -> fdo::Result<u32> {
+        Ok(self.status().await?.maxretry)
+    }
+
+    /// The window failures are counted in, microseconds.
+    #[zbus(property, name = "FindTimeUSec")]
+    async fn find_time_usec(&self) -> fdo::Result<u64> {
+        let d = self.status().await?.findtime;
+        Ok(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// The base ban length, microseconds; 0 = permanent.
+    #[zbus(property, name = "BanTimeUSec")]
+    async fn ban_time_usec(&self) -> fdo::Result<u64> {
+        Ok(self.status().await?.bantime.as_usec())
+    }
+
+    /// Addresses with failures in their window now.
+    #[zbus(property)]
+    async fn currently_failed(&self) -> fdo::Result<u32> {
+        Ok(self.status().await?.currently_failed)
+    }
+
+    /// Failures counted, ever.
+    #[zbus(property)]
+    async fn total_failed(&self) -> fdo::Result<u64> {
+        Ok(self.status().await?.total_failed)
+    }
+
+    /// Bans in force now.
+    #[zbus(property)]
+    async fn currently_banned(&self) -> fdo::Result<u32> {
+        Ok(self.status().await?.currently_banned)
+    }
+
+    /// Bans made, ever.
+    #[zbus(property)]
+    async fn total_banned(&self) -> fdo::Result<u64> {
+        Ok(self.status().await?.total_banned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_checked() {
+        assert_eq!(ban_duration(0).ok(), Some(None));
+        assert_eq!(
+            ban_duration(PERMANENT_USEC).ok(),
+            Some(Some(BanTime::Permanent))
+        );
+        assert_eq!(
+            ban_duration(90_000_000).ok(),
+            Some(Some(BanTime::For(Duration::from_secs(90))))
+        );
+        for bad in [1, 999_999, MAX_BAN_USEC + 1, u64::MAX - 1] {
+            assert!(ban_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn long_arguments_are_refused_before_the_core() {
+        assert!(checked_name(&"x".repeat(65)).is_err());
+        assert!(checked_name("").is_err());
+        assert!(checked_address(&"1".repeat(1 << 20)).is_err());
+        assert_eq!(usec(None), 0);
+        assert_eq!(usec(Timestamp::from_second(-5).ok()), 0);
+    }
+}
