@@ -41,6 +41,7 @@ DBUS_SERVICE = $(wildcard dbus/org.jailwarden1.service)
 DBUS_XML     = $(wildcard dbus/org.jailwarden1.xml)
 POLKIT       = $(wildcard dbus/org.jailwarden1.policy)
 EXAMPLES     = $(wildcard units/jailwarden.service.d/*.conf.example)
+JAIL_EXAMPLES = $(wildcard config/jail.d/examples/*.toml.example)
 FILTERS      = $(wildcard config/filters/*.toml)
 
 # Only when installing for real (no DESTDIR) on a running system.
@@ -79,6 +80,8 @@ install: $(if $(NO_BUILD),,build)
 	$(INSTALL) -Dm644 units/jailwarden.catalog $(DESTDIR)$(CATALOGDIR)/jailwarden.catalog
 	$(INSTALL) -d $(DESTDIR)$(DOCDIR)/examples
 	$(INSTALL) -m644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+	$(if $(JAIL_EXAMPLES),$(INSTALL) -d $(DESTDIR)$(DOCDIR)/examples/jail.d)
+	$(if $(JAIL_EXAMPLES),$(INSTALL) -m644 $(JAIL_EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/jail.d/)
 	$(INSTALL) -d $(DESTDIR)$(FILTERDIR)
 	$(INSTALL) -m644 $(FILTERS) $(DESTDIR)$(FILTERDIR)/
 	$(if $(DBUS_POLICY),$(INSTALL) -Dm644 $(DBUS_POLICY) $(DESTDIR)$(DBUSDIR)/system.d/org.jailwarden1.conf)

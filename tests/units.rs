@@ -256,7 +256,8 @@ fn make_install_stages_everything_and_keeps_an_existing_config() {
         "usr/local/lib/systemd/system/jailwarden.socket",
         "usr/local/lib/sysusers.d/jailwarden.conf",
         "usr/local/lib/systemd/catalog/jailwarden.catalog",
-        "usr/local/share/doc/jailwarden/examples/actions.conf.example",
+        "usr/local/share/doc/jailwarden/examples/hosts-deny.conf.example",
+        "usr/local/share/doc/jailwarden/examples/jail.d/hosts-deny.toml.example",
         "usr/share/jailwarden/filters/sshd.toml",
         "etc/jailwarden/jailwarden.toml",
     ] {
@@ -269,19 +270,13 @@ fn make_install_stages_everything_and_keeps_an_existing_config() {
         unit.contains("ExecStart=/usr/local/bin/jailwarden daemon"),
         "ExecStart not rewritten for PREFIX"
     );
-    if repo().join("dbus/org.jailwarden1.conf").exists() {
-        assert!(
-            d.join("usr/share/dbus-1/system.d/org.jailwarden1.conf")
-                .is_file()
-        );
-        assert!(
-            d.join("usr/share/dbus-1/system-services/org.jailwarden1.service")
-                .is_file()
-        );
-        assert!(
-            d.join("usr/share/polkit-1/actions/org.jailwarden1.policy")
-                .is_file()
-        );
+    for f in [
+        "usr/share/dbus-1/system.d/org.jailwarden1.conf",
+        "usr/share/dbus-1/system-services/org.jailwarden1.service",
+        "usr/share/dbus-1/interfaces/org.jailwarden1.xml",
+        "usr/share/polkit-1/actions/org.jailwarden1.policy",
+    ] {
+        assert!(d.join(f).is_file(), "{f} not installed");
     }
 
     // An admin's configuration survives a re-install and an uninstall.
