@@ -286,7 +286,15 @@ fn build_deb() -> PathBuf {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(repo())
         .env("CARGO_TARGET_DIR", &stage)
-        .args(["deb", "--no-build", "--strip", "--fast", "--offline", "-o"])
+        .args([
+            "deb",
+            "--no-build",
+            "--strip",
+            "--no-dbgsym",
+            "--fast",
+            "--offline",
+            "-o",
+        ])
         .arg(&out);
     let o = run(&mut cmd);
     let t = text(&o);
