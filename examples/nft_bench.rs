@@ -7,6 +7,9 @@
 //! nft_bench script N     nft -f input adding the same N elements (stdout)
 //! nft_bench install N    configure jail "bench", then ban N addresses
 //!                        (10.0.0.0/8, 1 h) in one ban() call
+//! nft_bench probe N SECS JAIL   look 1,000 of the N addresses 10.0.0.0 + i
+//!                        up in JAIL's set, again and again for SECS seconds
+//!                        (a daemon restart under way must never lose one)
 //! nft_bench readback N   install N, then read them back: a new backend
 //!                        instance reconciling the same bans (a restart),
 //!                        and a full listing by dump
@@ -39,6 +42,12 @@ fn main() {
         }
         "install" => install(n).map(|_| ()),
         "readback" => readback(n),
+        "probe" => probe(
+            n,
+            args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5.0),
+            args.get(4).map_or("sshd", |s| s.as_str()),
+        )
+        .map_err(Into::into),
         _ => {
             eprintln!("unknown mode {mode}");
             std::process::exit(2);
@@ -180,5 +189,28 @@ fn readback(n: u32) -> Result<(), Box<dyn std::error::Error>> {
         println!("rss_dump_peak_kib {hwm}");
         drop(elems);
     }
+    Ok(())
+}
+
+/// Look a sample of the N bans up by key, repeatedly, counting probes that
+/// found fewer than all of them.
+fn probe(n: u32, secs: f64, jail: &str) -> Result<(), jailwarden::ban::BanError> {
+    let mut nft = Nftables::new()?;
+    let step = (n / 1000).max(1);
+    let sample: Vec<Ipv4Addr> = (0..n).step_by(step as usize).map(addr).collect();
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let (mut probes, mut short, mut fewest) = (0u64, 0u64, usize::MAX);
+    while Instant::now() < deadline {
+        let found = nft.count_present(jail, &sample).unwrap_or(0);
+        probes += 1;
+        fewest = fewest.min(found);
+        if found < sample.len() {
+            short += 1;
+        }
+    }
+    println!("probes {probes}");
+    println!("sampled {}", sample.len());
+    println!("short {short}");
+    println!("fewest {fewest}");
     Ok(())
 }

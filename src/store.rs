@@ -218,6 +218,13 @@ impl Store {
     /// `failures_since` are left out.
     pub fn load(&self, failures_since: Timestamp) -> Result<Loaded, StoreError> {
         let mut out = Loaded::default();
+        self.for_each_ban(|b| out.bans.push(b))?;
+        self.load_rest(failures_since, out)
+    }
+
+    /// Every active ban, one at a time (a million bans need not sit in a
+    /// vector on their way into the daemon's index).
+    pub fn for_each_ban(&self, mut f: impl FnMut(Ban)) -> Result<(), StoreError> {
         let mut st = self
             .conn
             .prepare("SELECT jail, net, banned_at, expires_at, failures FROM bans")?;
@@ -237,7 +244,7 @@ impl Store {
             let Ok(net) = net.parse::<IpNet>() else {
                 continue;
             };
-            out.bans.push(Ban {
+            f(Ban {
                 jail,
                 net,
                 banned_at: from_usec(banned_at),
@@ -245,6 +252,15 @@ impl Store {
                 failures: u32::try_from(failures).unwrap_or(0),
             });
         }
+        Ok(())
+    }
+
+    /// [`load`](Self::load) without the bans.
+    pub fn load_rest(
+        &self,
+        failures_since: Timestamp,
+        mut out: Loaded,
+    ) -> Result<Loaded, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT jail, addr, time, attempts FROM failures WHERE time >= ?1 ORDER BY time",
         )?;

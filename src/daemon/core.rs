@@ -16,6 +16,7 @@ use ipnet::IpNet;
 use jiff::{SignedDuration, Timestamp};
 use tracing::{debug, warn};
 
+use super::bans::BanIndex;
 use super::control::{ControlError, CoreEvent, CoreHandle, JailStatus, Reported, Request, Status};
 use crate::addr::{AddrList, Host, ban_net, canonical, parse_addr};
 use crate::ban::actions::{ActionEvent, Actions, MatchBuffer};
@@ -46,7 +47,6 @@ struct JailRuntime {
     file: Option<Matcher>,
     total_failed: u64,
     total_banned: u64,
-    banned_now: u32,
     /// Recent matched lines per tracked address, for actions (mail).
     matches: MatchBuffer,
 }
@@ -62,7 +62,6 @@ impl JailRuntime {
             file: None,
             total_failed: 0,
             total_banned: 0,
-            banned_now: 0,
         }
     }
 
@@ -126,8 +125,7 @@ struct Retry {
 pub struct Core {
     config: Arc<Config>,
     jails: BTreeMap<String, JailRuntime>,
-    bans: HashMap<(String, IpNet), Ban>,
-    expiries: BTreeSet<(Timestamp, String, IpNet)>,
+    bans: BanIndex,
     store: Store,
     banner: Box<dyn Banner>,
     handle: CoreHandle,
@@ -166,12 +164,11 @@ impl Core {
         let horizon = now
             .checked_sub(SignedDuration::try_from(config.longest_findtime()).unwrap_or_default())
             .unwrap_or(now);
-        let loaded = store.load(horizon)?;
+        let loaded = store.load_rest(horizon, crate::store::Loaded::default())?;
         let mut core = Core {
             config: config.clone(),
             jails: BTreeMap::new(),
-            bans: HashMap::new(),
-            expiries: BTreeSet::new(),
+            bans: BanIndex::new(),
             store,
             banner,
             handle,
@@ -203,19 +200,22 @@ impl Core {
             core.jails.insert(jc.name.clone(), rt);
         }
         core.total_bans = loaded.totals.values().map(|(_, b)| b).sum();
-        for b in &loaded.bans {
-            if !core.jails.contains_key(&b.jail) {
+        // Streamed from the store into the index: no vector of a million bans.
+        let mut gone = Vec::new();
+        let (jails, bans) = (&core.jails, &mut core.bans);
+        core.store.for_each_ban(|b| {
+            if !jails.contains_key(&b.jail) {
                 // Its jail is gone: lift it (reconcile removes the element).
-                core.pending.unbans.push((b.jail.clone(), b.net));
-                events::unban(&b.jail, &b.net.to_string(), "jail removed");
-                continue;
+                gone.push((b, "jail removed"));
+            } else if b.expires_at.is_some_and(|e| e <= now) {
+                gone.push((b, "expired"));
+            } else {
+                bans.insert(&b);
             }
-            if b.expires_at.is_some_and(|e| e <= now) {
-                core.pending.unbans.push((b.jail.clone(), b.net));
-                events::unban(&b.jail, &b.net.to_string(), "expired");
-                continue;
-            }
-            core.index(b.clone());
+        })?;
+        for (b, reason) in gone {
+            events::unban(&b.jail, &net_text(b.net), reason);
+            core.pending.unbans.push((b.jail, b.net));
         }
         core.configure_actions();
         // Replay recent failures into the windows (they were committed with
@@ -253,7 +253,7 @@ impl Core {
     /// Start, keep or close the jails' actions to fit the configuration;
     /// new ones start from the bans in force.
     fn configure_actions(&mut self) {
-        let bans: Vec<Ban> = self.bans.values().cloned().collect();
+        let bans: Vec<Ban> = self.bans.bans(None).collect();
         self.actions.configure(
             self.jails
                 .iter()
@@ -278,25 +278,12 @@ impl Core {
         std::mem::take(&mut self.effects)
     }
 
-    fn index(&mut self, b: Ban) {
-        if let Some(rt) = self.jails.get_mut(&b.jail) {
-            rt.banned_now += 1;
-        }
-        if let Some(e) = b.expires_at {
-            self.expiries.insert((e, b.jail.clone(), b.net));
-        }
-        self.bans.insert((b.jail.clone(), b.net), b);
+    fn index(&mut self, b: &Ban) {
+        self.bans.insert(b);
     }
 
     fn unindex(&mut self, jail: &str, net: IpNet) -> Option<Ban> {
-        let b = self.bans.remove(&(jail.to_string(), net))?;
-        if let Some(e) = b.expires_at {
-            self.expiries.remove(&(e, b.jail.clone(), b.net));
-        }
-        if let Some(rt) = self.jails.get_mut(jail) {
-            rt.banned_now = rt.banned_now.saturating_sub(1);
-        }
-        Some(b)
+        self.bans.remove(jail, net)
     }
 
     /// A batch of journal entries.
@@ -437,7 +424,7 @@ impl Core {
         let addr = canonical(addr);
         let rt = self.jails.get_mut(jail)?;
         let net = ban_net(addr, rt.config.ipv6_prefix);
-        if self.bans.contains_key(&(jail.to_string(), net)) {
+        if self.bans.contains(jail, net) {
             return Some(Reported::AlreadyBanned);
         }
         let evicted = rt.jail.evicted;
@@ -553,7 +540,7 @@ impl Core {
         if let Some(rt) = self.jails.get_mut(jail) {
             rt.jail.forget(addr);
         }
-        self.index(ban.clone());
+        self.index(&ban);
         self.to_enforce.push(ban.clone());
         events::ban(&ban, &bantime.to_string());
         self.events.push(CoreEvent::Banned {
@@ -592,15 +579,12 @@ impl Core {
 
     /// When the next ban expires.
     pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.expiries.first().map(|(t, _, _)| *t)
+        self.bans.next_expiry()
     }
 
     /// Lift every ban whose time has come.
     pub fn expire(&mut self, now: Timestamp) {
-        while let Some((t, jail, net)) = self.expiries.first().cloned() {
-            if t > now {
-                break;
-            }
+        while let Some((jail, net)) = self.bans.first_expired(now) {
             self.lift(&jail, net, "expired");
         }
         self.flush(now);
@@ -674,9 +658,8 @@ impl Core {
         let firewalls: Vec<JailFirewall> = self.jails.values().map(JailRuntime::firewall).collect();
         let bans: Vec<Ban> = self
             .bans
-            .values()
+            .bans(None)
             .filter(|b| b.expires_at.is_none_or(|e| e > now))
-            .cloned()
             .collect();
         let result = self
             .banner
@@ -760,12 +743,7 @@ impl Core {
                     }
                     j => {
                         let want = j.filter(|j| !j.is_empty());
-                        let mut v: Vec<Ban> = self
-                            .bans
-                            .values()
-                            .filter(|b| want.is_none_or(|w| b.jail == w))
-                            .cloned()
-                            .collect();
+                        let mut v: Vec<Ban> = self.bans.bans(want).collect();
                         // Unstable is fine (keys are unique) and spares
                         // the merge buffer: ListBans of 100k bans is timed.
                         v.sort_unstable_by(|a, b| {
@@ -796,7 +774,7 @@ impl Core {
                 let _ = reply.send(r);
             }
             Request::UnbanAll(reply) => {
-                let all: Vec<(String, IpNet)> = self.bans.keys().cloned().collect();
+                let all = self.bans.keys(|_, _| true);
                 let n = all.len() as u32;
                 for (j, net) in all {
                     self.lift(&j, net, "manual");
@@ -860,15 +838,9 @@ impl Core {
                 .map(IpNet::from)
                 .ok_or_else(|| ControlError::InvalidAddress(address.to_string()))?,
         };
-        let hits: Vec<(String, IpNet)> = self
-            .bans
-            .keys()
-            .filter(|(j, net)| {
-                jail.is_none_or(|w| j == w)
-                    && (net.contains(&target.addr()) || target.contains(net))
-            })
-            .cloned()
-            .collect();
+        let hits = self.bans.keys(|j, net| {
+            jail.is_none_or(|w| j == w) && (net.contains(&target.addr()) || target.contains(&net))
+        });
         let n = hits.len() as u32;
         for (j, net) in hits {
             self.lift(&j, net, "manual");
@@ -905,7 +877,7 @@ impl Core {
                     bantime: c.bantime,
                     currently_failed: rt.map_or(0, |r| r.jail.currently_failed() as u32),
                     total_failed: rt.map_or(0, |r| r.total_failed),
-                    currently_banned: rt.map_or(0, |r| r.banned_now),
+                    currently_banned: self.bans.count(&c.name),
                     total_banned: rt.map_or(0, |r| r.total_banned),
                     journal_match: c.journal_match.to_string(),
                     logpath: c.logpath.clone(),
@@ -941,9 +913,9 @@ impl Core {
         for name in &removed {
             let nets: Vec<IpNet> = self
                 .bans
-                .keys()
-                .filter(|(j, _)| j == name)
-                .map(|(_, n)| *n)
+                .keys(|j, _| j == name)
+                .into_iter()
+                .map(|(_, n)| n)
                 .collect();
             for net in nets {
                 self.lift(name, net, "jail removed");

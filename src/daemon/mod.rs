@@ -7,6 +7,7 @@
 //! hand batches over bounded channels; the [`core::Core`] is owned by the
 //! loop here, so it needs no locks.
 
+pub mod bans;
 pub mod control;
 pub mod core;
 mod dns;

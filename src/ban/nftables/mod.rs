@@ -211,6 +211,28 @@ impl Nftables {
         [format!("{base}-v4"), format!("{base}-v6")]
     }
 
+    /// How many of `addrs` (IPv4) are elements of `jail`'s IPv4 set now,
+    /// looked up by key (cheap for a few keys in a huge set, where a listing
+    /// costs seconds): for probes that an element never goes missing.
+    pub fn count_present(
+        &mut self,
+        jail: &str,
+        addrs: &[std::net::Ipv4Addr],
+    ) -> Result<usize, BanError> {
+        let [v4, _] = Self::set_names(jail);
+        let mut found = 0;
+        self.sock
+            .lookup(
+                TABLE,
+                &v4,
+                addrs.len(),
+                &|i| layout::key(layout::Family::V4, u128::from(u32::from(addrs[i]))),
+                &mut |_, _| found += 1,
+            )
+            .map_err(|e| map_err(e, "look up set elements", None))?;
+        Ok(found)
+    }
+
     /// Which bans must be re-asserted (passed to [`Banner::ban`]) because
     /// their kernel element will time out before the ban ends, within
     /// `horizon` from `now`.
