@@ -88,7 +88,7 @@ async fn join(ctx: &Context, hub: &Hub) -> Result<zbus::Connection, Absent> {
         }
         Err(e) => {
             return refused(format!(
-                "{e} (is dbus/org.jailwarden1.conf installed in /usr/share/dbus-1/system.d, and are we root?)"
+                "{e} (is dbus/org.jailwarden1.conf installed in /usr/share/dbus-1/system.d, and are we root or user jailwarden?)"
             ))
             .await;
         }

@@ -17,7 +17,7 @@ mod selfaddr;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use jiff::Timestamp;
@@ -238,6 +238,13 @@ async fn sleep_until_opt(t: Option<Timestamp>) {
     }
 }
 
+async fn sleep_until_instant(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result<()> {
     let dir = state_dir(&opts, &cfg);
     std::fs::create_dir_all(&dir)
@@ -282,9 +289,10 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     let summary = core.status_line();
     notify::ready(&summary);
     events::ready(&summary);
+    let mut status = notify::StatusLine::new(summary, Instant::now());
     info!(config = %opts.config.display(), state = %dir.display(), "started");
 
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut journal_read: u64 = 0;
     let mut backlog_done = false;
     loop {
@@ -352,10 +360,9 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             _ = sleep_until_opt(next_expiry) => core.expire(Timestamp::now()),
             _ = sleep_until_opt(retry) => core.reconcile(Timestamp::now()),
             _ = recheck.tick(), if retry.is_none() => core.reconcile(Timestamp::now()),
-            _ = housekeeping.tick() => {
-                core.tick(Timestamp::now());
-                notify::status(&core.status_line());
-            },
+            _ = housekeeping.tick() => core.tick(Timestamp::now()),
+            // A STATUS= change held back by the rate limit is due.
+            _ = sleep_until_instant(status.due()) => {},
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
             _ = sighup.recv() => {
                 if let Err(e) = reload(&opts.config, &mut core, &mut sources).await {
@@ -367,6 +374,9 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
         }
         for p in core.take_effects().resolve {
             resolver.resolve(p);
+        }
+        if let Some(line) = status.update(core.status_line(), Instant::now()) {
+            notify::status(&line);
         }
     }
     notify::stopping();

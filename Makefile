@@ -1,0 +1,169 @@
+# Build and install jailwarden from source.
+#
+#   sudo make install             build (as you, see `build`); install; create
+#                                 the jailwarden user; enable and start the
+#                                 service (systemd as PID 1)
+#   sudo make uninstall           stop, disable, remove the files; keeps
+#                                 /etc/jailwarden, /var/lib/jailwarden and the user
+#   sudo make uninstall PURGE=1   ... and removes those too
+#
+# DESTDIR=/some/dir stages the files only (packaging): no user, no service.
+# NO_BUILD=1 installs $(BIN) as it is, without running cargo.
+# PREFIX (default /usr) places the binary, the units, the sysusers entry,
+# the journal catalog and the docs; systemd looks under /usr/local too, and
+# the units are rewritten to run $(BINDIR)/jailwarden. D-Bus, polkit, the
+# shipped filters and the configuration go where their readers look, which
+# PREFIX does not change.
+#
+# The Debian package is built with `cargo deb` instead (see Cargo.toml).
+
+PREFIX      ?= /usr
+BINDIR      ?= $(PREFIX)/bin
+SYSTEMDDIR  ?= $(PREFIX)/lib/systemd
+UNITDIR     ?= $(SYSTEMDDIR)/system
+CATALOGDIR  ?= $(SYSTEMDDIR)/catalog
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR      ?= $(PREFIX)/share/doc/jailwarden
+# Fixed: compiled into the binary, or read by dbus-daemon and polkitd.
+SYSCONFDIR  ?= /etc
+FILTERDIR   ?= /usr/share/jailwarden/filters
+DBUSDIR     ?= /usr/share/dbus-1
+POLKITDIR   ?= /usr/share/polkit-1/actions
+STATEDIR    ?= /var/lib/jailwarden
+
+CARGO       ?= cargo
+BIN         ?= $(or $(CARGO_TARGET_DIR),target)/release/jailwarden
+
+INSTALL      = install
+# The D-Bus files come with the control surfaces; install what is there.
+DBUS_POLICY  = $(wildcard dbus/org.jailwarden1.conf)
+DBUS_SERVICE = $(wildcard dbus/org.jailwarden1.service)
+DBUS_XML     = $(wildcard dbus/org.jailwarden1.xml)
+POLKIT       = $(wildcard dbus/org.jailwarden1.policy)
+EXAMPLES     = $(wildcard units/jailwarden.service.d/*.conf.example)
+JAIL_EXAMPLES = $(wildcard config/jail.d/examples/*.toml.example)
+FILTERS      = $(wildcard config/filters/*.toml)
+
+# Only when installing for real (no DESTDIR) on a running system.
+LIVE         = $(if $(DESTDIR),,yes)
+
+.PHONY: all build install uninstall check-units
+
+all: build
+
+# `sudo make install` alone works: sudo's PATH usually lacks the user's
+# ~/.cargo/bin, so the build then runs as the user who called sudo (login
+# shell, so rustup's PATH applies), and target/ stays theirs.
+build:
+	@if command -v $(CARGO) >/dev/null 2>&1; then \
+		$(CARGO) build --release --locked; \
+	elif [ -n "$$SUDO_USER" ] && [ "$$SUDO_USER" != root ]; then \
+		echo "cargo is not in root's PATH: building as $$SUDO_USER"; \
+		su -s /bin/sh - "$$SUDO_USER" -c 'cd "$(CURDIR)" && cargo build --release --locked'; \
+	elif [ -x "$(BIN)" ]; then \
+		echo "cargo not found; installing the existing $(BIN)"; \
+	else \
+		echo "cargo not found and no $(BIN): install Rust (rustup), or run 'make' first as the user who has it" >&2; \
+		exit 1; \
+	fi
+
+install: $(if $(NO_BUILD),,build)
+	@if [ -n "$(LIVE)" ] && [ "$$(id -u)" != 0 ]; then \
+		echo "make install needs root (or DESTDIR=... to stage the files)" >&2; exit 1; fi
+	$(INSTALL) -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/jailwarden
+	$(INSTALL) -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/bin/jailwarden|$(BINDIR)/jailwarden|g' units/jailwarden.service \
+		> $(DESTDIR)$(UNITDIR)/jailwarden.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/jailwarden.service
+	$(INSTALL) -m644 units/jailwarden.socket $(DESTDIR)$(UNITDIR)/jailwarden.socket
+	$(INSTALL) -Dm644 units/jailwarden.sysusers $(DESTDIR)$(SYSUSERSDIR)/jailwarden.conf
+	$(INSTALL) -Dm644 units/jailwarden.catalog $(DESTDIR)$(CATALOGDIR)/jailwarden.catalog
+	$(INSTALL) -d $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+	$(if $(JAIL_EXAMPLES),$(INSTALL) -d $(DESTDIR)$(DOCDIR)/examples/jail.d)
+	$(if $(JAIL_EXAMPLES),$(INSTALL) -m644 $(JAIL_EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/jail.d/)
+	$(INSTALL) -d $(DESTDIR)$(FILTERDIR)
+	$(INSTALL) -m644 $(FILTERS) $(DESTDIR)$(FILTERDIR)/
+	$(if $(DBUS_POLICY),$(INSTALL) -Dm644 $(DBUS_POLICY) $(DESTDIR)$(DBUSDIR)/system.d/org.jailwarden1.conf)
+	$(if $(DBUS_SERVICE),$(INSTALL) -d $(DESTDIR)$(DBUSDIR)/system-services)
+	$(if $(DBUS_SERVICE),sed 's|/usr/bin/jailwarden|$(BINDIR)/jailwarden|g' $(DBUS_SERVICE) \
+		> $(DESTDIR)$(DBUSDIR)/system-services/org.jailwarden1.service)
+	$(if $(DBUS_XML),$(INSTALL) -Dm644 $(DBUS_XML) $(DESTDIR)$(DBUSDIR)/interfaces/org.jailwarden1.xml)
+	$(if $(POLKIT),$(INSTALL) -Dm644 $(POLKIT) $(DESTDIR)$(POLKITDIR)/org.jailwarden1.policy)
+	$(INSTALL) -d $(DESTDIR)$(SYSCONFDIR)/jailwarden/jail.d
+	@# Never overwrite an administrator's configuration.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/jailwarden/jailwarden.toml ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/jailwarden/jailwarden.toml"; \
+	else \
+		echo "$(INSTALL) -m644 config/jailwarden.toml $(DESTDIR)$(SYSCONFDIR)/jailwarden/jailwarden.toml"; \
+		$(INSTALL) -m644 config/jailwarden.toml $(DESTDIR)$(SYSCONFDIR)/jailwarden/jailwarden.toml; \
+	fi
+ifneq ($(LIVE),)
+	@# The service's user (units/jailwarden.sysusers).
+	@if command -v systemd-sysusers >/dev/null 2>&1; then \
+		systemd-sysusers $(SYSUSERSDIR)/jailwarden.conf; \
+	elif ! getent passwd jailwarden >/dev/null; then \
+		useradd --system --user-group --home-dir $(STATEDIR) --no-create-home \
+			--shell /usr/sbin/nologin --comment "jailwarden intrusion prevention" jailwarden; \
+	fi
+	-journalctl --update-catalog
+	@if [ -d /run/systemd/system ]; then \
+		set -e; \
+		systemctl daemon-reload; \
+		busctl --timeout=10 call org.freedesktop.DBus /org/freedesktop/DBus \
+			org.freedesktop.DBus ReloadConfig >/dev/null 2>&1 || true; \
+		if ! $(BINDIR)/jailwarden check-config; then \
+			echo "fix $(SYSCONFDIR)/jailwarden/jailwarden.toml, then: systemctl enable --now jailwarden" >&2; \
+			exit 1; \
+		fi; \
+		systemctl enable jailwarden.service jailwarden.socket; \
+		systemctl start jailwarden.socket; \
+		systemctl restart jailwarden.service; \
+		systemctl --no-pager --lines=0 status jailwarden.service || true; \
+	else \
+		echo; \
+		echo "systemd is not running as PID 1 here, so no service was started."; \
+		echo "Run the daemon in the foreground (as root; Ctrl-C stops it, bans stay in force):"; \
+		echo "    $(BINDIR)/jailwarden daemon --foreground"; \
+	fi
+endif
+
+uninstall:
+	@if [ -n "$(LIVE)" ] && [ "$$(id -u)" != 0 ]; then \
+		echo "make uninstall needs root (or DESTDIR=...)" >&2; exit 1; fi
+ifneq ($(LIVE),)
+	@if [ -d /run/systemd/system ]; then \
+		systemctl disable --now jailwarden.service jailwarden.socket || true; \
+	fi
+endif
+	rm -f $(DESTDIR)$(BINDIR)/jailwarden \
+		$(DESTDIR)$(UNITDIR)/jailwarden.service $(DESTDIR)$(UNITDIR)/jailwarden.socket \
+		$(DESTDIR)$(SYSUSERSDIR)/jailwarden.conf \
+		$(DESTDIR)$(CATALOGDIR)/jailwarden.catalog \
+		$(DESTDIR)$(DBUSDIR)/system.d/org.jailwarden1.conf \
+		$(DESTDIR)$(DBUSDIR)/system-services/org.jailwarden1.service \
+		$(DESTDIR)$(DBUSDIR)/interfaces/org.jailwarden1.xml \
+		$(DESTDIR)$(POLKITDIR)/org.jailwarden1.policy
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(FILTERDIR)
+	rmdir $(DESTDIR)$(dir $(FILTERDIR)) 2>/dev/null || true
+ifneq ($(PURGE),)
+	rm -rf $(DESTDIR)$(SYSCONFDIR)/jailwarden $(DESTDIR)$(STATEDIR)
+endif
+ifneq ($(LIVE),)
+	@# Nobody keeps the bans any more: lift them (permanent ones would stay).
+	-@command -v nft >/dev/null 2>&1 && nft delete table inet jailwarden 2>/dev/null; true
+	-@journalctl --update-catalog 2>/dev/null; true
+	@if [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload; \
+		busctl --timeout=10 call org.freedesktop.DBus /org/freedesktop/DBus \
+			org.freedesktop.DBus ReloadConfig >/dev/null 2>&1 || true; \
+	fi
+ifneq ($(PURGE),)
+	-@getent passwd jailwarden >/dev/null && userdel jailwarden; true
+endif
+	@echo "jailwarden removed$(if $(PURGE),, (kept $(SYSCONFDIR)/jailwarden and $(STATEDIR); PURGE=1 removes them))"
+endif
+
+# systemd-analyze verify and security on the units, as tests/units.rs does.
+check-units:
+	$(CARGO) test --test units
