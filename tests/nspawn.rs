@@ -363,7 +363,11 @@ impl Net {
     /// user); the caller runs several at once, each costs ~2 s of PAM delay.
     fn failed_ssh_login(&self, user: &str) -> Child {
         let target = format!("{user}@{CONTAINER_ADDR}");
+        // A client whose connection is cut by the ban it helped cause would
+        // wait for TCP to give up: end it after 20 s (exit 124), as banned.
         self.peer(&[
+            "timeout",
+            "20",
             "sshpass",
             "-p",
             "wrong-password",

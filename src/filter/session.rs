@@ -52,7 +52,9 @@ impl Session {
 
     fn add_user(&mut self, user: &Option<String>) -> bool {
         match user {
-            Some(u) if !self.users.contains(u) => {
+            // An empty name (PAM's "ruser=" for an unknown user) is no user:
+            // it must not count as a second user confirming a story.
+            Some(u) if !u.is_empty() && !self.users.contains(u) => {
                 if self.users.len() < MAX_USERS {
                     self.users.push(u.clone());
                 }
@@ -284,6 +286,20 @@ mod tests {
         s.apply(3, ev(Role::Pending, Some("192.0.2.3"), Some("git")), t(0));
         let v = s.apply(3, ev(Role::Fail, None, Some("git")), t(0)).unwrap();
         assert_eq!((v.host_text.as_str(), v.attempts), ("192.0.2.3", 3));
+    }
+
+    #[test]
+    fn an_empty_user_name_confirms_nothing() {
+        // sshd: "Invalid user x", then PAM with an empty ruser: one user.
+        let mut s = Sessions::new(Duration::from_secs(600), 100);
+        let v = s
+            .apply(4, ev(Role::Fail, Some("192.0.2.4"), Some("x")), t(0))
+            .unwrap();
+        assert_eq!(v.attempts, 1);
+        assert_eq!(
+            s.apply(4, ev(Role::Pending, Some("192.0.2.4"), Some("")), t(0)),
+            None
+        );
     }
 
     #[test]
