@@ -56,14 +56,6 @@ pub fn run(filter_dirs: &[PathBuf], json: bool) -> i32 {
             modes.join(",")
         );
     }
-    println!(
-        "{} filters in {}",
-        rows.len(),
-        path.dirs()
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    println!("{} filters in {}", rows.len(), path.describe());
     0
 }

@@ -59,13 +59,7 @@ pub fn run(opts: &Options) -> i32 {
             eprintln!(
                 "jailwarden: no filter {:?} (searched {})",
                 opts.filter,
-                loader
-                    .path()
-                    .dirs()
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                loader.path().describe()
             );
         }
         super::print_diagnostics(&diags.into_sorted());

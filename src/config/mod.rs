@@ -411,13 +411,7 @@ fn read_jail(
         None => {
             let msg = format!(
                 "no filter {filter_name:?} (searched {})",
-                loader
-                    .path()
-                    .dirs()
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                loader.path().describe()
             );
             match &filter_key {
                 Some(k) => k.error(diags, msg),

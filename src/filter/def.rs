@@ -286,6 +286,15 @@ impl FilterPath {
         &self.dirs
     }
 
+    /// The directories as a message shows them: `a, b, c`.
+    pub fn describe(&self) -> String {
+        self.dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The file for a filter name; a name with a `/` or ending in `.toml`
     /// is taken as a path.
     pub fn find(&self, name: &str) -> Option<PathBuf> {
