@@ -979,11 +979,6 @@ impl Core {
         &self.positions
     }
 
-    /// Number of bans in force.
-    pub fn active_bans(&self) -> usize {
-        self.bans.len()
-    }
-
     /// Human summary of a ban's length, for logs.
     pub fn describe(ban: &Ban) -> String {
         match ban.expires_at {
