@@ -128,6 +128,10 @@ pub struct JailConfig {
     pub set_size: u32,
     /// Actions besides the firewall (`[[jails.NAME.action]]`).
     pub actions: Vec<ActionConfig>,
+    /// Lines this long or longer may have been cut by a relay (a syslog
+    /// daemon's message size): their end is not taken for an end. The
+    /// filter's own `line_limit` applies too; the lower wins.
+    pub line_limit: Option<usize>,
 }
 
 /// The whole configuration.
@@ -188,6 +192,7 @@ const JAIL_KEYS: &[&str] = &[
     "ipv6_prefix",
     "set_size",
     "action",
+    "line_limit",
 ];
 const INCREMENT_KEYS: &[&str] = &[
     "enabled",
@@ -586,6 +591,9 @@ fn read_jail(
         ipv6_prefix: integer("ipv6_prefix", 16..=128, 128) as u8,
         set_size: integer("set_size", 0..=100_000_000, 0) as u32,
         actions,
+        line_limit: pick(layers, "line_limit")
+            .and_then(|t| t.integer("line_limit", 64..=(crate::filter::MAX_LINE as i64)))
+            .map(|v| v.value as usize),
     };
     (diags.len() == before).then_some(config)
 }

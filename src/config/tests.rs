@@ -282,3 +282,18 @@ ban = []
     );
     assert_eq!(errs.len(), want.len() + 2, "{errs:#?}");
 }
+
+#[test]
+fn line_limit_is_a_jail_key_in_range() {
+    let dir = setup(
+        "[jails.svc]\nline_limit = 1024\n[jails.b]\nfilter = \"svc\"\nline_limit = 10\n",
+        &[],
+    );
+    assert_eq!(
+        errors(dir.path()),
+        ["jailwarden.toml:5:14: jails.b.line_limit must be between 64 and 65536"]
+    );
+    let dir = setup("[jails.svc]\nline_limit = 1024\n", &[]);
+    let c = load(&dir.path().join("jailwarden.toml")).expect("valid");
+    assert_eq!(c.jails["svc"].line_limit, Some(1024));
+}
