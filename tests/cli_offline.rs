@@ -65,17 +65,27 @@ Feb 25 14:34:11 srv CRON[2]: pam_unix(cron:session): session opened\n\
 
 #[test]
 fn test_filter_text_summary_and_json() {
-    let log = b"Feb 25 14:34:10 srv sshd[1]: Failed password for root from 192.0.2.7 port 22 ssh2\nnoise\n";
+    // One wrong password for an invalid user, as sshd 9.2p1 with Debian's
+    // UsePAM yes writes it: three failure lines, one attempt.
+    let log = b"Feb 25 14:34:10 srv sshd[1]: Invalid user admin from 192.0.2.7 port 57365
+Feb 25 14:34:10 srv sshd[1]: pam_unix(sshd:auth): check pass; user unknown
+Feb 25 14:34:10 srv sshd[1]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7
+Feb 25 14:34:12 srv sshd[1]: Failed password for invalid user admin from 192.0.2.7 port 57365 ssh2
+Feb 25 14:34:13 srv sshd[1]: Connection closed by invalid user admin 192.0.2.7 port 57365 [preauth]
+noise
+";
     let out = jailwarden(
         &["test-filter", "--filter-dir", &filters(), "sshd", "-"],
         Some(log),
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Lines:   2 read"), "{text}");
     assert!(
-        text.contains("1 matched (1 failures counted), 0 helper lines, 0 ignored, 1 missed"),
+        text.contains(
+            "Lines:    6 read: 3 tell failed attempts, 1 other matches (helper lines), 0 ignored, 2 missed"
+        ),
         "{text}"
     );
+    assert!(text.contains("Attempts: 1 counted, on 1 lines"), "{text}");
     let out = jailwarden(
         &[
             "test-filter",
@@ -89,10 +99,24 @@ fn test_filter_text_summary_and_json() {
         Some(log),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["failures"].as_array().map(Vec::len), Some(1));
     assert_eq!(v["failures"][0]["host"], "192.0.2.7");
-    assert_eq!(v["failures"][0]["user"], "root");
-    assert_eq!(v["lines"], 2);
-    assert_eq!(v["missed"], 1);
+    assert_eq!(v["failures"][0]["user"], "admin");
+    assert_eq!(v["failures"][0]["attempts"], 1);
+    assert_eq!(v["failures"][0]["repeat"], false);
+    assert_eq!(v["lines"], 6);
+    assert_eq!(v["matched"], 1);
+    assert_eq!(v["attempts"], 1);
+    assert_eq!(v["failure_lines"], 3);
+    assert_eq!(v["missed"], 2);
+    let steps: Vec<&str> = v["regexes"]
+        .as_array()
+        .expect("regexes")
+        .iter()
+        .filter(|r| r["hits"].as_u64() > Some(0))
+        .filter_map(|r| r["step"].as_str())
+        .collect();
+    assert_eq!(steps, ["result", "user", "pam"], "{}", v["regexes"]);
 }
 
 #[test]

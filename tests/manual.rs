@@ -239,7 +239,7 @@ fn every_key_the_reader_accepts_is_in_the_pages() {
                 .to_string();
             let default = lines.next().unwrap().trim().trim_end_matches(',');
             let default: String = serde_json::from_str(default).unwrap_or_default();
-            let page = if current == "FILTER" || current == "MODE" {
+            let page = if matches!(current, "FILTER" | "MODE" | "PATTERN") {
                 &filter5
             } else {
                 &toml5
@@ -273,11 +273,11 @@ fn every_key_the_reader_accepts_is_in_the_pages() {
     ] {
         assert!(toml5.contains(placeholder), "{placeholder}");
     }
-    for role in ["fail", "pending", "note", "close", "success"] {
+    for role in ["fail", "pending", "note", "close", "success", "repeat"] {
         assert!(
             filter5
                 .lines()
-                .any(|l| l.trim() == role || l.starts_with(&format!("       {role}  "))),
+                .any(|l| l.trim() == role || l.starts_with(&format!("       {role} "))),
             "role {role}"
         );
     }

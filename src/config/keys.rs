@@ -435,6 +435,12 @@ pub const MAIL_ACTION: &[Key] = &[
 /// A filter file's top level.
 pub const FILTER: &[Key] = &[
     key(
+        "attempt",
+        "[]",
+        "[\"user\", \"pam\", \"result\", \"limit\"]",
+        "The steps of one authentication attempt, in the order the service logs them for one connection (at most 16). Patterns name their step (step = \"...\"); the lines of one connection telling the steps of one attempt in this order count once.",
+    ),
+    key(
         "description",
         "\"\"",
         "\"OpenSSH server\"",
@@ -487,6 +493,28 @@ pub const FILTER: &[Key] = &[
         "-",
         "\"JAILWARDEN_ADDRESS\"",
         "For journal entries: take the host from this field instead of the message (jailwarden's own events, for recidive).",
+    ),
+];
+
+/// A failregex entry written as a table.
+pub const PATTERN: &[Key] = &[
+    key(
+        "regex",
+        "required",
+        "'^Failed password for <F-USER>\\S+</F-USER> from <HOST> port \\d+ ssh2$'",
+        "The pattern.",
+    ),
+    key(
+        "role",
+        "\"fail\"",
+        "\"pending\"",
+        "What a match means for the connection's story (see ROLES).",
+    ),
+    key(
+        "step",
+        "-",
+        "\"pam\"",
+        "The step of an attempt (a name from attempt) this line tells.",
     ),
 ];
 
@@ -563,6 +591,11 @@ pub const FILTER_SECTIONS: &[Section] = &[
         title: "top level",
         intro: "Keys of a filter file.",
         keys: FILTER,
+    },
+    Section {
+        title: "failregex = [{ regex = ..., role = ..., step = ... }]",
+        intro: "A pattern written as a table, with its role and step.",
+        keys: PATTERN,
     },
     Section {
         title: "[modes.NAME]",

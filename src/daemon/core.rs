@@ -102,6 +102,8 @@ pub struct PendingName {
     pub name: String,
     pub time: Timestamp,
     pub attempts: u32,
+    /// Counts only as a repeat (see [`crate::jail::Jail::record_repeat`]).
+    pub repeat: bool,
 }
 
 /// What the core asks of its surroundings after a step.
@@ -366,7 +368,7 @@ impl Core {
         let time = f.time.unwrap_or(now);
         match f.host {
             Host::Addr(a) => {
-                self.count(jail, a, time, f.attempts, Some(line), now);
+                self.count(jail, a, time, f.attempts, f.repeat, Some(line), now);
             }
             Host::Name(name) => {
                 let usedns = self.jails.get(jail).map(|rt| rt.config.usedns);
@@ -376,6 +378,7 @@ impl Core {
                         name,
                         time,
                         attempts: f.attempts,
+                        repeat: f.repeat,
                     }),
                     _ => {
                         // usedns = no: a name alone never bans (the attacker
@@ -405,19 +408,22 @@ impl Core {
             );
         }
         for a in addrs {
-            self.count(&p.jail, a, p.time, p.attempts, None, now);
+            self.count(&p.jail, a, p.time, p.attempts, p.repeat, None, now);
         }
         self.flush(now);
     }
 
     /// Count a failure of `addr` in `jail`; ban when the jail says so.
+    /// A `repeat` counts only after a counted failure of the address.
     /// `line` is the log line, kept for actions that show it.
+    #[allow(clippy::too_many_arguments)]
     fn count(
         &mut self,
         jail: &str,
         addr: IpAddr,
         time: Timestamp,
         attempts: u32,
+        repeat: bool,
         line: Option<&[u8]>,
         now: Timestamp,
     ) -> Option<Reported> {
@@ -428,7 +434,11 @@ impl Core {
             return Some(Reported::AlreadyBanned);
         }
         let evicted = rt.jail.evicted;
-        let decision = rt.jail.record(addr, time, attempts, now);
+        let decision = if repeat {
+            rt.jail.record_repeat(addr, time, now)
+        } else {
+            rt.jail.record(addr, time, attempts, now)
+        };
         if let (Some(line), Decision::Counted { .. } | Decision::Ban { .. }) = (line, &decision) {
             rt.matches.push(addr, line);
             if rt.matches.len() > rt.config.maxtracked as usize + 1024 {
@@ -468,7 +478,7 @@ impl Core {
                     self.ban_now(&jail, addr, failures, None, now),
                 ))
             }
-            Decision::Ignored | Decision::Stale => None,
+            Decision::Ignored | Decision::Stale | Decision::Alone => None,
         }
     }
 
@@ -856,7 +866,7 @@ impl Core {
     ) -> Result<Reported, ControlError> {
         let addr = self.check(jail, address)?;
         self.lines += 1;
-        self.count(jail, addr, now, 1, None, now)
+        self.count(jail, addr, now, 1, false, None, now)
             .ok_or_else(|| ControlError::IgnoredAddress(addr.to_string()))
     }
 

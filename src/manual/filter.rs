@@ -46,7 +46,7 @@ pub fn page() -> String {
 }
 
 /// Every role, with what it does (the filter reader's own list).
-fn roles() -> [(Role, &'static str); 5] {
+fn roles() -> [(Role, &'static str); 6] {
     [
         (
             Role::Fail,
@@ -67,6 +67,10 @@ fn roles() -> [(Role, &'static str); 5] {
         (
             Role::Success,
             "Authentication succeeded: pending attempts for the same user are dropped; for a different user they count, plus one.",
+        ),
+        (
+            Role::Repeat,
+            "A failure that counts only for an address that already has a counted failure in the jail's window (findtime); it never bans alone. For lines every client gets when the service itself is broken (postfix: \"Connection lost to authentication server\"), which from a steady guesser are still guesses.",
         ),
     ]
 }
@@ -110,7 +114,7 @@ const TAGS: &[(&str, &str)] = &[
 ];
 
 const ROLES: &str = "
-Daemons such as sshd, postfix or dovecot tell a connection's story over several lines. A failregex entry written as a table, { regex = '...', role = \"...\" }, gives its role in that story; lines of one session are those with the same process id (or <F-SESSION>). One attempt counts once, however many lines tell of it.
+Daemons such as sshd, postfix or dovecot tell a connection's story over several lines. A failregex entry written as a table, { regex = '...', role = \"...\" }, gives its role in that story; lines of one session are those with the same process id (or <F-SESSION>). One attempt counts once, however many lines tell of it: a filter lists an attempt's steps in attempt, each pattern names its step, and lines of one connection telling those steps in order are one failure.
 ";
 
 const MODES: &str = "
