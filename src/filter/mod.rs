@@ -59,6 +59,9 @@ pub struct Failure {
     pub user: Option<String>,
     /// Every user of the connection's story, when known.
     pub users: Vec<String>,
+    /// Counts only for an address that already has a counted failure in
+    /// the jail's window (role `repeat`); never bans alone.
+    pub repeat: bool,
 }
 
 /// What became of one line.
@@ -85,6 +88,10 @@ pub struct PatternInfo {
     /// Where it was written (`file:line:col`).
     pub position: String,
     pub role: Role,
+    /// The step of an attempt this pattern's lines tell, by name.
+    pub step: Option<String>,
+    /// Its index in the filter's `attempt` list.
+    step_index: Option<u8>,
     /// Captures `<ADDR>` (addresses only) rather than `<HOST>`.
     addr_only: bool,
     host: Option<usize>,
@@ -292,20 +299,54 @@ impl Filter {
                 continue;
             }
             let captures_host = e.has_host || pref.as_ref().is_some_and(|(_, _, pe)| pe.has_host);
-            if !captures_host
-                && p.role == Role::Fail
-                && !has_session(&e, pref.as_ref().map(|x| &x.2))
-            {
+            let session = has_session(&e, pref.as_ref().map(|x| &x.2));
+            if !captures_host && matches!(p.role, Role::Fail | Role::Repeat) && !session {
                 p.text.error(
                     diags,
                     "failregex: a failure needs <HOST> or <ADDR> (or a session to take it from)",
                 );
                 continue;
             }
+            let step_index = match &p.step {
+                None => None,
+                Some(step) => {
+                    let index = def.step_index(&step.value);
+                    let problem = if index.is_none() {
+                        Some(format!(
+                            "step {:?} is not in the filter's attempt list ({})",
+                            step.value,
+                            def.attempt
+                                .iter()
+                                .map(|s| s.value.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    } else if !matches!(p.role, Role::Fail | Role::Pending) {
+                        Some(format!(
+                            "a step is for lines that tell an attempt (role fail or pending), not {}",
+                            p.role.name()
+                        ))
+                    } else if !session {
+                        Some(
+                            "a step needs a session (<F-SESSION>) to tell which attempt a line belongs to"
+                                .to_string(),
+                        )
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = problem {
+                        step.error(diags, problem);
+                        continue;
+                    }
+                    index
+                }
+            };
             infos.push(PatternInfo {
                 text: p.text.value.clone(),
                 position: p.text.position(),
                 role: p.role,
+                step: p.step.as_ref().map(|s| s.value.clone()),
+                step_index,
                 addr_only: e.addr_only || pref.as_ref().is_some_and(|(_, _, pe)| pe.addr_only),
                 host: None,
                 user: None,
@@ -748,6 +789,7 @@ impl Story {
             role: info.role,
             host: hit.host,
             user: hit.user.clone(),
+            step: info.step_index,
         };
         let verdict = match hit.session {
             Some(key) => self.sessions.apply(key, event, hit.time),
@@ -763,6 +805,7 @@ impl Story {
                 attempts: v.attempts,
                 user: hit.user,
                 users: v.users,
+                repeat: v.repeat,
             }),
         }
     }
@@ -1120,6 +1163,58 @@ ignoreregex = ['for ignoreme ']
             longest.1,
             longest.0
         );
+    }
+
+    #[test]
+    fn steps_are_checked_and_tell_one_attempt() {
+        let errs = compile(
+            r#"attempt = ["pam", "result", "pam"]
+failregex = [
+  { regex = '^a <HOST>$', step = "nope" },
+  { regex = '^b <HOST>$', step = "pam", role = "note" },
+  { regex = '^c <HOST>$', step = "result" },
+]"#,
+            "normal",
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(errs[0].contains("step \"pam\" is listed twice"), "{errs:?}");
+        assert!(
+            errs[1]
+                .contains("step \"nope\" is not in the filter's attempt list (pam, result, pam)"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].contains("(role fail or pending), not note"),
+            "{errs:?}"
+        );
+        assert!(errs[3].contains("a step needs a session"), "{errs:?}");
+        let f = compile(
+            r#"attempt = ["pam", "result"]
+prefregex = '^(?:\S+ )?d\[<F-SESSION>\d+</F-SESSION>\]: <F-CONTENT>.+</F-CONTENT>$'
+failregex = [
+  { regex = '^pam: failure rhost=<HOST>$', step = "pam", role = "pending" },
+  { regex = '^Failed for <F-USER>\S+</F-USER> from <HOST>$', step = "result" },
+]"#,
+            "normal",
+        )
+        .unwrap();
+        let mut m = matcher(&f);
+        let mut counted = 0;
+        for _ in 0..3 {
+            for line in [
+                "Feb 25 14:34:10 h d[7]: pam: failure rhost=192.0.2.5",
+                "Feb 25 14:34:11 h d[7]: Failed for root from 192.0.2.5",
+            ] {
+                if let Outcome::Matched {
+                    failure: Some(f), ..
+                } = m.file_line(line.as_bytes())
+                {
+                    counted += f.attempts;
+                }
+            }
+        }
+        assert_eq!(counted, 3, "three attempts of two lines each");
     }
 
     #[test]
