@@ -24,7 +24,7 @@ use crate::addr::AddrList;
 use crate::ban::actions::ActionConfig;
 use crate::ban::{PortRange, Protocol, Verdict};
 use crate::filter::def::FilterPath;
-use crate::filter::{Filter, FilterLoader};
+use crate::filter::{Filter, FilterLoader, Shared};
 use duration::{BanTime, parse_bantime, parse_duration};
 use journal_match::JournalMatch;
 pub use reader::Diagnostic;
@@ -401,8 +401,8 @@ fn read_jail(
     let mode = mode_key
         .as_ref()
         .map_or("normal".to_string(), |v| v.value.clone());
-    let filter = match loader.read(&filter_name, diags) {
-        None => {
+    let filter = match loader.shared(&filter_name, &mode, diags) {
+        Shared::Missing => {
             let msg = format!(
                 "no filter {filter_name:?} (searched {})",
                 loader.path().describe()
@@ -413,21 +413,20 @@ fn read_jail(
             }
             None
         }
-        Some((def, common)) => {
-            if def.expand_mode(&mode).is_none() {
-                let msg = format!(
-                    "filter {filter_name} has no mode {mode:?} (modes: {})",
-                    def.mode_names().join(", ")
-                );
-                match &mode_key {
-                    Some(k) => k.error(diags, msg),
-                    None => at.error(diags, msg),
-                }
-                None
-            } else {
-                Filter::compile(&def, &mode, &common, diags).map(Arc::new)
+        Shared::NoMode(modes) => {
+            let msg = format!(
+                "filter {filter_name} has no mode {mode:?} (modes: {})",
+                modes.join(", ")
+            );
+            match &mode_key {
+                Some(k) => k.error(diags, msg),
+                None => at.error(diags, msg),
             }
+            None
         }
+        // Its problems were reported once, with the first jail using it.
+        Shared::Broken => None,
+        Shared::Ready(f) => Some(f),
     };
 
     let journal_match = match pick(layers, "journal_match").and_then(|t| t.strings("journal_match"))

@@ -20,8 +20,10 @@ pub mod def;
 pub mod session;
 pub mod template;
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -946,14 +948,46 @@ impl Matcher {
 }
 
 /// Filters loaded from a search path, with the shared snippets.
+///
+/// [`shared`](Self::shared) reads each filter file once and compiles it
+/// once per mode: a thousand jails on one filter hold one compiled copy
+/// (a compiled filter is about a megabyte and takes ~20 ms to build).
 pub struct FilterLoader {
     path: FilterPath,
+    /// Filter files read, by path.
+    read: RefCell<HashMap<PathBuf, Rc<Parsed>>>,
+    /// Compiled by (file, mode); `None` when it has problems.
+    compiled: RefCell<HashMap<FileMode, Option<Arc<Filter>>>>,
+}
+
+/// A filter file and a mode: what a compiled filter depends on (the
+/// common snippets come with the file).
+type FileMode = (PathBuf, String);
+
+/// A filter file as read, and the common snippets next to it.
+type Parsed = (FilterDef, BTreeMap<String, Located<String>>);
+
+/// What [`FilterLoader::shared`] found.
+#[derive(Clone)]
+pub enum Shared {
+    /// No such filter on the search path.
+    Missing,
+    /// The filter has no such mode; its modes are listed.
+    NoMode(Vec<String>),
+    /// It has problems (reported once, when first compiled).
+    Broken,
+    /// Compiled, shared by every jail with the same file and mode.
+    Ready(Arc<Filter>),
 }
 
 impl FilterLoader {
     /// Load from `path`.
     pub fn new(path: FilterPath) -> Self {
-        FilterLoader { path }
+        FilterLoader {
+            path,
+            read: RefCell::new(HashMap::new()),
+            compiled: RefCell::new(HashMap::new()),
+        }
     }
 
     /// The search path.
@@ -969,15 +1003,23 @@ impl FilterLoader {
         diags: &Diagnostics,
     ) -> Option<(FilterDef, BTreeMap<String, Located<String>>)> {
         let file_path = self.path.find(name)?;
-        let file = match SourceFile::read(&file_path) {
+        self.read_file(&file_path, diags)
+    }
+
+    fn read_file(
+        &self,
+        file_path: &Path,
+        diags: &Diagnostics,
+    ) -> Option<(FilterDef, BTreeMap<String, Located<String>>)> {
+        let file = match SourceFile::read(file_path) {
             Ok(f) => f,
             Err(d) => {
                 diags.push(d);
                 return None;
             }
         };
-        let def = FilterDef::read(&def::name_of(&file_path), &file, diags);
-        let common = self.common(&file_path, diags);
+        let def = FilterDef::read(&def::name_of(file_path), &file, diags);
+        let common = self.common(file_path, diags);
         Some((def, common))
     }
 
@@ -985,6 +1027,42 @@ impl FilterLoader {
     pub fn compile(&self, name: &str, mode: &str, diags: &Diagnostics) -> Option<Filter> {
         let (def, common) = self.read(name, diags)?;
         Filter::compile(&def, mode, &common, diags)
+    }
+
+    /// The filter `name` compiled for `mode`, shared: the file (and its
+    /// common snippets) is read once, and compiled once per mode; problems
+    /// in it go to `diags` once.
+    pub fn shared(&self, name: &str, mode: &str, diags: &Diagnostics) -> Shared {
+        let Some(file_path) = self.path.find(name) else {
+            return Shared::Missing;
+        };
+        let key = (file_path, mode.to_string());
+        if let Some(done) = self.compiled.borrow().get(&key) {
+            return done.clone().map_or(Shared::Broken, Shared::Ready);
+        }
+        let cached = self.read.borrow().get(&key.0).cloned();
+        let parsed = match cached {
+            Some(p) => p,
+            None => match self.read_file(&key.0, diags) {
+                Some(p) => {
+                    let p = Rc::new(p);
+                    self.read.borrow_mut().insert(key.0.clone(), p.clone());
+                    p
+                }
+                // Unreadable: reported now, and only now.
+                None => {
+                    self.compiled.borrow_mut().insert(key, None);
+                    return Shared::Broken;
+                }
+            },
+        };
+        let (def, common) = &*parsed;
+        if def.expand_mode(mode).is_none() {
+            return Shared::NoMode(def.mode_names());
+        }
+        let filter = Filter::compile(def, mode, common, diags).map(Arc::new);
+        self.compiled.borrow_mut().insert(key, filter.clone());
+        filter.map_or(Shared::Broken, Shared::Ready)
     }
 
     fn common(&self, filter_file: &Path, diags: &Diagnostics) -> BTreeMap<String, Located<String>> {
@@ -1129,6 +1207,56 @@ ignoreregex = ['for ignoreme ']
         assert!(
             errs[0].contains("has no mode \"nope\" (modes: normal)"),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn doubling_snippets_are_a_positioned_error_not_a_gigabyte() {
+        let mut text = String::from("failregex = ['^<S1> from <HOST>$']\n[snippets]\n");
+        for i in 1..20 {
+            text.push_str(&format!("S{i} = '<S{n}><S{n}>'\n", n = i + 1));
+        }
+        text.push_str("S20 = 'ab'\n");
+        let errs = compile(&text, "normal").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("t.toml:1:14: failregex: expands to more than 256 KiB (via <S1>"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn shipped_filters_expand_well_below_the_limit() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/filters");
+        let loader = FilterLoader::new(FilterPath::new(vec![dir]));
+        let mut longest = (0, String::new());
+        for (name, _) in loader.path().list() {
+            let diags = Diagnostics::new();
+            let (def, common) = loader.read(&name, &diags).expect(&name);
+            let lookup = |n: &str| -> Option<&str> {
+                def.snippets
+                    .get(n)
+                    .or_else(|| common.get(n))
+                    .map(|s| s.value.as_str())
+            };
+            let patterns = def
+                .failregex
+                .iter()
+                .chain(def.modes.values().flat_map(|m| m.failregex.iter()))
+                .map(|p| &p.text)
+                .chain(def.prefregex.iter());
+            for p in patterns {
+                let e = expand(&p.value, &lookup).unwrap_or_else(|e| panic!("{name}: {e}"));
+                if e.regex.len() > longest.0 {
+                    longest = (e.regex.len(), format!("{name} {}", p.position()));
+                }
+            }
+        }
+        assert!(
+            longest.0 < template::MAX_EXPANDED / 8,
+            "the longest shipped pattern ({}) expands to {} bytes",
+            longest.1,
+            longest.0
         );
     }
 
