@@ -282,3 +282,100 @@ ban = []
     );
     assert_eq!(errs.len(), want.len() + 2, "{errs:#?}");
 }
+
+/// A configuration setting every documented key to its documented example
+/// (jailwarden.toml(5) shows them): it loads, so every key the page names
+/// is accepted and every example is valid.
+#[test]
+fn every_documented_key_with_its_example_loads() {
+    let repo_filters = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/filters");
+    let mut text = String::from("[daemon]\n");
+    for k in keys::DAEMON {
+        match k.name {
+            // Relative to the config file: point it at the shipped filters.
+            "filter_dirs" => text.push_str(&format!("filter_dirs = [{:?}]\n", repo_filters)),
+            _ => text.push_str(&format!("{} = {}\n", k.name, k.example)),
+        }
+    }
+    for table in ["defaults", "jails.sshd"] {
+        text.push_str(&format!("[{table}]\n"));
+        for k in keys::JAIL {
+            text.push_str(&format!("{} = {}\n", k.name, k.example));
+        }
+    }
+    text.push_str("[jails.sshd2.increment]\n");
+    for k in keys::INCREMENT {
+        if k.name != "enabled" {
+            text.push_str(&format!("{} = {}\n", k.name, k.example));
+        }
+    }
+    text.push_str("[jails.sshd2]\nfilter = \"sshd\"\n");
+    for (ty, list) in [
+        ("command", keys::COMMAND_ACTION),
+        ("hosts-deny", keys::HOSTS_DENY_ACTION),
+        ("mail", keys::MAIL_ACTION),
+    ] {
+        text.push_str("[[jails.sshd2.action]]\n");
+        for k in list {
+            match k.name {
+                "type" => text.push_str(&format!("type = {ty:?}\n")),
+                "name" => text.push_str(&format!("name = \"{ty}-example\"\n")),
+                _ => text.push_str(&format!("{} = {}\n", k.name, k.example)),
+            }
+        }
+    }
+    let dir = setup(&text, &[]);
+    assert_eq!(errors(dir.path()), Vec::<String>::new(), "{text}");
+}
+
+/// Each key in the table is really read: given a value of the wrong type
+/// (an inline table; for the table-valued keys, one with a bogus key), the
+/// reader reports that key. A key listed but ignored would pass silently.
+#[test]
+fn every_documented_key_is_read_by_the_reader() {
+    let bad = |key: &str| format!("{key} = {{ bogus = 1 }}\n");
+    let jail = "[jails.svc]\n";
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for k in keys::DAEMON {
+        cases.push((format!("[daemon]\n{}{jail}", bad(k.name)), k.name.into()));
+    }
+    for k in keys::JAIL {
+        let name = match k.name {
+            "increment" => "increment.bogus".into(),
+            n => n.to_string(),
+        };
+        cases.push((format!("[jails.svc]\n{}", bad(k.name)), name));
+    }
+    for k in keys::INCREMENT {
+        cases.push((
+            format!("{jail}[jails.svc.increment]\n{}", bad(k.name)),
+            format!("increment.{}", k.name),
+        ));
+    }
+    for (ty, list) in [
+        ("command", keys::COMMAND_ACTION),
+        ("hosts-deny", keys::HOSTS_DENY_ACTION),
+        ("mail", keys::MAIL_ACTION),
+    ] {
+        for k in list.iter().filter(|k| k.name != "type") {
+            let mut t = format!("{jail}[[jails.svc.action]]\ntype = {ty:?}\n");
+            for (required, value) in [("dest", "\"a@b.c\""), ("ban", "[\"x\"]")] {
+                if required != k.name {
+                    t.push_str(&format!("{required} = {value}\n"));
+                }
+            }
+            t.push_str(&bad(k.name));
+            cases.push((t, k.name.to_string()));
+        }
+    }
+    for (text, key) in cases {
+        let dir = setup(&text, &[]);
+        let errs = errors(dir.path());
+        assert!(
+            errs.iter().any(
+                |e| e.contains(&key) && (key.ends_with(".bogus") || !e.contains("unknown key"))
+            ),
+            "{key}: not read (no error naming it) for\n{text}\n{errs:#?}"
+        );
+    }
+}
