@@ -1050,24 +1050,6 @@ impl FakeAuthority {
 
 /// The CLI binary where nobody can run it (a copy if the build directory
 /// is closed to others).
-fn binary_for_nobody(dir: &std::path::Path) -> std::path::PathBuf {
-    let runs = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            bus_support::BIN,
-            "--version",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if runs {
-        return bus_support::BIN.into();
-    }
-    let copy = dir.join("jailwarden");
-    std::fs::copy(bus_support::BIN, &copy).expect("copy the binary");
-    copy
-}
 
 #[test]
 fn polkit_is_asked_about_the_caller_not_the_daemon() {
@@ -1161,7 +1143,7 @@ fn polkit_is_asked_about_the_caller_not_the_daemon() {
             .expect("chmod dir");
         p = parent.to_path_buf();
     }
-    let bin = binary_for_nobody(daemon.dir());
+    let bin = bus_support::binary_for_nobody(daemon.dir());
     let run_as_nobody = |args: &[&str]| {
         std::process::Command::new("setpriv")
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])

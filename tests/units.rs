@@ -134,6 +134,28 @@ fn units_with_each_drop_in_example_pass_verify() {
 }
 
 #[test]
+fn the_notifications_user_unit_passes_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit = std::fs::read_to_string(repo().join("units/user/jailwarden-notify.service"))
+        .expect("units/user/jailwarden-notify.service")
+        .replace("/usr/bin/jailwarden", env!("CARGO_BIN_EXE_jailwarden"));
+    let path = dir.path().join("jailwarden-notify.service");
+    std::fs::write(&path, unit).expect("write unit");
+    let runtime = dir.path().join("run");
+    std::fs::create_dir(&runtime).expect("mkdir");
+    let o = run(Command::new("systemd-analyze")
+        .args(["--user", "--man=no", "verify"])
+        .arg(&path)
+        .env("XDG_RUNTIME_DIR", &runtime));
+    // verify only warns about unknown keys and sections: none may appear.
+    assert!(
+        o.status.success() && !text(&o).contains("ignoring"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn service_exposure_is_at_most_2_0() {
     let o = run(Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--no-pager"])
@@ -274,6 +296,7 @@ fn make_install_stages_everything_and_keeps_an_existing_config() {
         "usr/local/bin/jailwarden",
         "usr/local/lib/systemd/system/jailwarden.service",
         "usr/local/lib/systemd/system/jailwarden.socket",
+        "usr/local/lib/systemd/user/jailwarden-notify.service",
         "usr/local/lib/sysusers.d/jailwarden.conf",
         "usr/local/lib/systemd/catalog/jailwarden.catalog",
         "usr/local/share/doc/jailwarden/examples/hosts-deny.conf.example",
@@ -289,6 +312,13 @@ fn make_install_stages_everything_and_keeps_an_existing_config() {
     assert!(
         unit.contains("ExecStart=/usr/local/bin/jailwarden daemon"),
         "ExecStart not rewritten for PREFIX"
+    );
+    let unit =
+        std::fs::read_to_string(d.join("usr/local/lib/systemd/user/jailwarden-notify.service"))
+            .expect("user unit");
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/jailwarden watch --notify"),
+        "user unit's ExecStart not rewritten for PREFIX"
     );
     for f in [
         "usr/share/dbus-1/system.d/org.jailwarden1.conf",

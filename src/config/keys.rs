@@ -266,6 +266,12 @@ pub const JAIL: &[Key] = &[
         "[{ type = \"command\", ban = [\"logger\", \"banned {address}\"] }]",
         "Actions besides the firewall, as [[jails.NAME.action]] tables (see ACTIONS). Lists are not merged: the last layer with action gives the whole list; [] turns inherited actions off.",
     ),
+    key(
+        "line_limit",
+        "the filter's",
+        "8096",
+        "Bytes: lines this long or longer may have been cut by a relay (a syslog daemon's message size: rsyslog's $MaxMessageSize is 8096 by default, busybox syslogd and many UDP relays cut at 1024); their end is never taken for the end of the line. The lower of this and the filter's line_limit applies.",
+    ),
 ];
 
 /// `[jails.NAME.increment]`.
@@ -493,6 +499,12 @@ pub const FILTER: &[Key] = &[
         "-",
         "\"JAILWARDEN_ADDRESS\"",
         "For journal entries: take the host from this field instead of the message (jailwarden's own events, for recidive).",
+    ),
+    key(
+        "line_limit",
+        "-",
+        "2047",
+        "Bytes: the longest line the service writes (it cuts longer ones itself: nginx's error log 2047, Apache's 8190, sshd 500). A line this long or longer may have been cut, like one jailwarden cut at 64 KiB or journald at its LineMax=: its end is not an end ($ does not match there, a host may not end there), so attacker text pushed up to the cut never passes for the line's structure.",
     ),
 ];
 

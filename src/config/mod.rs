@@ -24,7 +24,7 @@ use crate::addr::AddrList;
 use crate::ban::actions::ActionConfig;
 use crate::ban::{PortRange, Protocol, Verdict};
 use crate::filter::def::FilterPath;
-use crate::filter::{Filter, FilterLoader};
+use crate::filter::{Filter, FilterLoader, Shared};
 use duration::{BanTime, parse_bantime, parse_duration};
 use journal_match::JournalMatch;
 pub use reader::Diagnostic;
@@ -157,6 +157,10 @@ pub struct JailConfig {
     pub set_size: u32,
     /// Actions besides the firewall (`[[jails.NAME.action]]`).
     pub actions: Vec<ActionConfig>,
+    /// Lines this long or longer may have been cut by a relay (a syslog
+    /// daemon's message size): their end is not taken for an end. The
+    /// filter's own `line_limit` applies too; the lower wins.
+    pub line_limit: Option<usize>,
 }
 
 /// The whole configuration.
@@ -425,8 +429,8 @@ fn read_jail(
     let mode = mode_key
         .as_ref()
         .map_or("normal".to_string(), |v| v.value.clone());
-    let filter = match loader.read(&filter_name, diags) {
-        None => {
+    let filter = match loader.shared(&filter_name, &mode, diags) {
+        Shared::Missing => {
             let msg = format!(
                 "no filter {filter_name:?} (searched {})",
                 loader.path().describe()
@@ -437,21 +441,20 @@ fn read_jail(
             }
             None
         }
-        Some((def, common)) => {
-            if def.expand_mode(&mode).is_none() {
-                let msg = format!(
-                    "filter {filter_name} has no mode {mode:?} (modes: {})",
-                    def.mode_names().join(", ")
-                );
-                match &mode_key {
-                    Some(k) => k.error(diags, msg),
-                    None => at.error(diags, msg),
-                }
-                None
-            } else {
-                Filter::compile(&def, &mode, &common, diags).map(Arc::new)
+        Shared::NoMode(modes) => {
+            let msg = format!(
+                "filter {filter_name} has no mode {mode:?} (modes: {})",
+                modes.join(", ")
+            );
+            match &mode_key {
+                Some(k) => k.error(diags, msg),
+                None => at.error(diags, msg),
             }
+            None
         }
+        // Its problems were reported once, with the first jail using it.
+        Shared::Broken => None,
+        Shared::Ready(f) => Some(f),
     };
 
     let journal_match = match pick(layers, "journal_match").and_then(|t| t.strings("journal_match"))
@@ -604,6 +607,9 @@ fn read_jail(
         ipv6_prefix: integer("ipv6_prefix", 16..=128, 128) as u8,
         set_size: integer("set_size", 0..=100_000_000, 0) as u32,
         actions,
+        line_limit: pick(layers, "line_limit")
+            .and_then(|t| t.integer("line_limit", 64..=(crate::filter::MAX_LINE as i64)))
+            .map(|v| v.value as usize),
     };
     (diags.len() == before).then_some(config)
 }

@@ -283,6 +283,70 @@ ban = []
     assert_eq!(errs.len(), want.len() + 2, "{errs:#?}");
 }
 
+#[test]
+fn line_limit_is_a_jail_key_in_range() {
+    let dir = setup(
+        "[jails.svc]\nline_limit = 1024\n[jails.b]\nfilter = \"svc\"\nline_limit = 10\n",
+        &[],
+    );
+    assert_eq!(
+        errors(dir.path()),
+        ["jailwarden.toml:5:14: jails.b.line_limit must be between 64 and 65536"]
+    );
+    let dir = setup("[jails.svc]\nline_limit = 1024\n", &[]);
+    let c = load(&dir.path().join("jailwarden.toml")).expect("valid");
+    assert_eq!(c.jails["svc"].line_limit, Some(1024));
+}
+
+#[test]
+fn jails_on_one_filter_share_one_compiled_copy() {
+    // 1,000 jails each compiling their own copy took 1.4 GB and 20 s.
+    let mut main = String::from("[daemon]\nbackend = \"none\"\n");
+    for i in 0..1000 {
+        main.push_str(&format!("[jails.j{i}]\nfilter = \"svc\"\n"));
+    }
+    main.push_str("[jails.a1]\nfilter = \"svc\"\nmode = \"aggressive\"\n");
+    main.push_str("[jails.a2]\nfilter = \"svc\"\nmode = \"aggressive\"\n");
+    let dir = setup(&main, &[]);
+    let cfg = load(&dir.path().join("jailwarden.toml")).expect("loads");
+    let first = &cfg.jails["j0"].filter;
+    for i in 0..1000 {
+        assert!(
+            Arc::ptr_eq(first, &cfg.jails[&format!("j{i}")].filter),
+            "j{i}"
+        );
+    }
+    let aggressive = &cfg.jails["a1"].filter;
+    assert!(Arc::ptr_eq(aggressive, &cfg.jails["a2"].filter));
+    assert!(
+        !Arc::ptr_eq(first, aggressive),
+        "another mode is another filter"
+    );
+    assert_eq!(aggressive.mode(), "aggressive");
+}
+
+#[test]
+fn a_broken_filter_shared_by_jails_is_reported_once() {
+    let dir = setup(
+        "[daemon]\nbackend = \"none\"\n[jails.a]\nfilter = \"bad\"\n[jails.b]\nfilter = \"bad\"\n[jails.c]\nfilter = \"bad\"\nmode = \"x\"\n",
+        &[],
+    );
+    fs::write(
+        dir.path().join("filters/bad.toml"),
+        "journal_match = [\"SYSLOG_IDENTIFIER=bad\"]\nfailregex = ['^fail from <HOST> (']\n",
+    )
+    .unwrap();
+    let errs = errors(dir.path());
+    assert_eq!(
+        errs,
+        [
+            "filters/bad.toml:2:14: failregex: unclosed group",
+            "jailwarden.toml:9:8: filter bad has no mode \"x\" (modes: normal)",
+        ],
+        "{errs:#?}"
+    );
+}
+
 /// A configuration setting every documented key to its documented example
 /// (jailwarden.toml(5) shows them): it loads, so every key the page names
 /// is accepted and every example is valid.

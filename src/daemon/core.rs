@@ -85,6 +85,13 @@ fn limits(c: &JailConfig) -> Limits {
     }
 }
 
+/// A matcher for one of a jail's sources, with the jail's line limit.
+fn jail_matcher(c: &JailConfig) -> Matcher {
+    let mut m = c.filter.matcher(DateFinder::local());
+    m.limit_lines(c.line_limit);
+    m
+}
+
 fn ignore_list(c: &JailConfig, self_addrs: &AddrList) -> AddrList {
     let mut l = c.ignoreip.clone();
     if c.ignoreself {
@@ -308,12 +315,10 @@ impl Core {
                     .filter
                     .journal_host_field()
                     .and_then(|f| entry.extra.get(f));
-                let matcher = rt
-                    .journal
-                    .get_or_insert_with(|| rt.config.filter.matcher(DateFinder::local()));
+                let matcher = rt.journal.get_or_insert_with(|| jail_matcher(&rt.config));
                 if let Outcome::Matched {
                     failure: Some(f), ..
-                } = matcher.journal_line(&entry.line, entry.time, host_field)
+                } = matcher.journal_line(&entry.line, entry.time, host_field, entry.truncated)
                 {
                     let jail = jail.to_string();
                     self.failure(&jail, f, &entry.line, now);
@@ -337,13 +342,11 @@ impl Core {
             let Some(rt) = self.jails.get_mut(&**jail) else {
                 continue;
             };
-            let matcher = rt
-                .file
-                .get_or_insert_with(|| rt.config.filter.matcher(DateFinder::local()));
+            let matcher = rt.file.get_or_insert_with(|| jail_matcher(&rt.config));
             matcher.set_now(now);
             if let Outcome::Matched {
                 failure: Some(f), ..
-            } = matcher.file_line(&line.bytes)
+            } = matcher.file_line_cut(&line.bytes, line.truncated)
             {
                 let jail = jail.to_string();
                 self.failure(&jail, f, &line.bytes, now);

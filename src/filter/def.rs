@@ -118,6 +118,10 @@ pub struct FilterDef {
     /// For journal entries: take the host from this field instead of the
     /// message (e.g. `JAILWARDEN_ADDRESS` for recidive).
     pub journal_host_field: Option<String>,
+    /// The longest line the service writes (it cuts longer ones itself,
+    /// e.g. nginx's error log at 2047 bytes): a line this long or longer
+    /// may have been cut, so its end is not taken for an end.
+    pub line_limit: Option<usize>,
     /// The steps of one authentication attempt, in the order the service
     /// logs them for one connection (see [`FilterDef::attempt`]).
     pub attempt: Vec<Located<String>>,
@@ -147,6 +151,9 @@ impl FilterDef {
             modes: BTreeMap::new(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             journal_host_field: t.string("journal_host_field").map(|s| s.value),
+            line_limit: t
+                .integer("line_limit", 64..=(crate::filter::MAX_LINE as i64))
+                .map(|v| v.value as usize),
             attempt: t.strings("attempt").unwrap_or_default(),
         };
         def.check_attempt(diags);

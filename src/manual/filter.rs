@@ -122,7 +122,15 @@ mode = \"NAME\" in a jail selects a mode of its filter. normal is the base set: 
 ";
 
 const HOST_RULE: &str = "
-The banned address must be the one the line's structure puts there, never text the attacker chose. Anchor patterns (^...$), and capture <HOST> where the service writes the peer's address, after every field an attacker controls (user names, URLs, headers, HELO names, paths) has been matched by something that cannot swallow the real address: a greedy .* before <HOST> lets a user name such as \"x from 203.0.113.9\" choose the ban. Each shipped filter's header says how its patterns follow this rule. For journal entries use journal_match terms journald sets itself; journal_host_field takes the host from a trusted field instead of the message.
+The banned address must be the one the line's structure puts there, never text the attacker chose. Anchor patterns (^...$), and capture <HOST> where the service writes the peer's address, after every field an attacker controls (user names, URLs, headers, HELO names, paths, passwords, commands) has been matched by something that cannot swallow the real address: a greedy .* before <HOST> lets a user name such as \"x from 203.0.113.9\" choose the ban. Each shipped filter's header says how its patterns follow this rule (its host rule).
+
+Where attacker text comes before the address, anchor the pattern at the end of the line with a tail attacker text cannot imitate: fields that always follow the client, quote-free or one-token fields. Where attacker text sits on both sides and may hold the structure's delimiters, the line may have been written by either of two clients: let it not match.
+
+Bound captures against every message of the service that begins the same way, not only the one the pattern is for: vsftpd ends its OK LOGIN line with the anonymous password, so a FAIL LOGIN pattern whose user field may hold a quote matches an OK LOGIN line that ends in a forged FAIL LOGIN.
+
+A cut line has no end. A line as long as the service ever writes (line_limit), one jailwarden cut at 64 KiB, or one journald cut at its LineMax= (_LINE_BREAK=line-max) is the head of a longer line: $ does not match at the cut and a host may not end there. A pattern that needs the line's end then does not match; one that does not still does, if its host lies before the cut. A jail's own line_limit lowers the filter's, for a relay (a syslog daemon) that cuts shorter. line_limit is compared with the line as read (the file line; for the journal, the rendered HOSTNAME IDENTIFIER[PID]: MESSAGE), which errs on the side of cut when a syslog head was added.
+
+For journal entries use journal_match terms journald sets itself; journal_host_field takes the host from a trusted field instead of the message.
 ";
 
 const DATES: &str = "

@@ -37,6 +37,27 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The daemon's binary where the user nobody can run it: the build's,
+/// or a copy in `dir` when the build directory is closed to others.
+pub fn binary_for_nobody(dir: &std::path::Path) -> std::path::PathBuf {
+    let runs = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            BIN,
+            "--version",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if runs {
+        return BIN.into();
+    }
+    let copy = dir.join("jailwarden");
+    std::fs::copy(BIN, &copy).expect("copy the binary");
+    copy
+}
+
 /// Poll `f` until it returns `Some`, or panic after `limit` with `what`.
 pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + limit;
