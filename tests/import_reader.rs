@@ -273,3 +273,45 @@ fn journal_backend_and_overrides_resolve_like_fail2ban() {
     let n = compare(&dir);
     assert!(n > 50, "only {n} values compared");
 }
+
+/// Every failregex of Debian's stock filters either translates into a
+/// template our filter compiler accepts, or is refused with a reason.
+#[test]
+fn stock_patterns_translate_or_are_refused_with_a_reason() {
+    use jailwarden::r#import::pyre::{Context, translate};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fail2ban");
+    copy_dir(Path::new("/etc/fail2ban"), &dir);
+    std::fs::write(dir.join("jail.local"), "[DEFAULT]\nenabled = true\n").unwrap();
+    let cfg = reader::read(&dir).unwrap();
+    let (mut ok, mut refused) = (0, 0);
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for j in cfg.jails.iter().filter(|j| j.enabled) {
+        let Some(f) = &j.filter else { continue };
+        for key in ["failregex", "ignoreregex", "prefregex"] {
+            let Some(v) = f.opts.get(key) else { continue };
+            for line in v.text().split('\n').filter(|l| !l.is_empty()) {
+                match translate(line, &Context { end_is_line_end: true }) {
+                    Ok(p) => {
+                        ok += 1;
+                        let e = jailwarden::filter::template::expand(&p.text, &|_| None)
+                            .unwrap_or_else(|e| panic!("{}: {line}\n-> {}: {e}", j.name, p.text));
+                        regex_syntax::ParserBuilder::new()
+                            .unicode(false)
+                            .utf8(false)
+                            .build()
+                            .parse(&e.regex)
+                            .unwrap_or_else(|e| panic!("{}: {line}\n-> {}: {e}", j.name, p.text));
+                    }
+                    Err(why) => {
+                        refused += 1;
+                        let key = why.split(" (").next().unwrap_or(&why).to_string();
+                        *reasons.entry(key).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!("translated {ok}, refused {refused}: {reasons:#?}");
+    assert!(ok > 10 * refused, "translated {ok}, refused {refused}");
+}

@@ -4,5 +4,6 @@
 
 pub mod confreader;
 pub mod ini;
+pub mod pyre;
 pub mod reader;
 pub mod syntax;
