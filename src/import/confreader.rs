@@ -71,9 +71,24 @@ impl Merged {
 
     /// Read `files` (with their `.local`s and includes) and merge them in.
     pub fn read_files(&mut self, files: &[PathBuf]) -> Result<(), IniError> {
+        self.read(files, true)
+    }
+
+    /// Read `files` and their includes, without any `.local` (what the
+    /// configuration would be as shipped).
+    pub fn read_files_without_locals(&mut self, files: &[PathBuf]) -> Result<(), IniError> {
+        self.read(files, false)
+    }
+
+    fn read(&mut self, files: &[PathBuf], locals: bool) -> Result<(), IniError> {
         let mut order = Vec::new();
-        for f in expand_with_local(files) {
-            includes(&f, &mut Vec::new(), &mut order)?;
+        let files = if locals {
+            expand_with_local(files)
+        } else {
+            files.to_vec()
+        };
+        for f in files {
+            includes(&f, &mut Vec::new(), &mut order, locals)?;
         }
         for (path, ini) in order {
             self.merge(&ini);
@@ -325,7 +340,7 @@ impl Merged {
             }
             i = p + close + 2;
             let var = name.to_lowercase();
-            let value = self.lookup(section, vars, &var).ok_or_else(|| {
+            let value = self.lookup(section, vars, &var, raw.pos_at(p)).ok_or_else(|| {
                 IniError::new(
                     raw.pos_at(p),
                     format!(
@@ -360,9 +375,9 @@ impl Merged {
     }
 
     /// What `%(var)s` refers to, raw.
-    fn lookup(&self, section: &str, vars: &Vars, var: &str) -> Option<Spanned> {
+    fn lookup(&self, section: &str, vars: &Vars, var: &str, at: Pos) -> Option<Spanned> {
         if var == "__name__" {
-            return Some(Spanned::new(section, Pos::none()));
+            return Some(Spanned::new(section, at));
         }
         if let Some(v) = vars.get(var) {
             return Some(v.clone());
@@ -466,6 +481,7 @@ fn includes(
     resource: &Path,
     seen: &mut Vec<PathBuf>,
     order: &mut Vec<(PathBuf, IniFile)>,
+    locals: bool,
 ) -> Result<(), IniError> {
     let ini = IniFile::read(resource)?;
     let dir = resource.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -499,7 +515,14 @@ fn includes(
             if seen.contains(&path) || path == resource {
                 continue;
             }
-            for f in expand_with_local(std::slice::from_ref(&path)) {
+            let files = if locals {
+                expand_with_local(std::slice::from_ref(&path))
+            } else if path.extension().is_some_and(|x| x == "local") {
+                Vec::new()
+            } else {
+                vec![path.clone()]
+            };
+            for f in files {
                 if !f.exists() {
                     if f.extension().is_some_and(|x| x == "local") {
                         continue; // an override hook nobody filled
@@ -510,7 +533,7 @@ fn includes(
                     ));
                 }
                 seen.push(resource.to_path_buf());
-                let r = includes(&f, seen, order);
+                let r = includes(&f, seen, order, locals);
                 seen.pop();
                 r.map_err(|e| {
                     if e.pos.line == 0 && e.pos.file.as_path() == f {

@@ -740,7 +740,7 @@ impl Rewriter<'_> {
                                 if let Some(c) = class_op(next, &body, !neg) {
                                     it.next();
                                     self.notes.push(format!(
-                                        "the lookahead {} before one character became a class difference",
+                                        "the {} before one character became a class difference",
                                         describe_look(true, neg)
                                     ));
                                     out.push(c);

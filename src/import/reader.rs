@@ -310,6 +310,16 @@ impl FilterReader {
                 ),
             )
         })?;
+        Ok(FilterReader::with_unit(unit, name, params, pos, backend))
+    }
+
+    fn with_unit(
+        unit: Merged,
+        name: &str,
+        params: Vec<(String, String)>,
+        pos: Pos,
+        backend: &str,
+    ) -> FilterReader {
         let mut init = params_as_options(&params, &pos);
         // applyAutoOptions: the log type follows the backend.
         if !init.contains("logtype") && !unit.own_options("Definition").iter().any(|o| o == "logtype")
@@ -321,7 +331,7 @@ impl FilterReader {
             };
             init.set("logtype", Spanned::new(t, pos.clone()));
         }
-        Ok(FilterReader {
+        FilterReader {
             name: name.to_string(),
             params,
             pos,
@@ -329,7 +339,7 @@ impl FilterReader {
             init,
             opts: Options::default(),
             popts: Options::default(),
-        })
+        }
     }
 
     fn options(&mut self, jail: &Options, all: bool) -> Result<(), IniError> {
@@ -342,6 +352,38 @@ impl FilterReader {
     fn combined(&self) -> Result<Options, IniError> {
         combine(&self.unit, &self.opts, &self.init, &self.popts, &[])
     }
+}
+
+/// The jail's filter as it would be with only the stock files
+/// (`filter.d/NAME.conf` and its includes, no `.local`): what a `.local`
+/// changed is the difference. `None` without a NAME.conf.
+pub fn resolve_filter_without_locals(
+    dir: &Path,
+    jail: &JailDef,
+    f: &FilterRef,
+) -> Result<Option<FilterRef>, IniError> {
+    let conf = dir.join("filter.d").join(format!("{}.conf", f.name));
+    if !conf.is_file() {
+        return Ok(None);
+    }
+    let mut unit = Merged::default();
+    unit.read_files_without_locals(&[conf])?;
+    let backend = jail
+        .opt("backend")
+        .map_or("auto".to_string(), |v| v.text().to_string());
+    let mut r = FilterReader::with_unit(unit, &f.name, f.params.clone(), f.pos.clone(), &backend);
+    r.options(&jail.opts, true)?;
+    r.options(&jail.opts, false)?;
+    let opts = r.combined()?;
+    Ok(Some(FilterRef {
+        name: r.name,
+        params: r.params,
+        pos: r.pos,
+        files: r.unit.files.clone(),
+        opts,
+        overridden: Vec::new(),
+        unit: r.unit,
+    }))
 }
 
 /// DefinitionInitConfigReader.getOptions: the `[Definition]` options
