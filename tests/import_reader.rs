@@ -109,7 +109,9 @@ fn facts_of_stream(stream: &[Vec<Value>]) -> Facts {
                     let p = pair.as_array().unwrap();
                     let opt = text(&p[0]);
                     if opt.starts_with("action") {
-                        f.entry(format!("{name}.{opt}")).or_default().push(text(&p[1]));
+                        f.entry(format!("{name}.{opt}"))
+                            .or_default()
+                            .push(text(&p[1]));
                     }
                 }
             }
@@ -117,7 +119,9 @@ fn facts_of_stream(stream: &[Vec<Value>]) -> Facts {
                 let name = text(&c[3]);
                 let opt = text(&c[4]);
                 if opt.starts_with("action") {
-                    f.entry(format!("{name}.{opt}")).or_default().push(text(&c[5]));
+                    f.entry(format!("{name}.{opt}"))
+                        .or_default()
+                        .push(text(&c[5]));
                 }
             }
             (
@@ -128,9 +132,7 @@ fn facts_of_stream(stream: &[Vec<Value>]) -> Facts {
                 f.entry(key).or_default().push(text(&c[3]));
             }
             ("set", "addignoreip") => {
-                f.entry(key)
-                    .or_default()
-                    .extend(c[3..].iter().map(text));
+                f.entry(key).or_default().extend(c[3..].iter().map(text));
             }
             _ => {}
         }
@@ -158,9 +160,9 @@ fn facts_of_reader(cfg: &Fail2ban) -> Facts {
                             .filter(|l| !l.is_empty())
                             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")),
                     ),
-                    "addignoreip" => list.extend(
-                        jailwarden::r#import::syntax::split_words(v.text()),
-                    ),
+                    "addignoreip" => {
+                        list.extend(jailwarden::r#import::syntax::split_words(v.text()))
+                    }
                     _ => list.push(v.text().to_string()),
                 }
             }
@@ -176,12 +178,16 @@ fn facts_of_reader(cfg: &Fail2ban) -> Facts {
             ("usedns", "usedns"),
         ] {
             // The filter's value, unless the jail gives its own (it is sent after).
-            let v = j
-                .opt(ours)
-                .or_else(|| flt.and_then(|f| f.opts.get(ours)));
+            let v = j.opt(ours).or_else(|| flt.and_then(|f| f.opts.get(ours)));
             put(theirs, v);
         }
-        for k in ["maxretry", "findtime", "bantime", "maxmatches", "ignoreself"] {
+        for k in [
+            "maxretry",
+            "findtime",
+            "bantime",
+            "maxmatches",
+            "ignoreself",
+        ] {
             put(k, j.opt(k));
         }
         put("addignoreip", j.opt("ignoreip"));
@@ -192,7 +198,8 @@ fn facts_of_reader(cfg: &Fail2ban) -> Facts {
                 .map_or(a.name.clone(), |n| n.text().to_string());
             f.entry("actions".into()).or_default().push(actname);
             for (k, v) in a.opts.iter() {
-                if jailwarden::r#import::reader::ACTION_OPTS.contains(&k) && k.starts_with("action") {
+                if jailwarden::r#import::reader::ACTION_OPTS.contains(&k) && k.starts_with("action")
+                {
                     let name = a
                         .opts
                         .get("actname")
@@ -291,7 +298,12 @@ fn stock_patterns_translate_or_are_refused_with_a_reason() {
         for key in ["failregex", "ignoreregex", "prefregex"] {
             let Some(v) = f.opts.get(key) else { continue };
             for line in v.text().split('\n').filter(|l| !l.is_empty()) {
-                match translate(line, &Context { end_is_line_end: true }) {
+                match translate(
+                    line,
+                    &Context {
+                        end_is_line_end: true,
+                    },
+                ) {
                     Ok(p) => {
                         ok += 1;
                         let e = jailwarden::filter::template::expand(&p.text, &|_| None)

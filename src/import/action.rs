@@ -55,13 +55,16 @@ const FIREWALLS: &[&str] = &[
 ];
 
 fn is_firewall(name: &str) -> bool {
-    FIREWALLS
-        .iter()
-        .any(|f| name == *f || name.starts_with(&format!("{f}-")) || name.starts_with(&format!("{f}_")))
+    FIREWALLS.iter().any(|f| {
+        name == *f || name.starts_with(&format!("{f}-")) || name.starts_with(&format!("{f}_"))
+    })
 }
 
 fn is_mail(name: &str) -> bool {
-    name == "mail" || name == "sendmail" || name.starts_with("mail-") || name.starts_with("sendmail-")
+    name == "mail"
+        || name == "sendmail"
+        || name.starts_with("mail-")
+        || name.starts_with("sendmail-")
 }
 
 fn opt<'a>(a: &'a ActionRef, k: &str) -> Option<&'a Spanned> {
@@ -69,18 +72,28 @@ fn opt<'a>(a: &'a ActionRef, k: &str) -> Option<&'a Spanned> {
 }
 
 fn param<'a>(a: &'a ActionRef, k: &str) -> Option<&'a str> {
-    a.params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    a.params
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Translate the actions; returns the firewall settings (if any firewall
 /// action) and the other actions.
-pub fn translate(jail: &str, actions: &[ActionRef], report: &mut Report) -> (Option<Firewall>, Vec<ActionOut>) {
+pub fn translate(
+    jail: &str,
+    actions: &[ActionRef],
+    report: &mut Report,
+) -> (Option<Firewall>, Vec<ActionOut>) {
     let mut fw: Option<Firewall> = None;
     let mut out = Vec::new();
     let mut labels: Vec<String> = Vec::new();
     for a in actions {
         let label = {
-            let base = a.opts.get("actname").map_or(a.name.clone(), |v| v.text().to_string());
+            let base = a
+                .opts
+                .get("actname")
+                .map_or(a.name.clone(), |v| v.text().to_string());
             let mut l = base.clone();
             let mut n = 2;
             while labels.contains(&l) {
@@ -104,7 +117,8 @@ pub fn translate(jail: &str, actions: &[ActionRef], report: &mut Report) -> (Opt
             } else {
                 opt(a, "port").map(|p| p.text().trim().to_string())
             };
-            let port = port.filter(|p| p != "0:65535" && p != "1:65535" && p != "any" && !p.is_empty());
+            let port =
+                port.filter(|p| p != "0:65535" && p != "1:65535" && p != "any" && !p.is_empty());
             let protocol = opt(a, "protocol").map(|p| p.text().trim().to_string());
             let blocktype = opt(a, "blocktype").map(|b| {
                 let t = b.text().to_lowercase();
@@ -147,7 +161,13 @@ pub fn translate(jail: &str, actions: &[ActionRef], report: &mut Report) -> (Opt
         }
         if is_mail(&a.name) {
             let Some(dest) = opt(a, "dest") else {
-                report.add(&a.pos, Some(jail), Kind::LeftOut, what, "a mail action without dest");
+                report.add(
+                    &a.pos,
+                    Some(jail),
+                    Kind::LeftOut,
+                    what,
+                    "a mail action without dest",
+                );
                 continue;
             };
             let dests: Vec<String> = dest
@@ -165,10 +185,18 @@ pub fn translate(jail: &str, actions: &[ActionRef], report: &mut Report) -> (Opt
             let mut notes = vec!["one mail per ban with the matched lines, at most 10 an hour (the rest summed up); no whois lookup, no mails when jails start or stop".to_string()];
             match opt(a, "sender").map(|s| s.text().trim().to_string()) {
                 Some(s) if !s.contains('<') => keys.push(format!("sender = {}", toml_str(&s))),
-                Some(s) => notes.push(format!("sender {s} is made at run time: jailwarden@<host name> is used")),
+                Some(s) => notes.push(format!(
+                    "sender {s} is made at run time: jailwarden@<host name> is used"
+                )),
                 None => {}
             }
-            report.add(&a.pos, Some(jail), Kind::Translated, what, format!("jailwarden's mail action: {}", notes.join("; ")));
+            report.add(
+                &a.pos,
+                Some(jail),
+                Kind::Translated,
+                what,
+                format!("jailwarden's mail action: {}", notes.join("; ")),
+            );
             out.push(ActionOut {
                 comment: format!("from Fail2ban's action {} ({})", a.name, a.pos),
                 keys,
@@ -177,7 +205,10 @@ pub fn translate(jail: &str, actions: &[ActionRef], report: &mut Report) -> (Opt
             continue;
         }
         if a.name == "hostsdeny" {
-            let mut keys = vec!["type = \"hosts-deny\"".to_string(), format!("name = {}", toml_str(&label))];
+            let mut keys = vec![
+                "type = \"hosts-deny\"".to_string(),
+                format!("name = {}", toml_str(&label)),
+            ];
             if let Some(f) = opt(a, "file") {
                 keys.push(format!("path = {}", toml_str(f.text().trim())));
             }
@@ -252,7 +283,9 @@ fn placeholders(cmd: &str) -> Result<String, String> {
         if let Some(end) = s[start..].find('>') {
             let tag = &s[start..start + end + 1];
             if !tag.contains(' ') {
-                return Err(format!("the tag {tag} (jailwarden fills in {{address}}, {{failures}}, {{bantime}}, {{jail}}, {{timeout}}, {{family}}, {{net}})"));
+                return Err(format!(
+                    "the tag {tag} (jailwarden fills in {{address}}, {{failures}}, {{bantime}}, {{jail}}, {{timeout}}, {{family}}, {{net}})"
+                ));
             }
         }
     }
@@ -261,10 +294,18 @@ fn placeholders(cmd: &str) -> Result<String, String> {
 
 fn command(jail: &str, a: &ActionRef, label: &str, report: &mut Report) -> ActionOut {
     let what = format!("action {}", a.name);
-    let mut keys = vec!["type = \"command\"".to_string(), format!("name = {}", toml_str(label))];
+    let mut keys = vec![
+        "type = \"command\"".to_string(),
+        format!("name = {}", toml_str(label)),
+    ];
     let mut problems: Vec<String> = Vec::new();
     let mut shell_keys: Vec<String> = keys.clone();
-    for (ours, theirs) in [("ban", "actionban"), ("unban", "actionunban"), ("start", "actionstart"), ("stop", "actionstop")] {
+    for (ours, theirs) in [
+        ("ban", "actionban"),
+        ("unban", "actionunban"),
+        ("start", "actionstart"),
+        ("stop", "actionstop"),
+    ] {
         let Some(v) = opt(a, theirs) else {
             continue;
         };
@@ -275,17 +316,35 @@ fn command(jail: &str, a: &ActionRef, label: &str, report: &mut Report) -> Actio
                     Ok(words) => keys.push(format!("{ours} = {}", toml_list(&words))),
                     Err(why) => problems.push(format!("{theirs}: {why}")),
                 }
-                shell_keys.push(format!("{ours} = {}", toml_list(&["/bin/sh".into(), "-c".into(), p])));
+                shell_keys.push(format!(
+                    "{ours} = {}",
+                    toml_list(&["/bin/sh".into(), "-c".into(), p])
+                ));
             }
             Err(why) => {
                 problems.push(format!("{theirs}: {why}"));
-                shell_keys.push(format!("{ours} = {}", toml_list(&["/bin/sh".into(), "-c".into(), text.to_string()])));
+                shell_keys.push(format!(
+                    "{ours} = {}",
+                    toml_list(&["/bin/sh".into(), "-c".into(), text.to_string()])
+                ));
             }
         }
     }
-    for other in ["actioncheck", "actionflush", "actionreload", "actionprolong", "actionrepair"] {
+    for other in [
+        "actioncheck",
+        "actionflush",
+        "actionreload",
+        "actionprolong",
+        "actionrepair",
+    ] {
         if let Some(v) = opt(a, other) {
-            report.add(&v.pos(), Some(jail), Kind::LeftOut, format!("{other} of action {}", a.name), "jailwarden's command actions have ban, unban, start and stop only");
+            report.add(
+                &v.pos(),
+                Some(jail),
+                Kind::LeftOut,
+                format!("{other} of action {}", a.name),
+                "jailwarden's command actions have ban, unban, start and stop only",
+            );
         }
     }
     if !keys.iter().any(|k| k.starts_with("ban = ")) && problems.is_empty() {
@@ -294,7 +353,10 @@ fn command(jail: &str, a: &ActionRef, label: &str, report: &mut Report) -> Actio
     if problems.is_empty() {
         report.add(&a.pos, Some(jail), Kind::Translated, what, "a command action running the same argv without a shell: REVIEW it before starting jailwarden");
         ActionOut {
-            comment: format!("REVIEW: from Fail2ban's action {} ({}), run without a shell", a.name, a.pos),
+            comment: format!(
+                "REVIEW: from Fail2ban's action {} ({}), run without a shell",
+                a.name, a.pos
+            ),
             keys,
             active: true,
         }
@@ -323,11 +385,23 @@ mod tests {
     #[test]
     fn commands_without_shell_become_argv() {
         assert_eq!(
-            argv(&placeholders("/usr/local/bin/notify --ip <ip> --n <failures> 'a b'").unwrap()).unwrap(),
-            ["/usr/local/bin/notify", "--ip", "{address}", "--n", "{failures}", "a b"]
+            argv(&placeholders("/usr/local/bin/notify --ip <ip> --n <failures> 'a b'").unwrap())
+                .unwrap(),
+            [
+                "/usr/local/bin/notify",
+                "--ip",
+                "{address}",
+                "--n",
+                "{failures}",
+                "a b"
+            ]
         );
         assert!(argv("echo <ip> >> /tmp/x").is_err());
-        assert!(placeholders("curl -d ip=<ip> -d m=<matches>").unwrap_err().contains("<matches>"));
+        assert!(
+            placeholders("curl -d ip=<ip> -d m=<matches>")
+                .unwrap_err()
+                .contains("<matches>")
+        );
         assert!(argv("a && b").is_err());
     }
 

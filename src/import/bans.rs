@@ -107,8 +107,10 @@ pub fn carry(
             continue;
         };
         let Some(addr) = crate::addr::parse_addr(&b.ip) else {
-            out.skipped
-                .push((b.clone(), "not an IP address (jailwarden bans addresses)".into()));
+            out.skipped.push((
+                b.clone(),
+                "not an IP address (jailwarden bans addresses)".into(),
+            ));
             continue;
         };
         if b.left(now).is_some_and(|l| l < 1) {
@@ -140,7 +142,9 @@ pub fn carry(
                     };
                     match m.ban(jail, &addr.to_string(), usec).await {
                         Ok(()) => out.carried += 1,
-                        Err(e) => out.skipped.push((b.clone(), format!("the daemon refused: {e}"))),
+                        Err(e) => out
+                            .skipped
+                            .push((b.clone(), format!("the daemon refused: {e}"))),
                     }
                 }
                 Ok::<(), String>(())
@@ -153,7 +157,8 @@ pub fn carry(
             out.how = format!("into {}", store.path().display());
             let mut changes = Changes::default();
             for (b, jail, addr) in &todo {
-                let banned_at = Timestamp::from_second(b.timeofban).unwrap_or(Timestamp::UNIX_EPOCH);
+                let banned_at =
+                    Timestamp::from_second(b.timeofban).unwrap_or(Timestamp::UNIX_EPOCH);
                 let expires_at = b
                     .left(now)
                     .map(|_| Timestamp::from_second(b.timeofban + b.bantime).unwrap_or(banned_at));
@@ -181,7 +186,11 @@ fn match_owner(dir: &Path) {
     let Ok(meta) = std::fs::metadata(dir) else {
         return;
     };
-    for f in [crate::store::DB_FILE, "jailwarden.sqlite3-wal", "jailwarden.sqlite3-shm"] {
+    for f in [
+        crate::store::DB_FILE,
+        "jailwarden.sqlite3-wal",
+        "jailwarden.sqlite3-shm",
+    ] {
         let p = dir.join(f);
         if p.exists() {
             let _ = std::os::unix::fs::chown(&p, Some(meta.uid()), Some(meta.gid()));
@@ -217,7 +226,10 @@ mod tests {
         let db = fail2ban_db(tmp.path());
         let bans = current(&db, 1200).unwrap();
         let ips: Vec<&str> = bans.iter().map(|b| b.ip.as_str()).collect();
-        assert_eq!(ips, ["192.0.2.3", "192.0.2.1", "2001:db8::1", "host.example"]);
+        assert_eq!(
+            ips,
+            ["192.0.2.3", "192.0.2.1", "2001:db8::1", "host.example"]
+        );
         assert_eq!(bans[1].left(1200), Some(400));
         assert_eq!(bans[2].left(1200), None);
     }
@@ -234,14 +246,20 @@ mod tests {
         assert_eq!(out.carried, 2);
         assert!(out.how.starts_with("into "), "{}", out.how);
         let why: Vec<&str> = out.skipped.iter().map(|(_, w)| w.as_str()).collect();
-        assert!(why.contains(&"its jail was not imported") && why.iter().any(|w| w.starts_with("not an IP")));
+        assert!(
+            why.contains(&"its jail was not imported")
+                && why.iter().any(|w| w.starts_with("not an IP"))
+        );
         let store = Store::open(&state).unwrap();
         let mut got = Vec::new();
         store.for_each_ban(|b| got.push(b)).unwrap();
         got.sort_by_key(|b| b.net.to_string());
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].net.to_string(), "192.0.2.1/32");
-        assert_eq!(got[0].expires_at, Some(Timestamp::from_second(1600).unwrap()));
+        assert_eq!(
+            got[0].expires_at,
+            Some(Timestamp::from_second(1600).unwrap())
+        );
         assert_eq!(got[1].expires_at, None, "permanent stays permanent");
     }
 }

@@ -340,19 +340,21 @@ impl Merged {
             }
             i = p + close + 2;
             let var = name.to_lowercase();
-            let value = self.lookup(section, vars, &var, raw.pos_at(p)).ok_or_else(|| {
-                IniError::new(
-                    raw.pos_at(p),
-                    format!(
-                        "%({name})s: no option {var:?} in [{section}] or [DEFAULT]{}",
-                        if chain.len() > 1 {
-                            format!(" (while interpolating {})", chain.join(" -> "))
-                        } else {
-                            String::new()
-                        }
-                    ),
-                )
-            })?;
+            let value = self
+                .lookup(section, vars, &var, raw.pos_at(p))
+                .ok_or_else(|| {
+                    IniError::new(
+                        raw.pos_at(p),
+                        format!(
+                            "%({name})s: no option {var:?} in [{section}] or [DEFAULT]{}",
+                            if chain.len() > 1 {
+                                format!(" (while interpolating {})", chain.join(" -> "))
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    )
+                })?;
             if value.text().contains('%') {
                 if depth >= MAX_DEPTH || chain.contains(&var) {
                     chain.push(var);
@@ -401,7 +403,10 @@ impl Merged {
                     .iter()
                     .find(|s| s.name == sec)
                     .or_else(|| self.sections.iter().find(|s| s.name.to_lowercase() == sec))?;
-                s.options.get(opt).or_else(|| self.defaults.get(opt)).cloned()
+                s.options
+                    .get(opt)
+                    .or_else(|| self.defaults.get(opt))
+                    .cloned()
             }
         }
     }
@@ -508,8 +513,8 @@ fn includes(
     }
     let [before, after] = lists;
     let visit = |list: Vec<(PathBuf, Pos)>,
-                     seen: &mut Vec<PathBuf>,
-                     order: &mut Vec<(PathBuf, IniFile)>|
+                 seen: &mut Vec<PathBuf>,
+                 order: &mut Vec<(PathBuf, IniFile)>|
      -> Result<(), IniError> {
         for (path, pos) in list {
             if seen.contains(&path) || path == resource {
@@ -537,7 +542,10 @@ fn includes(
                 seen.pop();
                 r.map_err(|e| {
                     if e.pos.line == 0 && e.pos.file.as_path() == f {
-                        IniError::new(pos.clone(), format!("included {}: {}", f.display(), e.message))
+                        IniError::new(
+                            pos.clone(),
+                            format!("included {}: {}", f.display(), e.message),
+                        )
                     } else {
                         e
                     }
@@ -595,7 +603,10 @@ mod tests {
             .iter()
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["paths.conf", "jail.conf", "a.conf", "jail.local", "b.local"]);
+        assert_eq!(
+            names,
+            ["paths.conf", "jail.conf", "a.conf", "jail.local", "b.local"]
+        );
         assert_eq!(get(&m, "sshd", "port"), "2222,2200");
         assert_eq!(get(&m, "sshd", "logpath"), "/var/log/auth.log");
         assert_eq!(get(&m, "sshd", "filter"), "sshd[mode=x]");
@@ -617,7 +628,10 @@ mod tests {
         assert_eq!(get(&m, "s", "pct"), "100%");
         assert_eq!(get(&m, "s", "sec"), "tv-1");
         let e = m.get("s", "bad", &Vars::default()).unwrap_err().to_string();
-        assert!(e.contains("f.conf:6: '%' must be followed by '%' or '('"), "{e}");
+        assert!(
+            e.contains("f.conf:6: '%' must be followed by '%' or '('"),
+            "{e}"
+        );
         let mut vars = Vars::default();
         vars.set("x", Spanned::new("from-vars", Pos::none()));
         assert_eq!(
@@ -629,23 +643,48 @@ mod tests {
 
     #[test]
     fn loops_and_missing_references_are_errors_with_lines() {
-        let m = unit(&[("f.conf", "[s]\na = %(b)s\nb = x%(a)s\nc = %(nope)s\n")], "f")
-            .unwrap()
-            .unwrap();
+        let m = unit(
+            &[("f.conf", "[s]\na = %(b)s\nb = x%(a)s\nc = %(nope)s\n")],
+            "f",
+        )
+        .unwrap()
+        .unwrap();
         let e = m.get("s", "a", &Vars::default()).unwrap_err().to_string();
-        assert_eq!(e, format!("{}:3: interpolation loop (or more than 10 levels): a -> b -> a", m.files[0].display()));
+        assert_eq!(
+            e,
+            format!(
+                "{}:3: interpolation loop (or more than 10 levels): a -> b -> a",
+                m.files[0].display()
+            )
+        );
         let e = m.get("s", "c", &Vars::default()).unwrap_err().to_string();
-        assert!(e.ends_with("f.conf:4: %(nope)s: no option \"nope\" in [s] or [DEFAULT]"), "{e}");
+        assert!(
+            e.ends_with("f.conf:4: %(nope)s: no option \"nope\" in [s] or [DEFAULT]"),
+            "{e}"
+        );
     }
 
     #[test]
     fn missing_includes() {
-        let e = unit(&[("f.conf", "[INCLUDES]\nbefore = gone.conf\nafter = hook.local\n[s]\na = 1\n")], "f")
-            .unwrap_err()
-            .to_string();
+        let e = unit(
+            &[(
+                "f.conf",
+                "[INCLUDES]\nbefore = gone.conf\nafter = hook.local\n[s]\na = 1\n",
+            )],
+            "f",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("f.conf:2: included file"), "{e}");
         assert!(e.ends_with("gone.conf does not exist"), "{e}");
-        assert!(unit(&[("f.conf", "[INCLUDES]\nafter = hook.local\n[s]\na = 1\n")], "f").unwrap().is_some());
+        assert!(
+            unit(
+                &[("f.conf", "[INCLUDES]\nafter = hook.local\n[s]\na = 1\n")],
+                "f"
+            )
+            .unwrap()
+            .is_some()
+        );
         assert!(unit(&[("x.conf", "[s]\n")], "f").unwrap().is_none());
     }
 

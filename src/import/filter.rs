@@ -205,7 +205,13 @@ fn first_changed_file(files: &[PathBuf]) -> Option<(PathBuf, String)> {
 
 /// Does a template compile as a jailwarden pattern (with this
 /// prefregex)? The compiler's message if not.
-fn check_pattern(loader: &FilterLoader, prefregex: Option<&str>, pattern: &str, role: Role, ignore: bool) -> Result<(), String> {
+fn check_pattern(
+    loader: &FilterLoader,
+    prefregex: Option<&str>,
+    pattern: &str,
+    role: Role,
+    ignore: bool,
+) -> Result<(), String> {
     let mut text = String::new();
     if let Some(p) = prefregex {
         text.push_str(&format!("prefregex = {}\n", toml_str(p)));
@@ -273,12 +279,22 @@ fn translate_patterns(
     };
     let mut end_is_line_end = true;
     if let Some((p, pos)) = prefregex {
-        let t = pyre::translate(p, &Context { end_is_line_end: true })
-            .map_err(|why| (p.clone(), pos.clone(), why))?;
+        let t = pyre::translate(
+            p,
+            &Context {
+                end_is_line_end: true,
+            },
+        )
+        .map_err(|why| (p.clone(), pos.clone(), why))?;
         if !t.text.contains("<F-CONTENT>") {
-            return Err((p.clone(), pos.clone(), "a prefregex without <F-CONTENT>".into()));
+            return Err((
+                p.clone(),
+                pos.clone(),
+                "a prefregex without <F-CONTENT>".into(),
+            ));
         }
-        end_is_line_end = t.text.ends_with("</F-CONTENT>$") || t.text.ends_with("</F-CONTENT>\\s*$");
+        end_is_line_end =
+            t.text.ends_with("</F-CONTENT>$") || t.text.ends_with("</F-CONTENT>\\s*$");
         note_rewrites(report, jail, pos, "prefregex", &t);
         out.prefregex = Some(t.text);
     }
@@ -295,8 +311,13 @@ fn translate_patterns(
         }
     }
     for (p, pos) in ignoreregex {
-        match pyre::translate(p, &Context { end_is_line_end: true })
-            .and_then(|t| check_pattern(loader, None, &t.text, Role::Fail, true).map(|()| t))
+        match pyre::translate(
+            p,
+            &Context {
+                end_is_line_end: true,
+            },
+        )
+        .and_then(|t| check_pattern(loader, None, &t.text, Role::Fail, true).map(|()| t))
         {
             Ok(t) => {
                 note_rewrites(report, jail, pos, "ignoreregex", &t);
@@ -313,7 +334,11 @@ fn note_rewrites(report: &mut Report, jail: &str, pos: &Pos, key: &str, t: &pyre
         report.carried(Some(jail));
         return;
     }
-    let kind = if t.exact { Kind::Carried } else { Kind::Translated };
+    let kind = if t.exact {
+        Kind::Carried
+    } else {
+        Kind::Translated
+    };
     report.add(
         pos,
         Some(jail),
@@ -375,7 +400,9 @@ pub fn plan(
         our,
         &changed,
         other_params.is_empty(),
-        f.overridden.iter().all(|o| o == "journalmatch" || o == "usedns" || o == "maxlines" || o == "datepattern"),
+        f.overridden
+            .iter()
+            .all(|o| o == "journalmatch" || o == "usedns" || o == "maxlines" || o == "datepattern"),
     ) {
         let (mode, note) = stock::map_mode(&f.name, &mode_param, &our.modes);
         let what = format!("filter = {}[mode={mode_param}]", f.name);
@@ -394,8 +421,25 @@ pub fn plan(
 
     // A stock .conf whose .local only adds patterns: ours + the additions.
     if let (Some(our), Some((local, _))) = (our, &changed) {
-        if other_params.is_empty() && f.overridden.iter().all(|o| o != "failregex" && o != "prefregex") {
-            if let Some(plan) = extend_ours(jail, f, our, local, &mode_param, &failregex, &ignoreregex, prefregex.as_ref(), &loader, fail2ban_dir, journalmatch.clone(), report) {
+        if other_params.is_empty()
+            && f.overridden
+                .iter()
+                .all(|o| o != "failregex" && o != "prefregex")
+        {
+            if let Some(plan) = extend_ours(
+                jail,
+                f,
+                our,
+                local,
+                &mode_param,
+                &failregex,
+                &ignoreregex,
+                prefregex.as_ref(),
+                &loader,
+                fail2ban_dir,
+                journalmatch.clone(),
+                report,
+            ) {
                 return Some(plan);
             }
         }
@@ -415,15 +459,36 @@ pub fn plan(
         ),
         (None, true) => "the jail sets its own patterns".into(),
     };
-    let t = match translate_patterns(&loader, prefregex.as_ref(), &failregex, &ignoreregex, name, report) {
+    let t = match translate_patterns(
+        &loader,
+        prefregex.as_ref(),
+        &failregex,
+        &ignoreregex,
+        name,
+        report,
+    ) {
         Ok(t) => t,
         Err((p, pos, why)) => {
-            return fall_back_or_leave(jail, f, our, &mode_param, &pos, &format!("prefregex {}", short(&p)), &why, journalmatch, report);
+            return fall_back_or_leave(
+                jail,
+                f,
+                our,
+                &mode_param,
+                &pos,
+                &format!("prefregex {}", short(&p)),
+                &why,
+                journalmatch,
+                report,
+            );
         }
     };
     if !t.refused.is_empty() {
         if let Some(_our) = our {
-            let list: Vec<String> = t.refused.iter().map(|(p, pos, why)| format!("{pos}: {} ({why})", short(p))).collect();
+            let list: Vec<String> = t
+                .refused
+                .iter()
+                .map(|(p, pos, why)| format!("{pos}: {} ({why})", short(p)))
+                .collect();
             let (first_pattern, first_pos, _) = &t.refused[0];
             report.add(
                 first_pos,
@@ -432,15 +497,40 @@ pub fn plan(
                 format!("filter {} ({why_not_stock}): {} pattern(s) without an exact linear-time equivalent, first {}", f.name, t.refused.len(), short(first_pattern)),
                 format!("jailwarden's own {} filter is used instead; the patterns: {}", f.name, list.join(" | ")),
             );
-            let (mode, _) = stock::map_mode(&f.name, &mode_param, &ours.get(&f.name).map(|o| o.modes.clone()).unwrap_or_default());
-            return Some(Plan { filter: f.name.clone(), mode, file: None, journalmatch, ours: true });
+            let (mode, _) = stock::map_mode(
+                &f.name,
+                &mode_param,
+                &ours
+                    .get(&f.name)
+                    .map(|o| o.modes.clone())
+                    .unwrap_or_default(),
+            );
+            return Some(Plan {
+                filter: f.name.clone(),
+                mode,
+                file: None,
+                journalmatch,
+                ours: true,
+            });
         }
         for (p, pos, why) in &t.refused {
-            report.add(pos, Some(name), Kind::LeftOut, format!("pattern {}", short(p)), format!("{why}; jailwarden has no {} filter to fall back on", f.name));
+            report.add(
+                pos,
+                Some(name),
+                Kind::LeftOut,
+                format!("pattern {}", short(p)),
+                format!("{why}; jailwarden has no {} filter to fall back on", f.name),
+            );
         }
     }
     if t.failregex.is_empty() {
-        report.add(&f.pos, Some(name), Kind::LeftOut, format!("filter {}", f.name), "no pattern could be translated: the jail is left out");
+        report.add(
+            &f.pos,
+            Some(name),
+            Kind::LeftOut,
+            format!("filter {}", f.name),
+            "no pattern could be translated: the jail is left out",
+        );
         return None;
     }
     let out_name = if our.is_some() || ours.get(&f.name).is_some() {
@@ -450,7 +540,13 @@ pub fn plan(
     };
     let text = render_translated(f, &t, journalmatch.as_ref(), fail2ban_dir);
     if let Err(e) = compile_text(&loader, &out_name, &text) {
-        report.add(&f.pos, Some(name), Kind::LeftOut, format!("filter {}", f.name), format!("the translation does not compile ({e}): the jail is left out"));
+        report.add(
+            &f.pos,
+            Some(name),
+            Kind::LeftOut,
+            format!("filter {}", f.name),
+            format!("the translation does not compile ({e}): the jail is left out"),
+        );
         return None;
     }
     report.add(
@@ -467,7 +563,10 @@ pub fn plan(
     Some(Plan {
         filter: out_name.clone(),
         mode: "normal".into(),
-        file: Some(FilterFile { name: out_name, text }),
+        file: Some(FilterFile {
+            name: out_name,
+            text,
+        }),
         journalmatch,
         ours: false,
     })
@@ -488,11 +587,32 @@ fn fall_back_or_leave(
     match our {
         Some(our) => {
             let (mode, _) = stock::map_mode(&f.name, mode_param, &our.modes);
-            report.add(pos, Some(&jail.name), Kind::FellBack, what, format!("{why}; jailwarden's own {} filter is used instead", f.name));
-            Some(Plan { filter: f.name.clone(), mode, file: None, journalmatch, ours: true })
+            report.add(
+                pos,
+                Some(&jail.name),
+                Kind::FellBack,
+                what,
+                format!("{why}; jailwarden's own {} filter is used instead", f.name),
+            );
+            Some(Plan {
+                filter: f.name.clone(),
+                mode,
+                file: None,
+                journalmatch,
+                ours: true,
+            })
         }
         None => {
-            report.add(pos, Some(&jail.name), Kind::LeftOut, what, format!("{why}; jailwarden has no {} filter: the jail is left out", f.name));
+            report.add(
+                pos,
+                Some(&jail.name),
+                Kind::LeftOut,
+                what,
+                format!(
+                    "{why}; jailwarden has no {} filter: the jail is left out",
+                    f.name
+                ),
+            );
             None
         }
     }
@@ -531,7 +651,8 @@ fn extend_ours(
         return None;
     }
     let (add_fail, kept_fail) = added_lines(failregex, &lines_of(base.opts.get("failregex")));
-    let (add_ignore, kept_ignore) = added_lines(ignoreregex, &lines_of(base.opts.get("ignoreregex")));
+    let (add_ignore, kept_ignore) =
+        added_lines(ignoreregex, &lines_of(base.opts.get("ignoreregex")));
     let base_pref = base.opts.get("prefregex").map(|v| v.text().to_string());
     if !kept_fail || !kept_ignore || base_pref.as_deref() != prefregex.map(|p| p.0.as_str()) {
         return None;
@@ -552,11 +673,32 @@ fn extend_ours(
         Err(_) => return None,
     };
     for (p, pos, why) in &t.refused {
-        report.add(pos, Some(name), Kind::LeftOut, format!("added pattern {}", short(p)), why.clone());
+        report.add(
+            pos,
+            Some(name),
+            Kind::LeftOut,
+            format!("added pattern {}", short(p)),
+            why.clone(),
+        );
     }
     if t.failregex.is_empty() && t.ignoreregex.is_empty() {
-        report.add(&f.pos, Some(name), Kind::FellBack, format!("filter {} with {}", f.name, local.display()), format!("no added pattern could be translated: jailwarden's {} filter is used as shipped", f.name));
-        return Some(Plan { filter: f.name.clone(), mode, file: None, journalmatch, ours: true });
+        report.add(
+            &f.pos,
+            Some(name),
+            Kind::FellBack,
+            format!("filter {} with {}", f.name, local.display()),
+            format!(
+                "no added pattern could be translated: jailwarden's {} filter is used as shipped",
+                f.name
+            ),
+        );
+        return Some(Plan {
+            filter: f.name.clone(),
+            mode,
+            file: None,
+            journalmatch,
+            ours: true,
+        });
     }
     let out_name = format!("{}-fail2ban", f.name);
     let mut text = format!(
@@ -574,7 +716,13 @@ fn extend_ours(
     } else {
         Vec::new()
     };
-    text.push_str(&format!("\n[modes.{EXTRA_MODE}]\ndescription = {}\n", toml_str(&format!("mode {mode} plus the patterns of {}", local.display()))));
+    text.push_str(&format!(
+        "\n[modes.{EXTRA_MODE}]\ndescription = {}\n",
+        toml_str(&format!(
+            "mode {mode} plus the patterns of {}",
+            local.display()
+        ))
+    ));
     text.push_str(&format!("include = {}\n", toml_list(&include)));
     text.push_str(&render_failregex(&t.failregex));
     if !t.ignoreregex.is_empty() {
@@ -582,7 +730,13 @@ fn extend_ours(
     }
     if let Err(e) = compile_text(loader, &out_name, &text) {
         report.add(&f.pos, Some(name), Kind::FellBack, format!("patterns added by {}", local.display()), format!("they do not compile together with jailwarden's {} filter ({e}): it is used as shipped", f.name));
-        return Some(Plan { filter: f.name.clone(), mode, file: None, journalmatch, ours: true });
+        return Some(Plan {
+            filter: f.name.clone(),
+            mode,
+            file: None,
+            journalmatch,
+            ours: true,
+        });
     }
     report.add(
         &f.pos,
@@ -598,7 +752,10 @@ fn extend_ours(
     Some(Plan {
         filter: out_name.clone(),
         mode: EXTRA_MODE.into(),
-        file: Some(FilterFile { name: out_name, text }),
+        file: Some(FilterFile {
+            name: out_name,
+            text,
+        }),
         journalmatch,
         ours: true,
     })
@@ -611,7 +768,11 @@ fn render_failregex(list: &[(String, Role, Pos)]) -> String {
         if *role == Role::Fail {
             s.push_str(&format!("  {},\n", toml_str(p)));
         } else {
-            s.push_str(&format!("  {{ regex = {}, role = \"{}\" }},\n", toml_str(p), role.name()));
+            s.push_str(&format!(
+                "  {{ regex = {}, role = \"{}\" }},\n",
+                toml_str(p),
+                role.name()
+            ));
         }
     }
     s.push_str("]\n");
@@ -627,14 +788,26 @@ fn render_ignoreregex(list: &[(String, Pos)]) -> String {
     s
 }
 
-fn render_translated(f: &FilterRef, t: &Translated, journalmatch: Option<&(Vec<String>, Pos)>, _dir: &Path) -> String {
+fn render_translated(
+    f: &FilterRef,
+    t: &Translated,
+    journalmatch: Option<&(Vec<String>, Pos)>,
+    _dir: &Path,
+) -> String {
     let mut s = comment(&format!(
         "Translated from Fail2ban's filter {} by jailwarden import-fail2ban.\nRead from: {}",
         f.name,
-        f.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        f.files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     s.push('\n');
-    s.push_str(&format!("description = {}\n", toml_str(&format!("{} (translated from Fail2ban)", f.name))));
+    s.push_str(&format!(
+        "description = {}\n",
+        toml_str(&format!("{} (translated from Fail2ban)", f.name))
+    ));
     if let Some((terms, _)) = journalmatch {
         s.push_str(&format!("journal_match = {}\n", toml_list(terms)));
     }
@@ -653,7 +826,8 @@ fn other_filter_options(jail: &JailDef, f: &FilterRef, report: &mut Report) {
     let name = &jail.name;
     if let Some(dp) = jail.opt("datepattern").or(f.opts.get("datepattern")) {
         let v = dp.text().trim();
-        let standard = v.is_empty() || v == "{^LN-BEG}" || v == "{DEFAULT}" || v == "{^LN-BEG}{DEFAULT}";
+        let standard =
+            v.is_empty() || v == "{^LN-BEG}" || v == "{DEFAULT}" || v == "{^LN-BEG}{DEFAULT}";
         if standard {
             report.carried(Some(name));
         } else {
@@ -678,10 +852,19 @@ mod tests {
 
     #[test]
     fn journal_matches_become_terms() {
-        let v = Spanned::new("_SYSTEMD_UNIT=sshd.service + _COMM=sshd\n_SYSTEMD_UNIT='a b.service'", Pos::none());
+        let v = Spanned::new(
+            "_SYSTEMD_UNIT=sshd.service + _COMM=sshd\n_SYSTEMD_UNIT='a b.service'",
+            Pos::none(),
+        );
         assert_eq!(
             journal_terms(&v),
-            ["_SYSTEMD_UNIT=sshd.service", "+", "_COMM=sshd", "+", "_SYSTEMD_UNIT=a b.service"]
+            [
+                "_SYSTEMD_UNIT=sshd.service",
+                "+",
+                "_COMM=sshd",
+                "+",
+                "_SYSTEMD_UNIT=a b.service"
+            ]
         );
     }
 }

@@ -85,7 +85,10 @@ impl Spanned {
         let i = self.marks.partition_point(|(o, _)| *o <= offset);
         match i.checked_sub(1).and_then(|i| self.marks.get(i)) {
             Some((_, p)) => p.clone(),
-            None => self.marks.first().map_or_else(Pos::none, |(_, p)| p.clone()),
+            None => self
+                .marks
+                .first()
+                .map_or_else(Pos::none, |(_, p)| p.clone()),
         }
     }
 

@@ -34,7 +34,13 @@ pub struct JailOut {
 fn jail_name(name: &str) -> String {
     let mut s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     while s.starts_with('.') {
         s.remove(0);
@@ -58,7 +64,10 @@ fn ignore_list(jail: &str, v: &Spanned, report: &mut Report) -> Vec<String> {
     let mut out = Vec::new();
     for w in split_words(v.text()) {
         let entry = match w.split_once('/') {
-            Some((a, m)) if m.contains('.') => match (a.parse::<std::net::Ipv4Addr>(), m.parse::<std::net::Ipv4Addr>()) {
+            Some((a, m)) if m.contains('.') => match (
+                a.parse::<std::net::Ipv4Addr>(),
+                m.parse::<std::net::Ipv4Addr>(),
+            ) {
                 (Ok(a), Ok(mask)) => {
                     let bits = u32::from(mask);
                     if bits.leading_ones() + bits.trailing_zeros() == 32 {
@@ -88,13 +97,21 @@ struct Source {
     logpath: Vec<String>,
 }
 
-fn source(j: &JailDef, plan: &Plan, ours: &OurFilters, dir: &Path, report: &mut Report) -> Option<Source> {
+fn source(
+    j: &JailDef,
+    plan: &Plan,
+    ours: &OurFilters,
+    dir: &Path,
+    report: &mut Report,
+) -> Option<Source> {
     let name = j.name.as_str();
-    let backend = j.opt("backend").map_or("auto".to_string(), |v| v.text().trim().to_string());
+    let backend = j
+        .opt("backend")
+        .map_or("auto".to_string(), |v| v.text().trim().to_string());
     let backend_pos = j.opt("backend").map_or_else(|| j.pos.clone(), |v| v.pos());
     let our_match = || -> Vec<String> {
         if plan.ours {
-            ours.get(&plan.filter.trim_end_matches("-fail2ban").to_string())
+            ours.get(plan.filter.trim_end_matches("-fail2ban"))
                 .or_else(|| ours.get(&plan.filter))
                 .map(|o| o.journal_match.clone())
                 .unwrap_or_default()
@@ -105,7 +122,10 @@ fn source(j: &JailDef, plan: &Plan, ours: &OurFilters, dir: &Path, report: &mut 
     // The journal match: the jail's own journalmatch, else the filter's
     // (ours when it is ours: it knows the unit names of today's distributions).
     let journal_terms = |report: &mut Report| -> Vec<String> {
-        if let Some(v) = j.opt("journalmatch").filter(|v| !v.text().trim().is_empty()) {
+        if let Some(v) = j
+            .opt("journalmatch")
+            .filter(|v| !v.text().trim().is_empty())
+        {
             report.carried(Some(name));
             return filter::journal_terms(v);
         }
@@ -113,14 +133,27 @@ fn source(j: &JailDef, plan: &Plan, ours: &OurFilters, dir: &Path, report: &mut 
         if !ours.is_empty() {
             if let Some((theirs, pos)) = &plan.journalmatch {
                 if *theirs != ours {
-                    report.add(pos, Some(name), Kind::FellBack, format!("journalmatch = {}", theirs.join(" ")), format!("jailwarden's {} filter's own match is used: {}", plan.filter, ours.join(" ")));
+                    report.add(
+                        pos,
+                        Some(name),
+                        Kind::FellBack,
+                        format!("journalmatch = {}", theirs.join(" ")),
+                        format!(
+                            "jailwarden's {} filter's own match is used: {}",
+                            plan.filter,
+                            ours.join(" ")
+                        ),
+                    );
                 } else {
                     report.carried(Some(name));
                 }
             }
             return ours;
         }
-        plan.journalmatch.as_ref().map(|(t, _)| t.clone()).unwrap_or_default()
+        plan.journalmatch
+            .as_ref()
+            .map(|(t, _)| t.clone())
+            .unwrap_or_default()
     };
     if let Some(opts) = backend.strip_prefix("systemd") {
         if !opts.trim().is_empty() {
@@ -136,10 +169,19 @@ fn source(j: &JailDef, plan: &Plan, ours: &OurFilters, dir: &Path, report: &mut 
         if plan.filter == "recidive" {
             note_recidive(j, report);
         }
-        return Some(Source { journal: terms, logpath: Vec::new() });
+        return Some(Source {
+            journal: terms,
+            logpath: Vec::new(),
+        });
     }
     let Some(lp) = j.opt("logpath").filter(|v| !v.text().trim().is_empty()) else {
-        report.add(&j.pos, Some(name), Kind::LeftOut, "no logpath", "the jail reads nothing: left out");
+        report.add(
+            &j.pos,
+            Some(name),
+            Kind::LeftOut,
+            "no logpath",
+            "the jail reads nothing: left out",
+        );
         return None;
     };
     let mut paths = Vec::new();
@@ -155,14 +197,28 @@ fn source(j: &JailDef, plan: &Plan, ours: &OurFilters, dir: &Path, report: &mut 
             _ => line,
         };
         if !path.starts_with('/') {
-            report.add(&pos, Some(name), Kind::LeftOut, format!("logpath {path}"), "not an absolute path");
+            report.add(
+                &pos,
+                Some(name),
+                Kind::LeftOut,
+                format!("logpath {path}"),
+                "not an absolute path",
+            );
             continue;
         }
         if glob::Pattern::new(path).is_err() {
-            report.add(&pos, Some(name), Kind::LeftOut, format!("logpath {path}"), "not a valid glob");
+            report.add(
+                &pos,
+                Some(name),
+                Kind::LeftOut,
+                format!("logpath {path}"),
+                "not a valid glob",
+            );
             continue;
         }
-        found += glob::glob(path).map(|g| g.flatten().filter(|p| p.exists()).count()).unwrap_or(0);
+        found += glob::glob(path)
+            .map(|g| g.flatten().filter(|p| p.exists()).count())
+            .unwrap_or(0);
         paths.push(path.to_string());
     }
     if plan.filter == "recidive" {
@@ -170,7 +226,10 @@ fn source(j: &JailDef, plan: &Plan, ours: &OurFilters, dir: &Path, report: &mut 
         // Fail2ban's log for the history from before the move.
         let terms = our_match();
         report.add(&lp.pos(), Some(name), Kind::Translated, format!("logpath = {}", paths.join(" ")), "recidive also reads jailwarden's own ban events from the journal (and keeps Fail2ban's log for the bans from before the move)");
-        return Some(Source { journal: terms, logpath: paths });
+        return Some(Source {
+            journal: terms,
+            logpath: paths,
+        });
     }
     if found == 0 && backend == "auto" {
         let terms = journal_terms(report);
@@ -179,30 +238,71 @@ fn source(j: &JailDef, plan: &Plan, ours: &OurFilters, dir: &Path, report: &mut 
                 "no such file exists now (Fail2ban would refuse to start the jail): jailwarden reads the journal instead ({})",
                 terms.join(" ")
             ));
-            return Some(Source { journal: terms, logpath: Vec::new() });
+            return Some(Source {
+                journal: terms,
+                logpath: Vec::new(),
+            });
         }
-        report.add(&lp.pos(), Some(name), Kind::Translated, format!("logpath = {}", paths.join(" ")), "no such file exists now; kept (jailwarden picks files up when they appear)");
+        report.add(
+            &lp.pos(),
+            Some(name),
+            Kind::Translated,
+            format!("logpath = {}", paths.join(" ")),
+            "no such file exists now; kept (jailwarden picks files up when they appear)",
+        );
     } else if !matches!(backend.as_str(), "auto" | "polling" | "pyinotify" | "gamin") {
-        report.add(&backend_pos, Some(name), Kind::Translated, format!("backend = {backend}"), "jailwarden follows files with inotify");
+        report.add(
+            &backend_pos,
+            Some(name),
+            Kind::Translated,
+            format!("backend = {backend}"),
+            "jailwarden follows files with inotify",
+        );
     } else {
         report.carried(Some(name));
     }
     let _ = dir;
-    Some(Source { journal: Vec::new(), logpath: paths })
+    Some(Source {
+        journal: Vec::new(),
+        logpath: paths,
+    })
 }
 
 fn note_recidive(j: &JailDef, report: &mut Report) {
-    report.add(&j.pos, Some(&j.name), Kind::Translated, "recidive", "counts jailwarden's own ban events (MESSAGE_ID of a ban) from the journal");
+    report.add(
+        &j.pos,
+        Some(&j.name),
+        Kind::Translated,
+        "recidive",
+        "counts jailwarden's own ban events (MESSAGE_ID of a ban) from the journal",
+    );
 }
 
 /// Translate an enabled jail; `None` when it is left out (the report says why).
-pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report) -> Option<JailOut> {
+pub fn translate(
+    j: &JailDef,
+    ours: &OurFilters,
+    dir: &Path,
+    report: &mut Report,
+) -> Option<JailOut> {
     let name = jail_name(&j.name);
     if name != j.name {
-        report.add(&j.pos, Some(&j.name), Kind::Translated, format!("jail [{}]", j.name), format!("renamed {name} (jailwarden jail names are letters, digits, '-', '_' and '.')"));
+        report.add(
+            &j.pos,
+            Some(&j.name),
+            Kind::Translated,
+            format!("jail [{}]", j.name),
+            format!("renamed {name} (jailwarden jail names are letters, digits, '-', '_' and '.')"),
+        );
     }
     let Some(f) = &j.filter else {
-        report.add(&j.pos, Some(&j.name), Kind::LeftOut, format!("jail [{}]", j.name), "no filter: left out");
+        report.add(
+            &j.pos,
+            Some(&j.name),
+            Kind::LeftOut,
+            format!("jail [{}]", j.name),
+            "no filter: left out",
+        );
         return None;
     };
     let plan = filter::plan(j, f, ours, dir, report)?;
@@ -220,7 +320,13 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
         match str2seconds(v.text()) {
             Ok(s) => Some((s, v.pos())),
             Err(e) => {
-                report.add(&v.pos(), Some(jn), Kind::LeftOut, format!("{key} = {}", v.text()), format!("{e}: jailwarden's default is used"));
+                report.add(
+                    &v.pos(),
+                    Some(jn),
+                    Kind::LeftOut,
+                    format!("{key} = {}", v.text()),
+                    format!("{e}: jailwarden's default is used"),
+                );
                 None
             }
         }
@@ -231,7 +337,13 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
             keys.push(format!("findtime = {}", toml_str(&secs(s))));
             report.carried(Some(jn));
         }
-        Some((s, pos)) => report.add(&pos, Some(jn), Kind::LeftOut, format!("findtime = {s}"), "must be longer than 0s: jailwarden's 10m is used"),
+        Some((s, pos)) => report.add(
+            &pos,
+            Some(jn),
+            Kind::LeftOut,
+            format!("findtime = {s}"),
+            "must be longer than 0s: jailwarden's 10m is used",
+        ),
         None => keys.push("findtime = \"10m\"".into()),
     }
     if let Some(v) = j.opt("maxretry") {
@@ -242,9 +354,21 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
             }
             Ok(n) if n <= 0 => {
                 keys.push("maxretry = 1".into());
-                report.add(&v.pos(), Some(jn), Kind::Translated, format!("maxretry = {n}"), "Fail2ban bans at the first failure: maxretry = 1");
+                report.add(
+                    &v.pos(),
+                    Some(jn),
+                    Kind::Translated,
+                    format!("maxretry = {n}"),
+                    "Fail2ban bans at the first failure: maxretry = 1",
+                );
             }
-            _ => report.add(&v.pos(), Some(jn), Kind::LeftOut, format!("maxretry = {}", v.text()), "not a number from 1 to 100000: jailwarden's 5 is used"),
+            _ => report.add(
+                &v.pos(),
+                Some(jn),
+                Kind::LeftOut,
+                format!("maxretry = {}", v.text()),
+                "not a number from 1 to 100000: jailwarden's 5 is used",
+            ),
         }
     }
     let bantime = number("bantime", report);
@@ -260,7 +384,13 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
             Some(s)
         }
         Some((_, pos)) => {
-            report.add(&pos, Some(jn), Kind::LeftOut, "bantime = 0", "a ban of 0 seconds: jailwarden's 10m is used");
+            report.add(
+                &pos,
+                Some(jn),
+                Kind::LeftOut,
+                "bantime = 0",
+                "a ban of 0 seconds: jailwarden's 10m is used",
+            );
             Some(600)
         }
         None => Some(600),
@@ -271,15 +401,27 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
                 keys.push(format!("maxmatches = {n}"));
                 report.carried(Some(jn));
             }
-            _ => report.add(&v.pos(), Some(jn), Kind::LeftOut, format!("maxmatches = {}", v.text()), "not a number from 0 to 1000"),
+            _ => report.add(
+                &v.pos(),
+                Some(jn),
+                Kind::LeftOut,
+                format!("maxmatches = {}", v.text()),
+                "not a number from 0 to 1000",
+            ),
         }
     }
     // Ignoring.
-    let ignoreip = j.opt("ignoreip").map(|v| ignore_list(jn, v, report)).unwrap_or_default();
+    let ignoreip = j
+        .opt("ignoreip")
+        .map(|v| ignore_list(jn, v, report))
+        .unwrap_or_default();
     keys.push(format!("ignoreip = {}", toml_list(&ignoreip)));
-    let ignoreself = j.opt("ignoreself").map_or(true, |v| as_bool(v.text()));
+    let ignoreself = j.opt("ignoreself").is_none_or(|v| as_bool(v.text()));
     keys.push(format!("ignoreself = {ignoreself}"));
-    if let Some(v) = j.opt("ignorecommand").filter(|v| !v.text().trim().is_empty()) {
+    if let Some(v) = j
+        .opt("ignorecommand")
+        .filter(|v| !v.text().trim().is_empty())
+    {
         report.add(&v.pos(), Some(jn), Kind::LeftOut, format!("ignorecommand = {}", v.text().trim()), "jailwarden has no ignorecommand (a program asked about every failure); list the addresses in ignoreip");
     }
     match j.opt("usedns").map(|v| (v.text().trim().to_lowercase(), v)) {
@@ -296,26 +438,48 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
             if u == "no" {
                 report.carried(Some(jn));
             } else {
-                report.add(&v.pos(), Some(jn), Kind::Translated, format!("usedns = {u}"), "usedns = \"no\"");
+                report.add(
+                    &v.pos(),
+                    Some(jn),
+                    Kind::Translated,
+                    format!("usedns = {u}"),
+                    "usedns = \"no\"",
+                );
             }
         }
         None => keys.push("usedns = \"no\"".into()),
     }
     for (key, why) in [
-        ("logencoding", "jailwarden reads UTF-8 (other bytes are kept as they are)"),
-        ("logtimezone", "jailwarden reads dates without a zone in the local time zone"),
+        (
+            "logencoding",
+            "jailwarden reads UTF-8 (other bytes are kept as they are)",
+        ),
+        (
+            "logtimezone",
+            "jailwarden reads dates without a zone in the local time zone",
+        ),
         ("ignorecache", "jailwarden has no ignore cache"),
     ] {
         if let Some(v) = j.opt(key) {
             let t = v.text().trim();
-            if !(t.is_empty() || (key == "logencoding" && (t == "auto" || t.eq_ignore_ascii_case("utf-8")))) {
-                report.add(&v.pos(), Some(jn), Kind::LeftOut, format!("{key} = {t}"), why);
+            if !(t.is_empty()
+                || (key == "logencoding" && (t == "auto" || t.eq_ignore_ascii_case("utf-8"))))
+            {
+                report.add(
+                    &v.pos(),
+                    Some(jn),
+                    Kind::LeftOut,
+                    format!("{key} = {t}"),
+                    why,
+                );
             }
         }
     }
     // Escalation.
     let mut increment = Vec::new();
-    let inc = j.opt("bantime.increment").is_some_and(|v| as_bool(v.text()));
+    let inc = j
+        .opt("bantime.increment")
+        .is_some_and(|v| as_bool(v.text()));
     if inc && base_bantime.is_some() {
         increment.push("enabled = true".into());
         report.carried(Some(jn));
@@ -325,22 +489,49 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
                     increment.push(format!("factor = {f:?}"));
                     report.carried(Some(jn));
                 }
-                _ => report.add(&v.pos(), Some(jn), Kind::LeftOut, format!("bantime.factor = {}", v.text()), "not a number above 0: 1 is used"),
+                _ => report.add(
+                    &v.pos(),
+                    Some(jn),
+                    Kind::LeftOut,
+                    format!("bantime.factor = {}", v.text()),
+                    "not a number above 0: 1 is used",
+                ),
             }
         }
-        if let Some(v) = j.opt("bantime.multipliers").filter(|v| !v.text().trim().is_empty()) {
-            let m: Result<Vec<f64>, _> = v.text().split_whitespace().map(str::parse::<f64>).collect();
+        if let Some(v) = j
+            .opt("bantime.multipliers")
+            .filter(|v| !v.text().trim().is_empty())
+        {
+            let m: Result<Vec<f64>, _> =
+                v.text().split_whitespace().map(str::parse::<f64>).collect();
             match m {
                 Ok(m) if !m.is_empty() && m.iter().all(|x| *x > 0.0) => {
-                    increment.push(format!("multipliers = [{}]", m.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ")));
+                    increment.push(format!(
+                        "multipliers = [{}]",
+                        m.iter()
+                            .map(|x| format!("{x:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
                     report.carried(Some(jn));
                 }
-                _ => report.add(&v.pos(), Some(jn), Kind::LeftOut, format!("bantime.multipliers = {}", v.text()), "not a list of numbers above 0"),
+                _ => report.add(
+                    &v.pos(),
+                    Some(jn),
+                    Kind::LeftOut,
+                    format!("bantime.multipliers = {}", v.text()),
+                    "not a list of numbers above 0",
+                ),
             }
         }
-        if let Some(v) = j.opt("bantime.formula").filter(|v| !v.text().trim().is_empty()) {
+        if let Some(v) = j
+            .opt("bantime.formula")
+            .filter(|v| !v.text().trim().is_empty())
+        {
             let default = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor";
-            if v.text().split_whitespace().collect::<String>() == default.split_whitespace().collect::<String>() {
+            if v.text().split_whitespace().collect::<String>()
+                == default.split_whitespace().collect::<String>()
+            {
                 report.carried(Some(jn));
             } else {
                 report.add(&v.pos(), Some(jn), Kind::LeftOut, format!("bantime.formula = {}", v.text()), "a Python expression: jailwarden escalates by factor × 2^(previous bans) or by multipliers");
@@ -354,15 +545,28 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
             Some(_) | None => {
                 let base = base_bantime.unwrap_or(600);
                 let ours = (base * 7 * 24).min(5 * 7 * 86_400);
-                let pos = j.opt("bantime.increment").map_or_else(|| j.pos.clone(), |v| v.pos());
-                report.add(&pos, Some(jn), Kind::Translated, "bantime.maxtime not set (Fail2ban: no limit)", format!("jailwarden caps escalated bans at bantime × 168, at most 5w: {}", secs(ours)));
+                let pos = j
+                    .opt("bantime.increment")
+                    .map_or_else(|| j.pos.clone(), |v| v.pos());
+                report.add(
+                    &pos,
+                    Some(jn),
+                    Kind::Translated,
+                    "bantime.maxtime not set (Fail2ban: no limit)",
+                    format!(
+                        "jailwarden caps escalated bans at bantime × 168, at most 5w: {}",
+                        secs(ours)
+                    ),
+                );
             }
         }
         if let Some((s, _)) = number("bantime.rndtime", report).filter(|(s, _)| *s > 0) {
             increment.push(format!("rndtime = {}", toml_str(&secs(s))));
             report.carried(Some(jn));
         }
-        let all = j.opt("bantime.overalljails").is_some_and(|v| as_bool(v.text()));
+        let all = j
+            .opt("bantime.overalljails")
+            .is_some_and(|v| as_bool(v.text()));
         increment.push(format!("overalljails = {all}"));
     } else {
         increment.push("enabled = false".into());
@@ -374,7 +578,13 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
             if let Some(p) = &fw.port {
                 match crate::config::ports::parse_ports(p) {
                     Ok(_) => keys.push(format!("port = {}", toml_str(p))),
-                    Err(e) => report.add(&j.pos, Some(jn), Kind::LeftOut, format!("port = {p}"), format!("{e}: the ban covers every port")),
+                    Err(e) => report.add(
+                        &j.pos,
+                        Some(jn),
+                        Kind::LeftOut,
+                        format!("port = {p}"),
+                        format!("{e}: the ban covers every port"),
+                    ),
                 }
             }
             match fw.protocol.as_deref().map(str::trim) {
@@ -383,10 +593,19 @@ pub fn translate(j: &JailDef, ours: &OurFilters, dir: &Path, report: &mut Report
                 Some("all" | "tcp,udp" | "udp,tcp") => keys.push("protocol = \"all\"".into()),
                 Some(other) => {
                     keys.push("protocol = \"all\"".into());
-                    report.add(&j.pos, Some(jn), Kind::Translated, format!("protocol = {other}"), "jailwarden bans tcp, udp or both: both");
+                    report.add(
+                        &j.pos,
+                        Some(jn),
+                        Kind::Translated,
+                        format!("protocol = {other}"),
+                        "jailwarden bans tcp, udp or both: both",
+                    );
                 }
             }
-            keys.push(format!("blocktype = {}", toml_str(fw.blocktype.as_deref().unwrap_or("reject"))));
+            keys.push(format!(
+                "blocktype = {}",
+                toml_str(fw.blocktype.as_deref().unwrap_or("reject"))
+            ));
         }
         None => {
             report.add(&j.pos, Some(jn), Kind::Translated, "no firewall action", "jailwarden bans in nftables in every jail (backend = \"none\" in [daemon] only logs)");

@@ -81,7 +81,13 @@ pub fn import(dir: &Path, ours: &OurFilters) -> Result<Imported, ini::IniError> 
             continue;
         };
         if jails.iter().any(|o| o.name == out.name) {
-            report.add(&j.pos, Some(&j.name), Kind::LeftOut, format!("jail [{}]", j.name), format!("another jail became {} already", out.name));
+            report.add(
+                &j.pos,
+                Some(&j.name),
+                Kind::LeftOut,
+                format!("jail [{}]", j.name),
+                format!("another jail became {} already", out.name),
+            );
             continue;
         }
         if let Some(file) = out.plan.file.take() {
@@ -104,13 +110,22 @@ pub fn import(dir: &Path, ours: &OurFilters) -> Result<Imported, ini::IniError> 
                 }
             }
             if !filters.iter().any(|f| f.name == name) {
-                filters.push(FilterFile { name, text: file.text });
+                filters.push(FilterFile {
+                    name,
+                    text: file.text,
+                });
             }
         }
         jails.push(out);
     }
     if enabled.is_empty() {
-        report.add(&filter::file_pos(&dir.join("jail.conf")), None, Kind::LeftOut, "no enabled jail", "nothing to import (enable jails in jail.local, as Fail2ban needs)");
+        report.add(
+            &filter::file_pos(&dir.join("jail.conf")),
+            None,
+            Kind::LeftOut,
+            "no enabled jail",
+            "nothing to import (enable jails in jail.local, as Fail2ban needs)",
+        );
     }
     Ok(Imported {
         jails,
@@ -138,7 +153,13 @@ pub fn render_jails(imp: &Imported, dir: &Path) -> String {
         }
         s.push_str(&comment(&head));
         for item in imp.report.for_jail(&j.fail2ban_name) {
-            s.push_str(&comment(&format!("{}: {}; {}: {}", item.pos, item.what, item.kind.label(), item.done)));
+            s.push_str(&comment(&format!(
+                "{}: {}; {}: {}",
+                item.pos,
+                item.what,
+                item.kind.label(),
+                item.done
+            )));
         }
         s.push_str(&format!("[jails.{}]\n", j.name));
         for k in &j.keys {

@@ -81,7 +81,11 @@ enum Node {
     /// `^ $ \A \Z \b \B` as regex-crate text.
     Assert(&'static str),
     Group(GroupKind, Box<Node>),
-    Look { ahead: bool, neg: bool, body: Box<Node> },
+    Look {
+        ahead: bool,
+        neg: bool,
+        body: Box<Node>,
+    },
     Backref(String),
     Cond(String),
     Atomic(Box<Node>),
@@ -357,10 +361,11 @@ impl<'a> Parser<'a> {
             if self.eat(":") {
                 return self.close(GroupKind::NonCapture, depth);
             }
-            if self.eat("P<") || (self.s[self.i..].starts_with('<')
-                && !self.s[self.i..].starts_with("<=")
-                && !self.s[self.i..].starts_with("<!")
-                && self.eat("<"))
+            if self.eat("P<")
+                || (self.s[self.i..].starts_with('<')
+                    && !self.s[self.i..].starts_with("<=")
+                    && !self.s[self.i..].starts_with("<!")
+                    && self.eat("<"))
             {
                 let end = self.s[self.i..]
                     .find('>')
@@ -380,7 +385,12 @@ impl<'a> Parser<'a> {
                 self.i += end + 1;
                 return Ok(Node::Backref(name));
             }
-            for (t, ahead, neg) in [("=", true, false), ("!", true, true), ("<=", false, false), ("<!", false, true)] {
+            for (t, ahead, neg) in [
+                ("=", true, false),
+                ("!", true, true),
+                ("<=", false, false),
+                ("<!", false, true),
+            ] {
                 if self.eat(t) {
                     let body = self.alternation(depth + 1)?;
                     if !self.eat(")") {
@@ -422,10 +432,7 @@ impl<'a> Parser<'a> {
             }
             // Flags: (?aiLmsux) or (?aiLmsux-imsx:...)
             let st = self.i;
-            while self
-                .peek()
-                .is_some_and(|c| "aiLmsux-".contains(c))
-            {
+            while self.peek().is_some_and(|c| "aiLmsux-".contains(c)) {
                 self.bump();
             }
             let flags = self.s[st..self.i].to_string();
@@ -478,7 +485,9 @@ impl<'a> Parser<'a> {
                 }
                 let digits = &self.s[st..self.i];
                 if digits.len() == 3 && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-                    Node::Lit(char::from_u32(u32::from_str_radix(digits, 8).unwrap_or(0)).unwrap_or('\0'))
+                    Node::Lit(
+                        char::from_u32(u32::from_str_radix(digits, 8).unwrap_or(0)).unwrap_or('\0'),
+                    )
                 } else {
                     self.i = st + 1;
                     while self.peek().is_some_and(|d| d.is_ascii_digit()) && self.i - st < 2 {
@@ -570,7 +579,11 @@ impl<'a> Parser<'a> {
                         items.push(ClassItem::Char(lo));
                         continue;
                     }
-                    if e == 'b' { '\x08' } else { self.char_escape(e)? }
+                    if e == 'b' {
+                        '\x08'
+                    } else {
+                        self.char_escape(e)?
+                    }
                 } else {
                     h
                 };
@@ -655,7 +668,6 @@ fn negate_body(b: &str) -> String {
         None => format!("^{b}"),
     }
 }
-
 
 struct Rewriter<'c> {
     ctx: &'c Context,
@@ -750,9 +762,8 @@ impl Rewriter<'_> {
                         }
                     }
                     if ahead && !neg && is_last && tail {
-                        self.notes.push(
-                            "the lookahead (?=...) at the end became a plain group".into(),
-                        );
+                        self.notes
+                            .push("the lookahead (?=...) at the end became a plain group".into());
                         out.push(Node::Group(
                             GroupKind::NonCapture,
                             Box::new(self.node(body, true, false)?),
@@ -776,8 +787,9 @@ impl Rewriter<'_> {
                         }
                     }
                     if !ahead && !neg && is_first && fixed_width(&body) {
-                        self.notes
-                            .push("the lookbehind (?<=...) at the start became part of the match".into());
+                        self.notes.push(
+                            "the lookbehind (?<=...) at the start became part of the match".into(),
+                        );
                         out.push(Node::Group(
                             GroupKind::NonCapture,
                             Box::new(self.node(body, false, false)?),
@@ -818,7 +830,10 @@ fn count_hosts(n: &Node) -> usize {
 fn factor_hosts(alts: Vec<Node>) -> Node {
     let ends_with_host = |a: &Node| match a {
         n if is_host_tag(n) => true,
-        Node::Seq(v) => v.last().is_some_and(is_host_tag) && v.iter().filter(|x| count_hosts(x) > 0).count() == 1,
+        Node::Seq(v) => {
+            v.last().is_some_and(is_host_tag)
+                && v.iter().filter(|x| count_hosts(x) > 0).count() == 1
+        }
         _ => false,
     };
     if alts.len() < 2 || !alts.iter().all(ends_with_host) {
@@ -920,7 +935,11 @@ impl Emitter {
         match n {
             Node::Empty => {}
             Node::GlobalFlags(f) => {
-                let f: String = f.chars().filter(|c| "imsx".contains(*c)).filter(|c| *c != 'x').collect();
+                let f: String = f
+                    .chars()
+                    .filter(|c| "imsx".contains(*c))
+                    .filter(|c| *c != 'x')
+                    .collect();
                 if !f.is_empty() {
                     self.out.push_str(&format!("(?{f})"));
                 }
@@ -946,27 +965,25 @@ impl Emitter {
             }
             Node::Assert(a) => self.out.push_str(a),
             Node::Raw(t) => self.out.push_str(t),
-            Node::Group(kind, body) => {
-                match kind {
-                    GroupKind::NonCapture | GroupKind::Capture(None) => {
-                        self.out.push_str("(?:");
-                        self.emit(body)?;
-                        self.out.push(')');
-                    }
-                    GroupKind::Flags(f) => {
-                        let f: String = f.chars().filter(|c| "imsx-".contains(*c)).collect();
-                        let f = f.trim_end_matches('-');
-                        if f.is_empty() {
-                            self.out.push_str("(?:");
-                        } else {
-                            self.out.push_str(&format!("(?{f}:"));
-                        }
-                        self.emit(body)?;
-                        self.out.push(')');
-                    }
-                    GroupKind::Capture(Some(name)) => self.named(name, body)?,
+            Node::Group(kind, body) => match kind {
+                GroupKind::NonCapture | GroupKind::Capture(None) => {
+                    self.out.push_str("(?:");
+                    self.emit(body)?;
+                    self.out.push(')');
                 }
-            }
+                GroupKind::Flags(f) => {
+                    let f: String = f.chars().filter(|c| "imsx-".contains(*c)).collect();
+                    let f = f.trim_end_matches('-');
+                    if f.is_empty() {
+                        self.out.push_str("(?:");
+                    } else {
+                        self.out.push_str(&format!("(?{f}:"));
+                    }
+                    self.emit(body)?;
+                    self.out.push(')');
+                }
+                GroupKind::Capture(Some(name)) => self.named(name, body)?,
+            },
             Node::Repeat {
                 node,
                 min,
@@ -1040,7 +1057,10 @@ impl Emitter {
             }
             "ip4" | "ip6" => {
                 self.out.push_str("<ADDR>");
-                self.note(format!("(?P<{name}>...) became <ADDR> (IPv4 or IPv6)"), false);
+                self.note(
+                    format!("(?P<{name}>...) became <ADDR> (IPv4 or IPv6)"),
+                    false,
+                );
             }
             n if n.starts_with('_') || n.starts_with("cond_") => {
                 self.out.push_str("(?:");
@@ -1096,7 +1116,10 @@ impl Emitter {
             "ADDR" | "F-ADDR/" => self.out.push_str("<ADDR>"),
             "IP4" | "IP6" | "F-IP4/" | "F-IP6/" => {
                 self.out.push_str("<ADDR>");
-                self.note(format!("<{t}> became <ADDR> (either address family)"), false);
+                self.note(
+                    format!("<{t}> became <ADDR> (either address family)"),
+                    false,
+                );
             }
             "DNS" | "F-DNS/" => {
                 self.out.push_str("<HOST>");
@@ -1105,7 +1128,10 @@ impl Emitter {
             "F-ID/" => self.out.push_str(r"<F-ID>\S+</F-ID>"),
             "F-PORT/" => self.out.push_str(r"<F-PORT>\w+</F-PORT>"),
             "SKIPLINES" => {
-                return Err("<SKIPLINES> (a multi-line buffer: jailwarden matches one line at a time)".into());
+                return Err(
+                    "<SKIPLINES> (a multi-line buffer: jailwarden matches one line at a time)"
+                        .into(),
+                );
             }
             "CIDR" | "SUBNET" | "F-CIDR/" | "F-SUBNET/" => {
                 return Err(format!("<{t}> (bans of whole subnets named in a log line)"));
@@ -1210,12 +1236,30 @@ mod tests {
     #[test]
     fn plain_patterns_keep_their_meaning() {
         for (py, ours) in [
-            (r"^Failed \S+ for <F-USER>.*</F-USER> from <HOST>( port \d+)?$", r"^Failed \S+ for <F-USER>.*</F-USER> from <HOST>(?: port \d+)?$"),
-            (r"^a{,3}b{2}c{1,}d{2,}[]x-][^]] <ADDR>$", r"^a{0,3}b{2}c+d{2,}[\]x\-][^\]] <ADDR>$"),
-            (r"\<x\> <HOST> {literal} a{b", r"\x3cx> <HOST> \{literal\} a\{b"),
-            (r"SASL ((?i)LOGIN|PLAIN) failed from <HOST>\Z", r"SASL (?i:LOGIN|PLAIN) failed from <HOST>\z"),
-            (r"(?i)^user (?P<user>\w+) from (?P<host>\S+)", r"(?i)^user <F-USER>\w+</F-USER> from <HOST>"),
-            (r"^(\S+ )?\[(?:IPv6:<IP6>|<IP4>)\]: x$", r"^(?:\S+ )?\[(?:(?:IPv6:|)<ADDR>)\]: x$"),
+            (
+                r"^Failed \S+ for <F-USER>.*</F-USER> from <HOST>( port \d+)?$",
+                r"^Failed \S+ for <F-USER>.*</F-USER> from <HOST>(?: port \d+)?$",
+            ),
+            (
+                r"^a{,3}b{2}c{1,}d{2,}[]x-][^]] <ADDR>$",
+                r"^a{0,3}b{2}c+d{2,}[\]x\-][^\]] <ADDR>$",
+            ),
+            (
+                r"\<x\> <HOST> {literal} a{b",
+                r"\x3cx> <HOST> \{literal\} a\{b",
+            ),
+            (
+                r"SASL ((?i)LOGIN|PLAIN) failed from <HOST>\Z",
+                r"SASL (?i:LOGIN|PLAIN) failed from <HOST>\z",
+            ),
+            (
+                r"(?i)^user (?P<user>\w+) from (?P<host>\S+)",
+                r"(?i)^user <F-USER>\w+</F-USER> from <HOST>",
+            ),
+            (
+                r"^(\S+ )?\[(?:IPv6:<IP6>|<IP4>)\]: x$",
+                r"^(?:\S+ )?\[(?:(?:IPv6:|)<ADDR>)\]: x$",
+            ),
             (r"[&&~~-] \x41\u00e9\101 <HOST>", r"[\&\&\~\~\-] AéA <HOST>"),
         ] {
             let got = tr(py).unwrap();
@@ -1226,17 +1270,32 @@ mod tests {
 
     #[test]
     fn exact_rewrites_of_lookarounds() {
-        let p = translate(r"^auth failure for \S+ from <HOST>(?= port \d+)", &Context { end_is_line_end: true }).unwrap();
+        let p = translate(
+            r"^auth failure for \S+ from <HOST>(?= port \d+)",
+            &Context {
+                end_is_line_end: true,
+            },
+        )
+        .unwrap();
         assert_eq!(p.text, r"^auth failure for \S+ from <HOST>(?: port \d+)");
         assert!(p.exact && p.notes.len() == 1);
-        assert_eq!(tr(r"(?<=user=)\S+ rhost=<HOST>").unwrap(), r"(?:user=)\S+ rhost=<HOST>");
+        assert_eq!(
+            tr(r"(?<=user=)\S+ rhost=<HOST>").unwrap(),
+            r"(?:user=)\S+ rhost=<HOST>"
+        );
         assert_eq!(
             tr(r#"^"(?:(?!").)*" from <HOST>$"#).unwrap(),
             r#"^"(?:[[^\n]&&[^"]])*" from <HOST>$"#
         );
-        assert_eq!(tr(r"from <HOST>(?![\w.])").unwrap(), r"from <HOST>(?:[^\w.]|\z)");
+        assert_eq!(
+            tr(r"from <HOST>(?![\w.])").unwrap(),
+            r"from <HOST>(?:[^\w.]|\z)"
+        );
         assert_eq!(tr(r"^x(?:a|b(?=c))").unwrap(), r"^x(?:a|b(?:c))");
-        for t in [tr(r#"^"(?:(?!").)*" from <HOST>$"#).unwrap(), tr(r"from <HOST>(?![\w.])").unwrap()] {
+        for t in [
+            tr(r#"^"(?:(?!").)*" from <HOST>$"#).unwrap(),
+            tr(r"from <HOST>(?![\w.])").unwrap(),
+        ] {
             expands(&t);
         }
     }
@@ -1273,8 +1332,18 @@ mod tests {
         assert_eq!(p.role, Role::Close);
         assert_eq!(p.text, r"^(?:(?:Connection closed)) by <HOST>$");
         assert!(!p.exact);
-        let p = translate(r"^<F-MLFID>\S+ sshd\[\d+\]:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$", &Context::default()).unwrap();
-        assert_eq!(p.text, r"^<F-SESSION>\S+ sshd\[\d+\]:</F-SESSION> <F-CONTENT>.+</F-CONTENT>$");
-        assert_eq!(tr("<F-ID/> <F-PORT/> <IP4>").unwrap(), r"<F-ID>\S+</F-ID> <F-PORT>\w+</F-PORT> <ADDR>");
+        let p = translate(
+            r"^<F-MLFID>\S+ sshd\[\d+\]:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$",
+            &Context::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            p.text,
+            r"^<F-SESSION>\S+ sshd\[\d+\]:</F-SESSION> <F-CONTENT>.+</F-CONTENT>$"
+        );
+        assert_eq!(
+            tr("<F-ID/> <F-PORT/> <IP4>").unwrap(),
+            r"<F-ID>\S+</F-ID> <F-PORT>\w+</F-PORT> <ADDR>"
+        );
     }
 }

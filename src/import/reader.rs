@@ -183,7 +183,12 @@ pub fn read(dir: &Path) -> Result<Fail2ban, IniError> {
     })
 }
 
-fn get_opts(unit: &Merged, section: &str, names: &[&str], vars: &Vars) -> Result<Options, IniError> {
+fn get_opts(
+    unit: &Merged,
+    section: &str,
+    names: &[&str],
+    vars: &Vars,
+) -> Result<Options, IniError> {
     let mut out = Options::default();
     for n in names {
         if let Some(v) = unit.get(section, n, vars)? {
@@ -194,11 +199,14 @@ fn get_opts(unit: &Merged, section: &str, names: &[&str], vars: &Vars) -> Result
 }
 
 fn read_jail(dir: &Path, unit: &mut Merged, name: &str) -> Result<JailDef, IniError> {
-    let pos = unit
-        .section(name)
-        .map_or_else(Pos::none, |s| s.pos.clone());
+    let pos = unit.section(name).map_or_else(Pos::none, |s| s.pos.clone());
     // First pass: what decides whether (and with which filter) it runs.
-    let first = get_opts(unit, name, &["enabled", "backend", "filter"], &Vars::default())?;
+    let first = get_opts(
+        unit,
+        name,
+        &["enabled", "backend", "filter"],
+        &Vars::default(),
+    )?;
     let enabled = first.get("enabled").is_some_and(|v| as_bool(v.text()));
     let mut def = JailDef {
         name: name.to_string(),
@@ -322,7 +330,11 @@ impl FilterReader {
     ) -> FilterReader {
         let mut init = params_as_options(&params, &pos);
         // applyAutoOptions: the log type follows the backend.
-        if !init.contains("logtype") && !unit.own_options("Definition").iter().any(|o| o == "logtype")
+        if !init.contains("logtype")
+            && !unit
+                .own_options("Definition")
+                .iter()
+                .any(|o| o == "logtype")
         {
             let t = if backend.starts_with("systemd") {
                 "journal"
@@ -496,14 +508,16 @@ pub fn substitute_tags(
             let mut rplc = counts.get(&tag).cloned().unwrap_or_default();
             let mut from = 0;
             while let Some((start, end, rtag)) = find_tag(value.text(), from) {
-                if ignore.iter().any(|i| *i == rtag) {
+                if ignore.contains(&rtag) {
                     from = end;
                     continue;
                 }
                 if rtag == tag || rplc.get(&rtag).copied().unwrap_or(1) > MAX_TAG_REPLACE {
                     return Err(IniError::new(
                         orig.pos(),
-                        format!("<{rtag}> refers to itself (in option {tag}): the tags cannot be resolved"),
+                        format!(
+                            "<{rtag}> refers to itself (in option {tag}): the tags cannot be resolved"
+                        ),
                     ));
                 }
                 let repl = match tags.get(&rtag) {
@@ -555,7 +569,13 @@ fn find_tag(text: &str, from: usize) -> Option<(usize, usize, String)> {
 }
 
 /// Tags an action fills in at ban time: never substituted at read time.
-const ACTION_RUNTIME_IGNORED: &[&str] = &["matches", "ipmatches", "ipjailmatches", "timeout", "bantime"];
+const ACTION_RUNTIME_IGNORED: &[&str] = &[
+    "matches",
+    "ipmatches",
+    "ipjailmatches",
+    "timeout",
+    "bantime",
+];
 
 fn read_action(
     dir: &Path,
@@ -623,15 +643,27 @@ mod tests {
     #[test]
     fn filters_resolve_modes_tags_init_and_known() {
         let dir = setup(&[
-            ("jail.conf", "[DEFAULT]\nmode = normal\nfilter = %(__name__)s[mode=%(mode)s]\nenabled = false\n[sshd]\nenabled = true\nmode = extra\nbackend = systemd\n[off]\nfilter = missing\n"),
+            (
+                "jail.conf",
+                "[DEFAULT]\nmode = normal\nfilter = %(__name__)s[mode=%(mode)s]\nenabled = false\n[sshd]\nenabled = true\nmode = extra\nbackend = systemd\n[off]\nfilter = missing\n",
+            ),
             ("filter.d/common.conf", COMMON),
-            ("filter.d/sshd.conf", "[INCLUDES]\nbefore = common.conf\n[Definition]\n_daemon = sshd\nmdre-normal = ^n <HOST>$\nmdre-extra = ^e <HOST>$\n            %(mdre-normal)s\nfailregex = ^%(__prefix_line)s<mdre-<mode>>\njournalmatch = _SYSTEMD_UNIT=sshd.service\n[Init]\nmaxlines = 1\n"),
-            ("filter.d/sshd.local", "[Definition]\nfailregex = %(known/failregex)s\n            ^local <HOST>$\n"),
+            (
+                "filter.d/sshd.conf",
+                "[INCLUDES]\nbefore = common.conf\n[Definition]\n_daemon = sshd\nmdre-normal = ^n <HOST>$\nmdre-extra = ^e <HOST>$\n            %(mdre-normal)s\nfailregex = ^%(__prefix_line)s<mdre-<mode>>\njournalmatch = _SYSTEMD_UNIT=sshd.service\n[Init]\nmaxlines = 1\n",
+            ),
+            (
+                "filter.d/sshd.local",
+                "[Definition]\nfailregex = %(known/failregex)s\n            ^local <HOST>$\n",
+            ),
         ]);
         let f = read(dir.path()).unwrap();
         assert_eq!(f.jails.len(), 2);
         let off = &f.jails[1];
-        assert!(!off.enabled && off.filter.is_none(), "a disabled jail's filter is not read");
+        assert!(
+            !off.enabled && off.filter.is_none(),
+            "a disabled jail's filter is not read"
+        );
         let j = &f.jails[0];
         let flt = j.filter.as_ref().unwrap();
         assert_eq!(flt.name, "sshd");
@@ -639,9 +671,21 @@ mod tests {
         let fr = flt.opts.get("failregex").unwrap();
         assert_eq!(fr.text(), "^J:^e <HOST>$\n^n <HOST>$\n^local <HOST>$");
         let lines = fr.lines();
-        assert!(lines[0].1.to_string().ends_with("sshd.conf:8"), "{}", lines[0].1);
-        assert!(lines[1].1.to_string().ends_with("sshd.conf:5"), "{}", lines[1].1);
-        assert!(lines[2].1.to_string().ends_with("sshd.local:3"), "{}", lines[2].1);
+        assert!(
+            lines[0].1.to_string().ends_with("sshd.conf:8"),
+            "{}",
+            lines[0].1
+        );
+        assert!(
+            lines[1].1.to_string().ends_with("sshd.conf:5"),
+            "{}",
+            lines[1].1
+        );
+        assert!(
+            lines[2].1.to_string().ends_with("sshd.local:3"),
+            "{}",
+            lines[2].1
+        );
         assert_eq!(flt.opts.get("maxlines").unwrap().text(), "1");
         assert_eq!(flt.opts.get("logtype").unwrap().text(), "journal");
         assert!(flt.overridden.is_empty());
@@ -650,15 +694,30 @@ mod tests {
     #[test]
     fn actions_get_their_init_and_parameters() {
         let dir = setup(&[
-            ("jail.conf", "[DEFAULT]\nport = 0:65535\nchain = <known/chain>\nbanaction = fw\naction_ = %(banaction)s[port=\"%(port)s\", chain=\"%(chain)s\"]\naction = %(action_)s\n         mailer[dest=root]  tool.py\n[j]\nenabled = true\nport = ssh\n"),
-            ("action.d/fw.conf", "[Definition]\nactionban = fw add <name> <ip> -p <port> -c <chain> <blocktype>\n[Init]\nchain = INPUT\nblocktype = REJECT\nport = 1\n"),
-            ("action.d/mailer.conf", "[Definition]\nactionban = mail -s 'banned <ip>' <dest> <matches>\n"),
+            (
+                "jail.conf",
+                "[DEFAULT]\nport = 0:65535\nchain = <known/chain>\nbanaction = fw\naction_ = %(banaction)s[port=\"%(port)s\", chain=\"%(chain)s\"]\naction = %(action_)s\n         mailer[dest=root]  tool.py\n[j]\nenabled = true\nport = ssh\n",
+            ),
+            (
+                "action.d/fw.conf",
+                "[Definition]\nactionban = fw add <name> <ip> -p <port> -c <chain> <blocktype>\n[Init]\nchain = INPUT\nblocktype = REJECT\nport = 1\n",
+            ),
+            (
+                "action.d/mailer.conf",
+                "[Definition]\nactionban = mail -s 'banned <ip>' <dest> <matches>\n",
+            ),
         ]);
         let f = read(dir.path()).unwrap();
         let a = &f.jails[0].actions;
         assert_eq!(a.len(), 3);
-        assert_eq!(a[0].opts.get("actionban").unwrap().text(), "fw add j <ip> -p ssh -c INPUT REJECT");
-        assert_eq!(a[1].opts.get("actionban").unwrap().text(), "mail -s 'banned <ip>' root <matches>");
+        assert_eq!(
+            a[0].opts.get("actionban").unwrap().text(),
+            "fw add j <ip> -p ssh -c INPUT REJECT"
+        );
+        assert_eq!(
+            a[1].opts.get("actionban").unwrap().text(),
+            "mail -s 'banned <ip>' root <matches>"
+        );
         assert!(a[2].python);
     }
 
@@ -666,9 +725,15 @@ mod tests {
     fn self_referencing_tags_are_errors() {
         let dir = setup(&[
             ("jail.conf", "[j]\nenabled = true\nfilter = f\n"),
-            ("filter.d/f.conf", "[Definition]\nfailregex = <a>\na = x<b>\nb = <a>\n"),
+            (
+                "filter.d/f.conf",
+                "[Definition]\nfailregex = <a>\na = x<b>\nb = <a>\n",
+            ),
         ]);
         let e = read(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("refers to itself") || e.contains("cannot be resolved"), "{e}");
+        assert!(
+            e.contains("refers to itself") || e.contains("cannot be resolved"),
+            "{e}"
+        );
     }
 }

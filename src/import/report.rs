@@ -218,7 +218,9 @@ pub fn toml_list(items: &[String]) -> String {
 
 /// A `# ` comment block (each line prefixed).
 pub fn comment(text: &str) -> String {
-    text.lines().map(|l| format!("# {l}\n").replace("# \n", "#\n")).collect()
+    text.lines()
+        .map(|l| format!("# {l}\n").replace("# \n", "#\n"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -227,7 +229,13 @@ mod tests {
 
     #[test]
     fn strings_survive_toml() {
-        for s in ["^a \\S+ <HOST>$", "it's", "tab\there", "quote\"and'apostrophe", ""] {
+        for s in [
+            "^a \\S+ <HOST>$",
+            "it's",
+            "tab\there",
+            "quote\"and'apostrophe",
+            "",
+        ] {
             let doc = format!("x = {}\n", toml_str(s));
             let v: toml::Table = toml::from_str(&doc).unwrap();
             assert_eq!(v["x"].as_str().unwrap(), s, "{doc}");
@@ -241,13 +249,30 @@ mod tests {
     fn items_read_as_file_line_what_done() {
         let mut r = Report::default();
         let f = std::rc::Rc::new(std::path::PathBuf::from("/etc/fail2ban/jail.local"));
-        r.add(&Pos::new(&f, 12), Some("sshd"), Kind::LeftOut, "ignorecommand = /bin/check <ip>", "jailwarden has no ignorecommand");
+        r.add(
+            &Pos::new(&f, 12),
+            Some("sshd"),
+            Kind::LeftOut,
+            "ignorecommand = /bin/check <ip>",
+            "jailwarden has no ignorecommand",
+        );
         r.carried(Some("sshd"));
         assert_eq!(
             r.listed()[0].to_string(),
             "/etc/fail2ban/jail.local:12: [sshd] ignorecommand = /bin/check <ip>; left out: jailwarden has no ignorecommand"
         );
-        assert_eq!(r.counts(Some("sshd")), Counts { carried: 1, translated: 0, fell_back: 0, left_out: 1 });
-        assert!(r.table(&["sshd".into()]).contains("sshd             1           0          0         1"));
+        assert_eq!(
+            r.counts(Some("sshd")),
+            Counts {
+                carried: 1,
+                translated: 0,
+                fell_back: 0,
+                left_out: 1
+            }
+        );
+        assert!(
+            r.table(&["sshd".into()])
+                .contains("sshd             1           0          0         1")
+        );
     }
 }

@@ -71,13 +71,22 @@ pub fn map_mode(filter: &str, mode: &str, our_modes: &[String]) -> (String, Opti
     let has = |m: &str| our_modes.iter().any(|o| o == m);
     // Fail2ban modes whose content another name of ours has.
     let mapped: Option<(&str, &str)> = match (filter, mode) {
-        ("postfix", "more") => Some(("normal", "Fail2ban's postfix mode \"more\" is its \"normal\" set")),
-        ("postfix", "extra") => Some(("auth", "Fail2ban's postfix mode \"extra\" is its \"auth\" set")),
+        ("postfix", "more") => Some((
+            "normal",
+            "Fail2ban's postfix mode \"more\" is its \"normal\" set",
+        )),
+        ("postfix", "extra") => Some((
+            "auth",
+            "Fail2ban's postfix mode \"extra\" is its \"auth\" set",
+        )),
         ("postfix", "aggressive") => Some((
             "aggressive",
             "jailwarden's postfix aggressive mode counts every mode's failures (Fail2ban's counts only SASL failures)",
         )),
-        ("freeswitch", "extra") => Some(("normal", "Fail2ban's freeswitch mode \"extra\" is its \"normal\" set")),
+        ("freeswitch", "extra") => Some((
+            "normal",
+            "Fail2ban's freeswitch mode \"extra\" is its \"normal\" set",
+        )),
         ("nginx-http-auth", "auth") => Some(("auth", "")),
         _ => None,
     };
@@ -127,7 +136,10 @@ mod tests {
     fn modes_map_to_ours() {
         let ours = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let sshd = ours(&["normal", "ddos", "extra", "aggressive"]);
-        assert_eq!(map_mode("sshd", "aggressive", &sshd), ("aggressive".into(), None));
+        assert_eq!(
+            map_mode("sshd", "aggressive", &sshd),
+            ("aggressive".into(), None)
+        );
         let pf = ours(&["normal", "rbl", "auth", "ddos", "errors", "aggressive"]);
         assert_eq!(map_mode("postfix", "auth", &pf).0, "auth");
         assert_eq!(map_mode("postfix", "more", &pf).0, "normal");

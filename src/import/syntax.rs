@@ -34,8 +34,7 @@ pub fn extract_options(text: &str) -> Result<(String, Vec<(String, String)>), St
             break;
         }
         let start = i;
-        while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b'-' | b'.'))
-        {
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b'-' | b'.')) {
             i += 1;
         }
         if i == start || i >= b.len() || b[i] != b'=' {
@@ -319,8 +318,10 @@ mod tests {
     #[test]
     fn options_like_fail2ban() {
         assert_eq!(
-            extract_options(r#"iptables-multiport[port="ssh,2222", protocol=tcp, chain="<known/chain>"]"#)
-                .unwrap(),
+            extract_options(
+                r#"iptables-multiport[port="ssh,2222", protocol=tcp, chain="<known/chain>"]"#
+            )
+            .unwrap(),
             (
                 "iptables-multiport".to_string(),
                 vec![
@@ -331,8 +332,13 @@ mod tests {
             )
         );
         assert_eq!(
-            extract_options("sshd[mode=aggressive][x='a]b',]").unwrap().1,
-            vec![("mode".into(), "aggressive".into()), ("x".into(), "a]b".into())]
+            extract_options("sshd[mode=aggressive][x='a]b',]")
+                .unwrap()
+                .1,
+            vec![
+                ("mode".into(), "aggressive".into()),
+                ("x".into(), "a]b".into())
+            ]
         );
         assert_eq!(extract_options("sshd").unwrap(), ("sshd".into(), vec![]));
         assert!(extract_options("sshd[mode]").is_err());

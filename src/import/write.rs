@@ -31,7 +31,11 @@ pub fn filter_path_for(output: &Path) -> FilterPath {
                 .and_then(|d| d.get("filter_dirs"))
                 .and_then(|f| f.as_array())
             {
-                dirs.extend(list.iter().filter_map(|v| v.as_str()).map(|s| output.join(s)));
+                dirs.extend(
+                    list.iter()
+                        .filter_map(|v| v.as_str())
+                        .map(|s| output.join(s)),
+                );
             }
         }
     }
@@ -49,7 +53,10 @@ fn files(imp: &Imported, opts: &Options) -> Vec<(PathBuf, String)> {
     }
     out.push((opts.output.join(JAIL_FILE), render_jails(imp, &opts.dir)));
     for f in &imp.filters {
-        out.push((opts.output.join("filters").join(format!("{}.toml", f.name)), f.text.clone()));
+        out.push((
+            opts.output.join("filters").join(format!("{}.toml", f.name)),
+            f.text.clone(),
+        ));
     }
     out
 }
@@ -58,10 +65,14 @@ fn files(imp: &Imported, opts: &Options) -> Vec<(PathBuf, String)> {
 /// directory whose filter path is the real one plus the new filters
 /// (dry run: nothing is written where it counts).
 fn check_scratch(imp: &Imported, opts: &Options, path: &FilterPath) -> Result<String, Vec<String>> {
-    let tmp = tempfile::tempdir().map_err(|e| vec![format!("cannot make a scratch directory: {e}")])?;
+    let tmp =
+        tempfile::tempdir().map_err(|e| vec![format!("cannot make a scratch directory: {e}")])?;
     let mut dirs: Vec<String> = vec![tmp.path().join("filters").display().to_string()];
     dirs.extend(path.dirs().iter().map(|d| d.display().to_string()));
-    let main = format!("[daemon]\nfilter_dirs = {}\n", super::report::toml_list(&dirs));
+    let main = format!(
+        "[daemon]\nfilter_dirs = {}\n",
+        super::report::toml_list(&dirs)
+    );
     let write = |p: PathBuf, t: &str| -> std::io::Result<()> {
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d)?;
@@ -70,9 +81,15 @@ fn check_scratch(imp: &Imported, opts: &Options, path: &FilterPath) -> Result<St
     };
     let mut io = Ok(());
     io = io.and(write(tmp.path().join("jailwarden.toml"), &main));
-    io = io.and(write(tmp.path().join(JAIL_FILE), &render_jails(imp, &opts.dir)));
+    io = io.and(write(
+        tmp.path().join(JAIL_FILE),
+        &render_jails(imp, &opts.dir),
+    ));
     for f in &imp.filters {
-        io = io.and(write(tmp.path().join("filters").join(format!("{}.toml", f.name)), &f.text));
+        io = io.and(write(
+            tmp.path().join("filters").join(format!("{}.toml", f.name)),
+            &f.text,
+        ));
     }
     io.map_err(|e| vec![format!("scratch directory: {e}")])?;
     match config::load(&tmp.path().join("jailwarden.toml")) {
@@ -84,14 +101,22 @@ fn check_scratch(imp: &Imported, opts: &Options, path: &FilterPath) -> Result<St
         )),
         Err(d) => Err(d
             .iter()
-            .map(|d| d.to_string().replace(&tmp.path().display().to_string(), &opts.output.display().to_string()))
+            .map(|d| {
+                d.to_string().replace(
+                    &tmp.path().display().to_string(),
+                    &opts.output.display().to_string(),
+                )
+            })
             .collect()),
     }
 }
 
 fn print_report(imp: &Imported) {
     let items = imp.report.listed();
-    let listed: Vec<_> = items.iter().filter(|i| i.kind != Kind::Carried || !i.done.is_empty()).collect();
+    let listed: Vec<_> = items
+        .iter()
+        .filter(|i| i.kind != Kind::Carried || !i.done.is_empty())
+        .collect();
     let inexact = listed.iter().filter(|i| i.kind != Kind::Carried).count();
     println!(
         "Report: {inexact} item{} not carried over exactly, {} exact rewrite{} (file:line: what; what was done)",
@@ -108,15 +133,17 @@ fn print_report(imp: &Imported) {
 
 /// Fail2ban's database path: --fail2ban-db, else its `dbfile`.
 fn fail2ban_db(imp: &Imported, opts: &Options) -> Option<PathBuf> {
-    opts.fail2ban_db.clone().or_else(|| {
-        imp.source
-            .dbfile
-            .as_ref()
-            .map(|v| v.text().trim().to_string())
-            .filter(|p| p.starts_with('/'))
-            .map(PathBuf::from)
-    })
-    .or_else(|| Some(PathBuf::from("/var/lib/fail2ban/fail2ban.sqlite3")))
+    opts.fail2ban_db
+        .clone()
+        .or_else(|| {
+            imp.source
+                .dbfile
+                .as_ref()
+                .map(|v| v.text().trim().to_string())
+                .filter(|p| p.starts_with('/'))
+                .map(PathBuf::from)
+        })
+        .or_else(|| Some(PathBuf::from("/var/lib/fail2ban/fail2ban.sqlite3")))
 }
 
 fn now() -> i64 {
@@ -159,7 +186,10 @@ pub fn run(opts: &Options) -> Result<i32, String> {
         match check_scratch(&imp, opts, &path) {
             Ok(summary) => println!("\ncheck-config on the result: OK: {summary}"),
             Err(problems) => {
-                println!("\ncheck-config on the result: {} problem(s):", problems.len());
+                println!(
+                    "\ncheck-config on the result: {} problem(s):",
+                    problems.len()
+                );
                 for p in &problems {
                     println!("  {p}");
                 }
@@ -168,10 +198,17 @@ pub fn run(opts: &Options) -> Result<i32, String> {
         if let Some(b) = &f2b_bans {
             let map = jail_map(&imp);
             let n = b.iter().filter(|x| map.contains_key(&x.jail)).count();
-            println!("\n{n} of Fail2ban's {} bans in force would be carried over with --write --bans:", b.len());
+            println!(
+                "\n{n} of Fail2ban's {} bans in force would be carried over with --write --bans:",
+                b.len()
+            );
             for x in b {
-                let left = x.left(now()).map_or("permanent".to_string(), |s| format!("{s}s left"));
-                let to = map.get(&x.jail).map_or("not imported".to_string(), |j| format!("into {j}"));
+                let left = x
+                    .left(now())
+                    .map_or("permanent".to_string(), |s| format!("{s}s left"));
+                let to = map
+                    .get(&x.jail)
+                    .map_or("not imported".to_string(), |j| format!("into {j}"));
                 println!("  {} {} ({left}), {to}", x.jail, x.ip);
             }
         }
@@ -186,12 +223,18 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     // --write: refuse to replace files that differ, unless --force.
     let clashes: Vec<&PathBuf> = files
         .iter()
-        .filter(|(p, text)| std::fs::read_to_string(p).is_ok_and(|old| old != *text) || (p.exists() && std::fs::read_to_string(p).is_err()))
+        .filter(|(p, text)| {
+            std::fs::read_to_string(p).is_ok_and(|old| old != *text)
+                || (p.exists() && std::fs::read_to_string(p).is_err())
+        })
         .map(|(p, _)| p)
         .collect();
     if !clashes.is_empty() && !opts.force {
         for p in &clashes {
-            eprintln!("jailwarden: {} exists and differs (--force replaces it)", p.display());
+            eprintln!(
+                "jailwarden: {} exists and differs (--force replaces it)",
+                p.display()
+            );
         }
         eprintln!("jailwarden: nothing written");
         return Ok(1);
@@ -242,7 +285,10 @@ pub fn run(opts: &Options) -> Result<i32, String> {
             for p in &problems {
                 eprintln!("{p}");
             }
-            eprintln!("jailwarden: the result does not pass check-config ({} problems): nothing written", problems.len());
+            eprintln!(
+                "jailwarden: the result does not pass check-config ({} problems): nothing written",
+                problems.len()
+            );
             return Ok(2);
         }
     };
@@ -260,8 +306,20 @@ pub fn run(opts: &Options) -> Result<i32, String> {
                 .and_then(|c| c.daemon.state_dir.clone())
                 .unwrap_or_else(|| PathBuf::from(config::DEFAULT_STATE_DIR))
         });
-        let out = bans::carry(b, &jail_map(&imp), true, opts.socket.clone(), &state_dir, now())?;
-        println!("\nCarried over {} of Fail2ban's {} bans in force {}.", out.carried, b.len(), out.how);
+        let out = bans::carry(
+            b,
+            &jail_map(&imp),
+            true,
+            opts.socket.clone(),
+            &state_dir,
+            now(),
+        )?;
+        println!(
+            "\nCarried over {} of Fail2ban's {} bans in force {}.",
+            out.carried,
+            b.len(),
+            out.how
+        );
         for (x, why) in &out.skipped {
             println!("  not carried over: [{}] {}: {why}", x.jail, x.ip);
         }
