@@ -24,5 +24,6 @@ pub mod filter;
 pub mod r#import;
 pub mod jail;
 pub mod lines;
+pub mod manual;
 pub mod source;
 pub mod store;

@@ -34,6 +34,8 @@ pub struct Options {
     pub mode: String,
     pub format: Format,
     pub filter_dirs: Vec<PathBuf>,
+    /// Its `[daemon] filter_dirs` are searched too.
+    pub config: PathBuf,
 }
 
 /// Counters for the summary.
@@ -42,6 +44,8 @@ struct Summary {
     lines: u64,
     failures: u64,
     attempts: u64,
+    /// Lines whose pattern tells (part of) a failed attempt.
+    failure_lines: u64,
     helpers: u64,
     ignored: u64,
     missed: u64,
@@ -52,7 +56,7 @@ const TEXT_SHOWN: u64 = 20;
 
 /// Run the command; returns the exit status.
 pub fn run(opts: &Options) -> i32 {
-    let loader = FilterLoader::new(super::filter_path(&opts.filter_dirs));
+    let loader = FilterLoader::new(super::filter_path(&opts.filter_dirs, &opts.config));
     let diags = Diagnostics::new();
     let Some(filter) = loader.compile(&opts.filter, &opts.mode, &diags) else {
         if diags.is_empty() {
@@ -213,6 +217,13 @@ fn scan(
                         Outcome::Ignored { .. } => s.ignored += 1,
                         Outcome::Matched { regex, failure } => {
                             s.hits[regex] += 1;
+                            if filter
+                                .patterns()
+                                .get(regex)
+                                .is_some_and(|p| p.role.tells_failure())
+                            {
+                                s.failure_lines += 1;
+                            }
                             match failure {
                                 None => s.helpers += 1,
                                 Some(f) => {
@@ -236,10 +247,11 @@ fn scan(
         Format::Json => {
             write!(
                 out,
-                "],\"lines\":{},\"matched\":{},\"attempts\":{},\"helper_lines\":{},\"ignored\":{},\"missed\":{},\"truncated\":{},\"elapsed_ms\":{:.3},\"regexes\":[",
+                "],\"lines\":{},\"matched\":{},\"attempts\":{},\"failure_lines\":{},\"helper_lines\":{},\"ignored\":{},\"missed\":{},\"truncated\":{},\"elapsed_ms\":{:.3},\"regexes\":[",
                 s.lines,
                 s.failures,
                 s.attempts,
+                s.failure_lines,
                 s.helpers,
                 s.ignored,
                 s.missed,
@@ -252,9 +264,10 @@ fn scan(
                 }
                 write!(
                     out,
-                    "{{\"regex\":{},\"role\":{},\"position\":{},\"hits\":{hits}}}",
+                    "{{\"regex\":{},\"role\":{},\"step\":{},\"position\":{},\"hits\":{hits}}}",
                     json(&p.text),
                     json(p.role.name()),
+                    p.step.as_deref().map_or("null".into(), json),
                     json(&p.position)
                 )?;
             }
@@ -269,26 +282,40 @@ fn scan(
                 )?;
             }
             writeln!(out)?;
-            writeln!(out, "Filter:  {} (mode {})", filter.name(), filter.mode())?;
-            writeln!(out, "Lines:   {} read", s.lines)?;
+            writeln!(out, "Filter:   {} (mode {})", filter.name(), filter.mode())?;
             writeln!(
                 out,
-                "         {} matched ({} failures counted), {} helper lines, {} ignored, {} missed",
-                s.failures, s.attempts, s.helpers, s.ignored, s.missed
+                "Lines:    {} read: {} tell failed attempts, {} other matches (helper lines), {} ignored, {} missed",
+                s.lines,
+                s.failure_lines,
+                (s.failures + s.helpers).saturating_sub(s.failure_lines),
+                s.ignored,
+                s.missed
+            )?;
+            writeln!(
+                out,
+                "Attempts: {} counted, on {} lines (one attempt is one failure, however many lines tell it)",
+                s.attempts, s.failures
             )?;
             if truncated > 0 {
-                writeln!(out, "         {} lines cut at {MAX_LINE} bytes", truncated)?;
+                writeln!(out, "          {} lines cut at {MAX_LINE} bytes", truncated)?;
             }
-            writeln!(out, "Regexes: hits  role     pattern")?;
+            writeln!(out, "Regexes:  hits  role     step     pattern")?;
             for (i, (p, hits)) in filter.patterns().iter().zip(&s.hits).enumerate() {
                 if *hits > 0 {
-                    writeln!(out, "  #{i:<3} {hits:>7}  {:<8} {}", p.role.name(), p.text)?;
+                    writeln!(
+                        out,
+                        "  #{i:<3} {hits:>7}  {:<8} {:<8} {}",
+                        p.role.name(),
+                        p.step.as_deref().unwrap_or("-"),
+                        p.text
+                    )?;
                 }
             }
             let secs = elapsed.as_secs_f64();
             writeln!(
                 out,
-                "Time:    {:.3} s ({:.0} lines/s)",
+                "Time:     {:.3} s ({:.0} lines/s)",
                 secs,
                 if secs > 0.0 {
                     s.lines as f64 / secs
@@ -326,13 +353,14 @@ fn emit(
             }
             write!(
                 out,
-                "{{\"line\":{line},\"host\":{},\"address\":{},\"time\":{},\"regex\":{},\"attempts\":{},\"user\":{}}}",
+                "{{\"line\":{line},\"host\":{},\"address\":{},\"time\":{},\"regex\":{},\"attempts\":{},\"user\":{},\"repeat\":{}}}",
                 json(&f.host_text),
                 json(&f.host.to_string()),
                 time.as_deref().map_or("null".into(), json),
                 f.regex,
                 f.attempts,
                 f.user.as_deref().map_or("null".into(), json),
+                f.repeat,
             )
         }
         Format::Text if nth <= TEXT_SHOWN => {
@@ -345,6 +373,11 @@ fn emit(
                 format!(" ({} attempts)", f.attempts)
             } else {
                 String::new()
+            };
+            let attempts = if f.repeat {
+                format!("{attempts} (repeat: counts only after a counted failure)")
+            } else {
+                attempts
             };
             writeln!(
                 out,

@@ -5,7 +5,9 @@
 //! description = "OpenSSH server"
 //! journal_match = ["_SYSTEMD_UNIT=ssh.service", "+", "_SYSTEMD_UNIT=sshd.service"]
 //! prefregex = '^<SYSLOG_HEAD>sshd<SYSLOG_TAIL><F-CONTENT>.+</F-CONTENT>$'
+//! attempt = ["pam", "result"]   # the lines of one attempt, in order
 //! failregex = ['^Failed password for <F-USER>\S+</F-USER> from <HOST> port \d+ ssh2$',
+//!              { regex = '^pam_unix\(sshd:auth\): .*', role = "pending", step = "pam" },
 //!              { regex = '^Connection from <HOST> port \d+', role = "note" }]
 //! ignoreregex = []
 //! [snippets]          # local pieces, <NAME> in patterns
@@ -20,6 +22,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::config::duration::parse_duration;
+use crate::config::keys;
 use crate::config::reader::{Diagnostics, Item, Located, SourceFile, Table};
 
 /// What a failregex match means for the connection it belongs to (its
@@ -42,16 +45,28 @@ pub enum Role {
     /// Authentication succeeded: waiting attempts for the same user are
     /// dropped; for a different user they count, plus one.
     Success,
+    /// A failure that counts only as a repeat: for an address that already
+    /// has a counted failure in the jail's window (findtime). It never bans
+    /// alone. For lines every client gets when the service itself is
+    /// broken (postfix: "Connection lost to authentication server"), which
+    /// from a steady guesser are still guesses.
+    Repeat,
 }
 
 impl Role {
-    const NAMES: [(&'static str, Role); 5] = [
+    const NAMES: [(&'static str, Role); 6] = [
         ("fail", Role::Fail),
         ("pending", Role::Pending),
         ("note", Role::Note),
         ("close", Role::Close),
         ("success", Role::Success),
+        ("repeat", Role::Repeat),
     ];
+
+    /// Lines of this role tell (part of) a failed attempt.
+    pub fn tells_failure(self) -> bool {
+        matches!(self, Role::Fail | Role::Pending | Role::Repeat)
+    }
 
     /// Parse a role name.
     pub fn parse(s: &str) -> Option<Role> {
@@ -72,6 +87,9 @@ impl Role {
 pub struct PatternDef {
     pub text: Located<String>,
     pub role: Role,
+    /// The step of an attempt this line tells (a name from the filter's
+    /// `attempt` list).
+    pub step: Option<Located<String>>,
 }
 
 /// A mode: patterns added to the base set.
@@ -100,20 +118,17 @@ pub struct FilterDef {
     /// For journal entries: take the host from this field instead of the
     /// message (e.g. `JAILWARDEN_ADDRESS` for recidive).
     pub journal_host_field: Option<String>,
+    /// The longest line the service writes (it cuts longer ones itself,
+    /// e.g. nginx's error log at 2047 bytes): a line this long or longer
+    /// may have been cut, so its end is not taken for an end.
+    pub line_limit: Option<usize>,
+    /// The steps of one authentication attempt, in the order the service
+    /// logs them for one connection (see [`FilterDef::attempt`]).
+    pub attempt: Vec<Located<String>>,
 }
 
-const FILTER_KEYS: &[&str] = &[
-    "description",
-    "journal_match",
-    "prefregex",
-    "failregex",
-    "ignoreregex",
-    "snippets",
-    "modes",
-    "session_timeout",
-    "journal_host_field",
-];
-const MODE_KEYS: &[&str] = &["description", "include", "failregex", "ignoreregex"];
+/// Most steps an attempt may have.
+pub const MAX_STEPS: usize = 16;
 
 /// Default for [`FilterDef::session_timeout`].
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(600);
@@ -136,7 +151,12 @@ impl FilterDef {
             modes: BTreeMap::new(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             journal_host_field: t.string("journal_host_field").map(|s| s.value),
+            line_limit: t
+                .integer("line_limit", 64..=(crate::filter::MAX_LINE as i64))
+                .map(|v| v.value as usize),
+            attempt: t.strings("attempt").unwrap_or_default(),
         };
+        def.check_attempt(diags);
         if let Some(v) = t.text_or_integer("session_timeout") {
             match parse_duration(&v.value) {
                 Ok(d) => def.session_timeout = d,
@@ -154,15 +174,36 @@ impl FilterDef {
                     failregex: patterns(&m, "failregex"),
                     ignoreregex: m.strings("ignoreregex").unwrap_or_default(),
                 };
-                m.finish(MODE_KEYS);
+                m.finish(&keys::names(keys::MODE));
                 def.modes.insert(name.value, mode);
             }
         }
-        t.finish(FILTER_KEYS);
+        t.finish(&keys::names(keys::FILTER));
         if def.failregex.is_empty() && def.modes.values().all(|m| m.failregex.is_empty()) {
             diags.error(file, 0, "filter has no failregex");
         }
         def
+    }
+
+    fn check_attempt(&self, diags: &Diagnostics) {
+        if self.attempt.len() > MAX_STEPS {
+            self.attempt[MAX_STEPS]
+                .error(diags, format!("an attempt has at most {MAX_STEPS} steps"));
+        }
+        for (i, step) in self.attempt.iter().enumerate() {
+            if self.attempt[..i].iter().any(|s| s.value == step.value) {
+                step.error(diags, format!("step {:?} is listed twice", step.value));
+            }
+        }
+    }
+
+    /// The index of a step in `attempt`, if it is one.
+    pub fn step_index(&self, name: &str) -> Option<u8> {
+        self.attempt
+            .iter()
+            .take(MAX_STEPS)
+            .position(|s| s.value == name)
+            .and_then(|i| u8::try_from(i).ok())
     }
 
     /// Mode names this filter accepts: `normal` always, plus its own.
@@ -227,6 +268,7 @@ fn patterns(t: &Table, key: &str) -> Vec<PatternDef> {
             Item::Str(text) => out.push(PatternDef {
                 text,
                 role: Role::Fail,
+                step: None,
             }),
             Item::Table(p) => {
                 let text = p.string("regex");
@@ -238,7 +280,7 @@ fn patterns(t: &Table, key: &str) -> Vec<PatternDef> {
                             r.error(
                                 t.diags(),
                                 format!(
-                                    "unknown role {:?} (fail, pending, note, close, success)",
+                                    "unknown role {:?} (fail, pending, note, close, success, repeat)",
                                     r.value
                                 ),
                             );
@@ -246,9 +288,10 @@ fn patterns(t: &Table, key: &str) -> Vec<PatternDef> {
                         role
                     }
                 };
-                p.finish(&["regex", "role"]);
+                let step = p.string("step");
+                p.finish(&keys::names(keys::PATTERN));
                 match (text, role) {
-                    (Some(text), Some(role)) => out.push(PatternDef { text, role }),
+                    (Some(text), Some(role)) => out.push(PatternDef { text, role, step }),
                     (None, _) => p.error(format!("{key} entry needs a regex")),
                     _ => {}
                 }
@@ -407,7 +450,7 @@ failregex = ['^d <HOST>$']
             [
                 "f.toml:1:1: filter has no failregex",
                 "f.toml:1:14: failregex must list strings or tables, not integer",
-                "f.toml:1:39: unknown role \"maybe\" (fail, pending, note, close, success)",
+                "f.toml:1:39: unknown role \"maybe\" (fail, pending, note, close, success, repeat)",
                 "f.toml:2:1: unknown key \"failregx\" (did you mean \"failregex\"?)",
             ]
         );

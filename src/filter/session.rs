@@ -6,6 +6,14 @@
 //! if no key is accepted. A [`Sessions`] table keyed by the pattern's
 //! `session` capture remembers what each connection said, bounded in size
 //! and age so a flood of connections cannot grow memory.
+//!
+//! **One authentication attempt is one failure**, however many lines tell
+//! it. A filter lists the steps of an attempt in the order its service
+//! logs them (sshd with PAM: "Invalid user", pam_unix's failure, "Failed
+//! password"); a line of step N goes on telling the attempt under way when
+//! that attempt's last step came before N, and begins a new attempt
+//! otherwise. An attempt counts once, at its first line of role `fail`
+//! (or when its pending lines are confirmed).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,6 +30,9 @@ pub struct Event {
     /// The host this line names, with its text as captured.
     pub host: Option<(Host, String)>,
     pub user: Option<String>,
+    /// The step of an attempt this line tells (index in the filter's
+    /// `attempt` list), if its pattern names one.
+    pub step: Option<u8>,
 }
 
 /// A failure the story produced: who, how many attempts, which users.
@@ -31,6 +42,17 @@ pub struct Verdict {
     pub host_text: String,
     pub attempts: u32,
     pub users: Vec<String>,
+    /// Counts only for an address with a counted failure already (role
+    /// `repeat`).
+    pub repeat: bool,
+}
+
+/// The attempt a session is telling: the last step seen, and whether it
+/// was counted (if not, its one failure is among the session's waiting).
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    step: u8,
+    counted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +64,8 @@ struct Session {
     pending: u32,
     /// Failures waiting for a host.
     hostless: u32,
+    /// The attempt whose lines are being told, when its lines have steps.
+    attempt: Option<Attempt>,
     last_seen: Option<Timestamp>,
 }
 
@@ -103,11 +127,12 @@ impl Sessions {
     /// count; the other roles need a story to belong to.
     pub fn stateless(ev: Event) -> Option<Verdict> {
         match (ev.role, ev.host) {
-            (Role::Fail, Some((host, host_text))) => Some(Verdict {
+            (Role::Fail | Role::Repeat, Some((host, host_text))) => Some(Verdict {
                 host,
                 host_text,
                 attempts: 1,
                 users: ev.user.into_iter().collect(),
+                repeat: ev.role == Role::Repeat,
             }),
             _ => None,
         }
@@ -138,6 +163,11 @@ impl Sessions {
             s.host.clone_from(&ev.host);
         }
         let host = ev.host.clone().or_else(|| s.host.clone());
+        // Does this line go on telling the attempt under way?
+        let continues = match (ev.step, s.attempt) {
+            (Some(step), Some(a)) => a.step < step,
+            _ => false,
+        };
         let emit = |s: &mut Session, attempts: u32, extra_user: Option<&String>| {
             let (host, host_text) = host.clone()?;
             let mut users = s.users.clone();
@@ -148,20 +178,46 @@ impl Sessions {
             }
             s.pending = 0;
             s.hostless = 0;
+            // Nothing waits any more: the attempt under way is counted.
+            if let Some(a) = s.attempt.as_mut() {
+                a.counted = true;
+            }
             Some(Verdict {
                 host,
                 host_text,
                 attempts,
                 users,
+                repeat: false,
             })
         };
         match ev.role {
             Role::Note => None,
+            Role::Repeat => {
+                // Counted (or not) by the jail on its own: it neither
+                // confirms nor carries what waits in the session.
+                let (host, host_text) = host?;
+                Some(Verdict {
+                    host,
+                    host_text,
+                    attempts: 1,
+                    users: ev.user.into_iter().collect(),
+                    repeat: true,
+                })
+            }
             Role::Pending => {
                 let new_user = s.add_user(&ev.user);
-                s.pending += 1;
-                if new_user && s.users.len() > 1 && host.is_some() {
-                    let n = s.waiting();
+                match (continues, s.attempt.as_mut(), ev.step) {
+                    (true, Some(a), Some(step)) => a.step = step,
+                    _ => {
+                        s.pending += 1;
+                        s.attempt = ev.step.map(|step| Attempt {
+                            step,
+                            counted: false,
+                        });
+                    }
+                }
+                let n = s.waiting();
+                if new_user && s.users.len() > 1 && host.is_some() && n > 0 {
                     emit(s, n, None)
                 } else {
                     None
@@ -169,12 +225,34 @@ impl Sessions {
             }
             Role::Fail => {
                 s.add_user(&ev.user);
-                if host.is_some() {
-                    let n = s.waiting() + 1;
-                    emit(s, n, None)
-                } else {
-                    s.hostless += 1;
-                    None
+                match (continues, s.attempt.as_mut(), ev.step) {
+                    (true, Some(a), Some(step)) => {
+                        a.step = step;
+                        if a.counted {
+                            // The same attempt, told again.
+                            return None;
+                        }
+                        // Its one failure already waits (pending or hostless).
+                        if host.is_some() {
+                            let n = s.waiting().max(1);
+                            emit(s, n, None)
+                        } else {
+                            None
+                        }
+                    }
+                    _ => {
+                        s.attempt = ev.step.map(|step| Attempt {
+                            step,
+                            counted: false,
+                        });
+                        if host.is_some() {
+                            let n = s.waiting() + 1;
+                            emit(s, n, None)
+                        } else {
+                            s.hostless += 1;
+                            None
+                        }
+                    }
                 }
             }
             Role::Close => {
@@ -236,7 +314,13 @@ mod tests {
             role,
             host: host.map(|h| (crate::addr::parse_host(h).unwrap(), h.to_string())),
             user: user.map(str::to_string),
+            step: None,
         }
+    }
+
+    fn step(mut e: Event, step: u8) -> Event {
+        e.step = Some(step);
+        e
     }
 
     fn t(s: i64) -> Option<Timestamp> {
@@ -310,6 +394,84 @@ mod tests {
         assert_eq!(v.host_text, "192.0.2.5");
         s.apply(2, ev(Role::Note, Some("192.0.2.6"), None), t(0));
         assert_eq!(s.apply(2, ev(Role::Fail, None, None), t(120)), None);
+    }
+
+    /// sshd with `UsePAM yes`, as OpenSSH 9.2p1 on Debian 12 writes it
+    /// (tests/real/fixtures/sshd): steps 0 "Invalid user", 1 pam_unix,
+    /// 2 "Failed password", 3 "maximum authentication attempts exceeded".
+    #[test]
+    fn one_attempt_counts_once_however_many_lines_tell_it() {
+        let mut s = Sessions::new(Duration::from_secs(600), 100);
+        let h = Some("192.0.2.3");
+        let counted = |s: &mut Sessions, key, e| s.apply(key, e, t(0)).map_or(0, |v| v.attempts);
+        // An existing user, two wrong passwords: pam + Failed, twice.
+        let mut total = 0;
+        for _ in 0..2 {
+            total += counted(&mut s, 1, step(ev(Role::Pending, h, Some("jwtest")), 1));
+            total += counted(&mut s, 1, step(ev(Role::Fail, h, Some("jwtest")), 2));
+        }
+        assert_eq!(total, 2);
+        // An invalid user: Invalid user + pam (no user) + Failed, then a
+        // second password: pam + Failed.
+        let mut lines = vec![
+            step(ev(Role::Fail, h, Some("admin")), 0),
+            step(ev(Role::Pending, h, Some("")), 1),
+            step(ev(Role::Fail, h, Some("admin")), 2),
+        ];
+        assert_eq!(
+            lines
+                .drain(..)
+                .map(|e| counted(&mut s, 2, e))
+                .collect::<Vec<_>>(),
+            [1, 0, 0],
+            "counted at the first line, told again after"
+        );
+        assert_eq!(
+            counted(&mut s, 2, step(ev(Role::Pending, h, Some("")), 1)),
+            0
+        );
+        assert_eq!(
+            counted(&mut s, 2, step(ev(Role::Fail, h, Some("admin")), 2)),
+            1
+        );
+        // Failed then the limit it reached: one attempt; without PAM lines
+        // each Failed is an attempt of its own.
+        assert_eq!(
+            counted(&mut s, 3, step(ev(Role::Fail, h, Some("root")), 2)),
+            1
+        );
+        assert_eq!(
+            counted(&mut s, 3, step(ev(Role::Fail, h, Some("root")), 2)),
+            1
+        );
+        assert_eq!(
+            counted(&mut s, 3, step(ev(Role::Fail, h, Some("root")), 3)),
+            0
+        );
+        // A PAM failure and then success for the same user: nothing (a
+        // second PAM module accepted the password).
+        assert_eq!(
+            counted(&mut s, 4, step(ev(Role::Pending, h, Some("rda")), 1)),
+            0
+        );
+        assert_eq!(counted(&mut s, 4, ev(Role::Success, h, Some("rda"))), 0);
+        // A client that names an invalid user and leaves: one attempt.
+        assert_eq!(counted(&mut s, 5, step(ev(Role::Fail, h, Some("x")), 0)), 1);
+        assert_eq!(counted(&mut s, 5, ev(Role::Close, h, Some("x"))), 0);
+    }
+
+    #[test]
+    fn repeats_stand_alone() {
+        let mut s = Sessions::new(Duration::from_secs(600), 100);
+        s.apply(1, ev(Role::Pending, Some("192.0.2.8"), Some("a")), t(0));
+        let v = s
+            .apply(1, ev(Role::Repeat, Some("192.0.2.8"), None), t(0))
+            .unwrap();
+        assert!(v.repeat);
+        assert_eq!(v.attempts, 1);
+        // What waited still waits.
+        let v = s.apply(1, ev(Role::Close, None, None), t(0)).unwrap();
+        assert_eq!((v.attempts, v.repeat), (1, false));
     }
 
     #[test]

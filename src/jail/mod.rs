@@ -27,6 +27,9 @@ pub enum Decision {
     Ban { failures: u32 },
     /// Too old to matter (before now − findtime).
     Stale,
+    /// A repeat-only failure (filter role `repeat`) of an address with no
+    /// counted failure in its window: not counted.
+    Alone,
 }
 
 #[derive(Debug)]
@@ -120,6 +123,24 @@ impl Jail {
         attempts: u32,
         now: Timestamp,
     ) -> Decision {
+        self.record_failure(addr, time, attempts, false, now)
+    }
+
+    /// [`record`](Self::record) a failure that counts only as a repeat:
+    /// when `addr` already has a counted failure in its window (else
+    /// [`Decision::Alone`]). It may complete a ban, never start one.
+    pub fn record_repeat(&mut self, addr: IpAddr, time: Timestamp, now: Timestamp) -> Decision {
+        self.record_failure(addr, time, 1, true, now)
+    }
+
+    fn record_failure(
+        &mut self,
+        addr: IpAddr,
+        time: Timestamp,
+        attempts: u32,
+        repeat: bool,
+        now: Timestamp,
+    ) -> Decision {
         let addr = canonical(addr);
         if self.ignore.contains(addr) {
             return Decision::Ignored;
@@ -128,6 +149,15 @@ impl Jail {
         let horizon = self.horizon(now);
         if time < horizon {
             return Decision::Stale;
+        }
+        if repeat {
+            let in_window = self
+                .tracked
+                .get(&addr)
+                .is_some_and(|t| t.times.iter().any(|x| *x >= horizon));
+            if !in_window {
+                return Decision::Alone;
+            }
         }
         let attempts = attempts.max(1);
         self.total_failed += u64::from(attempts);
@@ -317,6 +347,32 @@ mod tests {
             Decision::Counted { failures: 3 }
         );
         assert_eq!(j.record(a, t(1), 3, t(1)), Decision::Ban { failures: 5 });
+    }
+
+    #[test]
+    fn repeats_count_only_after_a_counted_failure() {
+        let mut j = jail(600, 3, 100);
+        let a = ip("192.0.2.1");
+        // An outage: every client gets the line; alone, it never counts.
+        for s in 0..10 {
+            assert_eq!(j.record_repeat(a, t(s), t(s)), Decision::Alone);
+        }
+        assert_eq!(j.failures_of(a), 0);
+        assert_eq!(j.total_failed, 0);
+        // After a real failure, it does, and may complete a ban.
+        j.record(a, t(20), 1, t(20));
+        assert_eq!(
+            j.record_repeat(a, t(21), t(21)),
+            Decision::Counted { failures: 2 }
+        );
+        assert_eq!(
+            j.record_repeat(a, t(22), t(22)),
+            Decision::Ban { failures: 3 }
+        );
+        // Once the counted failure left the window, alone again.
+        let b = ip("192.0.2.2");
+        j.record(b, t(100), 1, t(100));
+        assert_eq!(j.record_repeat(b, t(701), t(701)), Decision::Alone);
     }
 
     #[test]
