@@ -210,6 +210,7 @@ mod tests {
             "CREATE TABLE jails(name TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1);
              CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, bantime INTEGER NOT NULL, bancount INTEGER NOT NULL default 1, data JSON, PRIMARY KEY(ip, jail), FOREIGN KEY(jail) REFERENCES jails(name));
              INSERT INTO jails VALUES ('sshd', 1);
+             INSERT INTO jails VALUES ('gone', 1);
              INSERT INTO bips VALUES ('192.0.2.1', 'sshd', 1000, 600, 1, '{}');
              INSERT INTO bips VALUES ('192.0.2.2', 'sshd', 1000, 100, 1, '{}');
              INSERT INTO bips VALUES ('2001:db8::1', 'sshd', 1000, -1, 3, '{}');
