@@ -23,5 +23,6 @@ pub mod events;
 pub mod filter;
 pub mod jail;
 pub mod lines;
+pub mod manual;
 pub mod source;
 pub mod store;

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::engine::ArgValueCompleter;
+use jailwarden::cli::complete;
 use jailwarden::cli::test_filter::{self, Format};
 
 #[derive(Parser)]
@@ -23,7 +25,8 @@ enum Command {
     /// Run the daemon (in the foreground; systemd runs it as a service).
     Daemon {
         /// Main configuration file (jail.d/ next to it is read too).
-        #[arg(long, default_value = jailwarden::config::DEFAULT_CONFIG)]
+        #[arg(long, value_name = "PATH", default_value = jailwarden::config::DEFAULT_CONFIG,
+              value_hint = clap::ValueHint::FilePath)]
         config: PathBuf,
         /// State directory (default: $STATE_DIRECTORY, then /var/lib/jailwarden).
         #[arg(long, value_name = "DIR")]
@@ -38,23 +41,39 @@ enum Command {
     /// Validate the configuration and every filter it uses.
     CheckConfig {
         /// Main configuration file (jail.d/ next to it is read too).
-        #[arg(long, default_value = jailwarden::config::DEFAULT_CONFIG)]
+        #[arg(long, value_name = "PATH", default_value = jailwarden::config::DEFAULT_CONFIG,
+              value_hint = clap::ValueHint::FilePath)]
         config: PathBuf,
     },
     /// List the available filters with their modes and description.
+    ///
+    /// Lists every filter along the filter path (see FILTER SEARCH PATH),
+    /// the first of each name, with the modes a jail can select and the
+    /// number of problems check-config would report in it.
     Filters {
         /// Look for filters here first (repeatable).
-        #[arg(long = "filter-dir", value_name = "DIR")]
+        #[arg(long = "filter-dir", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
         filter_dirs: Vec<PathBuf>,
+        /// Configuration whose [daemon] filter_dirs are searched too.
+        #[arg(long, value_name = "PATH", default_value = jailwarden::config::DEFAULT_CONFIG,
+              value_hint = clap::ValueHint::FilePath)]
+        config: PathBuf,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Run a filter over a log file (or stdin) and show what it finds.
+    ///
+    /// What fail2ban-regex is to Fail2ban: streams the log through the
+    /// filter on every core, prints the failures (text: the first 20 and a
+    /// summary with each pattern's hits; tsv: LINE, HOST, TIME per failure;
+    /// json: one document), and on a terminal a progress line while it reads.
     TestFilter {
         /// Filter name (searched along the filter path) or path to a filter file.
+        #[arg(add = ArgValueCompleter::new(complete::filters))]
         filter: String,
         /// Log file, or - for stdin.
+        #[arg(value_hint = clap::ValueHint::FilePath)]
         log: PathBuf,
         /// Filter mode.
         #[arg(long, default_value = "normal")]
@@ -63,14 +82,38 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Look for filters here first (repeatable).
-        #[arg(long = "filter-dir", value_name = "DIR")]
+        #[arg(long = "filter-dir", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
         filter_dirs: Vec<PathBuf>,
+        /// Configuration whose [daemon] filter_dirs are searched too.
+        #[arg(long, value_name = "PATH", default_value = jailwarden::config::DEFAULT_CONFIG,
+              value_hint = clap::ValueHint::FilePath)]
+        config: PathBuf,
     },
     #[command(flatten)]
     Client(jailwarden::control::cli::Command),
+    /// Write the manual pages or print shell completions (for packaging).
+    #[command(hide = true, subcommand)]
+    Generate(Generate),
 }
 
+#[derive(Subcommand)]
+enum Generate {
+    /// Write jailwarden.8, jailwarden.toml.5 and jailwarden-filter.5 into DIR.
+    Man { dir: PathBuf },
+    /// Print the completion script for SHELL (bash, zsh, fish).
+    Completions { shell: complete::Shell },
+}
+
+/// The environment variable the completion scripts set when they ask the
+/// binary for candidates.
+const COMPLETE_VAR: &str = "JAILWARDEN_COMPLETE";
+
 fn main() -> ExitCode {
+    // A completion request from a shell script: answer and exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(COMPLETE_VAR)
+        .completer("jailwarden")
+        .complete();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Daemon { .. }) {
         // Commands whose output goes to `head` or `less` end quietly when the
@@ -98,7 +141,11 @@ fn main() -> ExitCode {
             },
             jailwarden::control::surfaces(),
         ),
-        Command::Filters { filter_dirs, json } => jailwarden::cli::filters::run(&filter_dirs, json),
+        Command::Filters {
+            filter_dirs,
+            config,
+            json,
+        } => jailwarden::cli::filters::run(&filter_dirs, &config, json),
         Command::CheckConfig { config } => jailwarden::cli::check_config::run(&config),
         Command::TestFilter {
             filter,
@@ -106,14 +153,37 @@ fn main() -> ExitCode {
             mode,
             format,
             filter_dirs,
+            config,
         } => test_filter::run(&test_filter::Options {
             filter,
             log,
             mode,
             format,
             filter_dirs,
+            config,
         }),
         Command::Client(command) => jailwarden::control::cli::run(command),
+        Command::Generate(Generate::Man { dir }) => {
+            match jailwarden::manual::write(Cli::command(), &dir) {
+                Ok(files) => {
+                    for f in files {
+                        println!("{}", f.display());
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!(
+                        "jailwarden: writing the manual pages into {}: {e}",
+                        dir.display()
+                    );
+                    1
+                }
+            }
+        }
+        Command::Generate(Generate::Completions { shell }) => {
+            print!("{}", complete::script(shell, COMPLETE_VAR));
+            0
+        }
     };
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

@@ -59,6 +59,26 @@ const MIGRATIONS: &[&str] = &[
         failed INTEGER NOT NULL DEFAULT 0,
         banned INTEGER NOT NULL DEFAULT 0
     );",
+    // 2: the ban history says how each ban went: when it ended (NULL while
+    // in force), the failures that led to it, why it ended, and the
+    // prefix length of range bans (NULL: a single address). Rows from
+    // before are closed unless they are the newest of a ban still in
+    // force; when they ended is not known, so their expiry (or start) is
+    // the estimate and the reason "unknown".
+    "ALTER TABLE history ADD COLUMN ended_at INTEGER;
+    ALTER TABLE history ADD COLUMN failures INTEGER;
+    ALTER TABLE history ADD COLUMN reason TEXT;
+    ALTER TABLE history ADD COLUMN prefix INTEGER;
+    UPDATE history SET
+        ended_at = min(banned_at + coalesce(bantime, 0),
+                       CAST(strftime('%s', 'now') AS INTEGER) * 1000000),
+        reason = 'unknown'
+    WHERE NOT EXISTS (
+            SELECT 1 FROM bans b WHERE b.jail = history.jail
+              AND b.net >= history.addr || '/' AND b.net < history.addr || '0')
+       OR banned_at < (
+            SELECT max(h.banned_at) FROM history h
+            WHERE h.addr = history.addr AND h.jail = history.jail);",
 ];
 
 /// Why the store failed.
@@ -117,6 +137,8 @@ pub struct Changes {
     pub unbans: Vec<(String, IpNet)>,
     /// Bans whose expiry changed (re-ban with a longer time).
     pub updates: Vec<Ban>,
+    /// How bans ended, for their history rows.
+    pub ended: Vec<Ended>,
     pub positions: Vec<(String, String)>,
     /// `(failed, banned)` increments by jail.
     pub totals: HashMap<String, (u64, u64)>,
@@ -130,9 +152,182 @@ impl Changes {
             && self.bans.is_empty()
             && self.unbans.is_empty()
             && self.updates.is_empty()
+            && self.ended.is_empty()
             && self.positions.is_empty()
             && self.totals.is_empty()
     }
+}
+
+/// A ban that ended, as its history row records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub jail: String,
+    pub net: IpNet,
+    pub at: Timestamp,
+    /// An `Unbanned` reason: "expired", "manual", "jail removed".
+    pub reason: String,
+}
+
+/// Which history rows to read, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only this jail's.
+    pub jail: Option<String>,
+    /// Only this address or range (as banned: a range ban is its prefix).
+    pub net: Option<IpNet>,
+    /// Bans that started at or after this.
+    pub since: Timestamp,
+    pub limit: u32,
+}
+
+/// One ban, from start to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub jail: String,
+    pub net: IpNet,
+    pub banned_at: Timestamp,
+    /// `None` while in force.
+    pub ended_at: Option<Timestamp>,
+    /// Failures that led to it (0 for bans by hand, and for rows from
+    /// before the history kept them).
+    pub failures: u32,
+    /// How it ended; `None` while in force; "unknown" for rows from before
+    /// the history kept it.
+    pub reason: Option<String>,
+}
+
+/// Bans started per fixed-width time bucket, per jail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistogramQuery {
+    pub jail: Option<String>,
+    /// The start of bucket 0.
+    pub since: Timestamp,
+    /// Bucket width, microseconds (> 0).
+    pub bucket_usec: i64,
+    pub buckets: u32,
+}
+
+/// One non-empty bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub jail: String,
+    pub index: u32,
+    pub count: u32,
+}
+
+/// A read-only connection to the state database, for queries that must
+/// not wait for (or hold up) the daemon's core: ban history and counts.
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Bans from the history, newest first (see [`HistoryQuery`]).
+    pub fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        history(&self.conn, q)
+    }
+
+    /// Bans started per bucket (see [`HistogramQuery`]).
+    pub fn histogram(&self, q: &HistogramQuery) -> Result<Vec<Bucket>, StoreError> {
+        histogram(&self.conn, q)
+    }
+}
+
+fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+    let mut sql = String::from(
+        "SELECT jail, addr, prefix, banned_at, ended_at, failures, reason FROM history
+         WHERE banned_at >= ?1",
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![usec(q.since).into()];
+    if let Some(j) = &q.jail {
+        args.push(j.clone().into());
+        sql.push_str(&format!(" AND jail = ?{}", args.len()));
+    }
+    if let Some(net) = q.net {
+        args.push(net.addr().to_string().into());
+        sql.push_str(&format!(" AND addr = ?{}", args.len()));
+        if net.prefix_len() == net.max_prefix_len() {
+            sql.push_str(" AND prefix IS NULL");
+        } else {
+            args.push(i64::from(net.prefix_len()).into());
+            sql.push_str(&format!(" AND prefix = ?{}", args.len()));
+        }
+    }
+    args.push(i64::from(q.limit).into());
+    sql.push_str(&format!(
+        " ORDER BY banned_at DESC, rowid DESC LIMIT ?{}",
+        args.len()
+    ));
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+            r.get::<_, Option<String>>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (jail, addr, prefix, banned_at, ended_at, failures, reason) = row?;
+        let Ok(addr) = addr.parse::<IpAddr>() else {
+            continue;
+        };
+        let full = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix
+            .and_then(|p| u8::try_from(p).ok())
+            .filter(|p| *p <= full)
+            .unwrap_or(full);
+        let Ok(net) = IpNet::new(addr, prefix) else {
+            continue;
+        };
+        out.push(HistoryEntry {
+            jail,
+            net,
+            banned_at: from_usec(banned_at),
+            ended_at: ended_at.map(from_usec),
+            failures: failures.and_then(|f| u32::try_from(f).ok()).unwrap_or(0),
+            reason: ended_at.map(|_| reason.unwrap_or_else(|| "unknown".into())),
+        });
+    }
+    Ok(out)
+}
+
+fn histogram(conn: &Connection, q: &HistogramQuery) -> Result<Vec<Bucket>, StoreError> {
+    let since = usec(q.since);
+    let width = q.bucket_usec.max(1);
+    let until = since.saturating_add(width.saturating_mul(i64::from(q.buckets)));
+    let mut sql = String::from(
+        "SELECT jail, (banned_at - ?1) / ?2 AS bucket, count(*) FROM history
+         WHERE banned_at >= ?1 AND banned_at < ?3",
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![since.into(), width.into(), until.into()];
+    if let Some(j) = &q.jail {
+        args.push(j.clone().into());
+        sql.push_str(" AND jail = ?4");
+    }
+    sql.push_str(" GROUP BY jail, bucket ORDER BY jail, bucket");
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (jail, index, count) = row?;
+        out.push(Bucket {
+            jail,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        });
+    }
+    Ok(out)
 }
 
 /// The state database. One writer: the daemon's core.
@@ -184,6 +379,42 @@ impl Store {
     /// The database path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A second, read-only connection to the same database (not for
+    /// in-memory stores).
+    pub fn reader(&self) -> Result<Reader, StoreError> {
+        use rusqlite::OpenFlags;
+        let open = |path: &Path| {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.pragma_update(None, "cache_size", -512)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok::<_, rusqlite::Error>(conn)
+        };
+        if self.path == Path::new(":memory:") {
+            return Err(StoreError::Open {
+                path: self.path.clone(),
+                source: rusqlite::Error::InvalidPath(self.path.clone()),
+            });
+        }
+        let conn = open(&self.path).map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(Reader { conn })
+    }
+
+    #[cfg(test)]
+    fn reader_for_tests(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// [`Reader::history`] on this connection.
+    pub fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        history(&self.conn, q)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -330,7 +561,8 @@ impl Store {
                 "INSERT OR REPLACE INTO bans (jail, net, banned_at, expires_at, failures) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut hist = tx.prepare_cached(
-                "INSERT INTO history (jail, addr, banned_at, bantime) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO history (jail, addr, banned_at, bantime, failures, prefix)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for b in &changes.bans {
                 let expires = b.expires_at.map(usec);
@@ -342,11 +574,15 @@ impl Store {
                     b.failures
                 ])?;
                 let bantime = expires.map(|e| e - usec(b.banned_at));
+                let prefix =
+                    (b.net.prefix_len() != b.net.max_prefix_len()).then_some(b.net.prefix_len());
                 hist.execute(params![
                     b.jail,
                     b.net.addr().to_string(),
                     usec(b.banned_at),
-                    bantime
+                    bantime,
+                    b.failures,
+                    prefix
                 ])?;
             }
             for b in &changes.updates {
@@ -361,6 +597,19 @@ impl Store {
             let mut unban = tx.prepare_cached("DELETE FROM bans WHERE jail = ?1 AND net = ?2")?;
             for (jail, net) in &changes.unbans {
                 unban.execute(params![jail, net.to_string()])?;
+            }
+            let mut end = tx.prepare_cached(
+                // A ban made later in the same batch stays open.
+                "UPDATE history SET ended_at = ?3, reason = ?4
+                 WHERE addr = ?1 AND jail = ?2 AND ended_at IS NULL AND banned_at <= ?3",
+            )?;
+            for e in &changes.ended {
+                end.execute(params![
+                    e.net.addr().to_string(),
+                    e.jail,
+                    usec(e.at),
+                    e.reason
+                ])?;
             }
             let mut pos = tx.prepare_cached(
                 "INSERT INTO positions (source, value) VALUES (?1, ?2)
@@ -543,6 +792,171 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    fn ended(jail: &str, net: &str, at: i64, reason: &str) -> Ended {
+        Ended {
+            jail: jail.into(),
+            net: net.parse().unwrap(),
+            at: t(at),
+            reason: reason.into(),
+        }
+    }
+
+    fn all_history(s: &Store) -> Vec<HistoryEntry> {
+        s.history(&HistoryQuery {
+            jail: None,
+            net: None,
+            since: t(-1_000_000),
+            limit: 100,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn history_keeps_end_failures_and_reason() {
+        let mut s = Store::in_memory().unwrap();
+        let mut c = Changes::default();
+        c.bans.push(ban("sshd", "192.0.2.9/32", 10, Some(610)));
+        c.bans.push(ban("web", "2001:db8::/64", 20, None));
+        s.commit(&c).unwrap();
+        let h = all_history(&s);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].net, "2001:db8::/64".parse::<IpNet>().unwrap());
+        assert_eq!((h[0].ended_at, h[0].reason.as_deref()), (None, None));
+        assert_eq!(h[1].failures, 3);
+
+        // It ends; the same address is banned again in the same batch.
+        let mut c = Changes::default();
+        c.unbans
+            .push(("sshd".into(), "192.0.2.9/32".parse().unwrap()));
+        c.ended.push(ended("sshd", "192.0.2.9/32", 30, "manual"));
+        c.bans.push(ban("sshd", "192.0.2.9/32", 40, Some(100)));
+        s.commit(&c).unwrap();
+        let h = all_history(&s);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[0].banned_at, t(40));
+        assert_eq!(h[0].ended_at, None, "the new ban is in force");
+        let old = h.iter().find(|e| e.banned_at == t(10)).unwrap();
+        assert_eq!(old.ended_at, Some(t(30)));
+        assert_eq!(old.reason.as_deref(), Some("manual"));
+
+        // Filters: jail, address (a range as banned), since, limit.
+        let q = |jail: Option<&str>, net: Option<&str>, since: i64, limit: u32| HistoryQuery {
+            jail: jail.map(Into::into),
+            net: net.map(|n| n.parse().unwrap()),
+            since: t(since),
+            limit,
+        };
+        assert_eq!(s.history(&q(Some("web"), None, 0, 10)).unwrap().len(), 1);
+        assert_eq!(
+            s.history(&q(None, Some("192.0.2.9/32"), 0, 10))
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            s.history(&q(None, Some("2001:db8::/64"), 0, 10))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            s.history(&q(None, Some("2001:db8::/128"), 0, 10))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.history(&q(None, None, 15, 10)).unwrap().len(), 2);
+        assert_eq!(s.history(&q(None, None, 0, 1)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn histogram_counts_bans_per_bucket_and_jail() {
+        let mut s = Store::in_memory().unwrap();
+        let mut c = Changes::default();
+        for (jail, at) in [("a", 0), ("a", 59), ("a", 60), ("b", 61), ("a", 3600)] {
+            c.bans
+                .push(ban(jail, &format!("192.0.2.{}/32", at % 250), at, None));
+        }
+        s.commit(&c).unwrap();
+        let r = s.reader_for_tests();
+        let q = |jail: Option<&str>| HistogramQuery {
+            jail: jail.map(Into::into),
+            since: t(0),
+            bucket_usec: 60_000_000,
+            buckets: 60,
+        };
+        let b = |jail: &str, index, count| Bucket {
+            jail: jail.into(),
+            index,
+            count,
+        };
+        // The ban at 3600 s is in bucket 60: outside.
+        assert_eq!(
+            histogram(r, &q(None)).unwrap(),
+            vec![b("a", 0, 2), b("a", 1, 1), b("b", 1, 1)]
+        );
+        assert_eq!(histogram(r, &q(Some("b"))).unwrap(), vec![b("b", 1, 1)]);
+    }
+
+    #[test]
+    fn a_reader_sees_commits_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let r = s.reader().unwrap();
+        let q = HistoryQuery {
+            jail: None,
+            net: None,
+            since: t(0),
+            limit: 10,
+        };
+        assert!(r.history(&q).unwrap().is_empty());
+        let mut c = Changes::default();
+        c.bans.push(ban("sshd", "192.0.2.9/32", 10, Some(20)));
+        s.commit(&c).unwrap();
+        assert_eq!(r.history(&q).unwrap().len(), 1);
+        assert!(r.conn.execute("DELETE FROM history", []).is_err());
+        assert!(Store::in_memory().unwrap().reader().is_err());
+    }
+
+    #[test]
+    fn version_1_history_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let at = |s: i64| t(s).as_microsecond();
+        conn.execute_batch(&format!(
+            "INSERT INTO bans VALUES ('sshd', '192.0.2.9/32', {b}, NULL, 4);
+             INSERT INTO history VALUES ('sshd', '192.0.2.9', {a}, 600000000);
+             INSERT INTO history VALUES ('sshd', '192.0.2.9', {b}, NULL);
+             INSERT INTO history VALUES ('sshd', '192.0.2.90', {a}, 600000000);
+             INSERT INTO history VALUES ('web', '192.0.2.9', {a}, NULL);",
+            a = at(0),
+            b = at(1000),
+        ))
+        .unwrap();
+        drop(conn);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let h = all_history(&s);
+        let row = |jail: &str, addr: &str, at: i64| {
+            h.iter()
+                .find(|e| {
+                    e.jail == jail && e.net.addr().to_string() == addr && e.banned_at == t(at)
+                })
+                .unwrap()
+                .clone()
+        };
+        // The ban in force stays open; the earlier one of that address,
+        // and the others, end (when is not known: expiry, or start).
+        assert_eq!(row("sshd", "192.0.2.9", 1000).ended_at, None);
+        let old = row("sshd", "192.0.2.9", 0);
+        assert_eq!(old.ended_at, Some(t(600)));
+        assert_eq!(old.reason.as_deref(), Some("unknown"));
+        assert_eq!(row("sshd", "192.0.2.90", 0).ended_at, Some(t(600)));
+        assert_eq!(row("web", "192.0.2.9", 0).ended_at, Some(t(0)));
+        assert_eq!(old.failures, 0);
     }
 
     #[test]

@@ -225,3 +225,156 @@ fn check_config_names_file_line_column() {
     );
     assert!(err.contains("2 problems"), "{err}");
 }
+
+/// From a checkout, with no flags and nothing installed: `filters` and
+/// `test-filter` find the repository's config/filters (the binary lives
+/// in its target/), and `filters` says where it looked.
+#[test]
+fn filters_and_test_filter_find_the_checkout_filters() {
+    let out = jailwarden(
+        &["filters", "--config", "/nonexistent/jailwarden.toml"],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() || err.contains("/nonexistent"),
+        "{err}"
+    );
+    let out = jailwarden(&["filters"], None);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let shipped = std::fs::read_dir(root().join("config/filters"))
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            let n = n.to_string_lossy();
+            n.ends_with(".toml") && n != "common.toml"
+        })
+        .count();
+    assert!(
+        text.lines().any(|l| l.starts_with("sshd ")),
+        "sshd not listed:\n{text}"
+    );
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&root().join("config/filters").display().to_string()),
+        "{last}"
+    );
+    let listed: usize = last.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(listed >= shipped, "{listed} listed, {shipped} shipped");
+    let log =
+        b"Feb 25 14:34:10 srv sshd[1]: Failed password for root from 192.0.2.7 port 22 ssh2\n";
+    let out = jailwarden(&["test-filter", "sshd", "-", "--format", "tsv"], Some(log));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("1\t192.0.2.7\t"));
+}
+
+/// `filters` and `test-filter` search the configuration's
+/// `[daemon] filter_dirs` (relative to the file) like the daemon does; a
+/// broken configuration is reported and its part of the path skipped.
+#[test]
+fn offline_commands_use_the_configs_filter_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("mine")).unwrap();
+    std::fs::write(
+        dir.path().join("mine/only-here.toml"),
+        "description = \"a local filter\"\nfailregex = ['^bad login from <HOST>$']\n",
+    )
+    .unwrap();
+    let config = dir.path().join("jailwarden.toml");
+    std::fs::write(
+        &config,
+        "[daemon]\nfilter_dirs = [\"mine\"]\n[jails.x]\nfilter = \"only-here\"\nlogpath = [\"/x\"]\n",
+    )
+    .unwrap();
+    let config_arg = config.display().to_string();
+    let out = jailwarden(&["filters", "--config", &config_arg], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("only-here ") && l.contains("a local filter")),
+        "{text}"
+    );
+    let out = jailwarden(
+        &[
+            "test-filter",
+            "only-here",
+            "-",
+            "--config",
+            &config_arg,
+            "--format",
+            "tsv",
+        ],
+        Some(b"bad login from 198.51.100.4\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\t198.51.100.4\t-\n");
+    // The default configuration's filter_dirs are not searched when the
+    // file is another: without --config the filter is not found.
+    let out = jailwarden(&["test-filter", "only-here", "-"], Some(b""));
+    assert_eq!(out.status.code(), Some(2));
+    // A broken configuration: said on stderr, the rest still works.
+    std::fs::write(&config, "[daemon]\nfilter_dirs = [1]\n").unwrap();
+    let out = jailwarden(&["filters", "--config", &config_arg], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success());
+    assert!(
+        err.contains("its filter_dirs are not searched") && err.contains("jailwarden.toml:2:"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sshd "));
+}
+
+/// `filters --json` has the shape docs/cli-json.md documents.
+#[test]
+fn filters_json_shape_is_as_documented() {
+    let out = jailwarden(&["filters", "--json", "--filter-dir", &filters()], None);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let list = v.as_array().expect("an array");
+    let sshd = list
+        .iter()
+        .find(|f| f["name"] == "sshd")
+        .expect("sshd listed");
+    assert_eq!(sshd["modes"][0], "normal");
+    assert!(
+        sshd["modes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "aggressive")
+    );
+    assert_eq!(sshd["problems"], 0);
+    assert!(sshd["description"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(
+        sshd["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("config/filters/sshd.toml")
+    );
+    let names: Vec<&str> = list.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "sorted by name");
+    let doc = std::fs::read_to_string(root().join("docs/cli-json.md")).unwrap();
+    for field in ["name", "modes", "description", "path", "problems"] {
+        assert!(
+            doc.contains(&format!("| `{field}` |")),
+            "{field} undocumented"
+        );
+        assert!(sshd.get(field).is_some(), "{field} missing");
+    }
+    assert_eq!(
+        sshd.as_object().unwrap().len(),
+        5,
+        "an undocumented field: {sshd}"
+    );
+}

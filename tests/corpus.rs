@@ -338,7 +338,7 @@ fn run_file(
                             .entry(key.clone())
                             .or_insert_with(|| f.matcher(DateFinder::new(tz.clone(), now)));
                         if journal {
-                            m.journal_line(&line.text, now, None)
+                            m.journal_line(&line.text, now, None, false)
                         } else {
                             m.file_line(&line.text)
                         }

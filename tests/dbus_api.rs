@@ -297,6 +297,213 @@ fn bus_methods_properties_and_typed_errors() {
     drop(daemon);
 }
 
+/// `busctl --json=short call` on the manager; the reply's data.
+fn call_json(bus: &PrivateBus, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json=short", "call", BUS_NAME, MANAGER_PATH, MGR];
+    all.extend_from_slice(args);
+    let out = ok(&bus.busctl(&all));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("busctl JSON");
+    v["data"].clone()
+}
+
+#[test]
+fn ban_details_history_and_histogram() {
+    let bus = PrivateBus::start();
+    let daemon = Daemon::start(DaemonSpec {
+        bus: Some(&bus),
+        extra: "[jails.v6]\nfilter = \"dummy\"\njournal_match = [\"_SYSTEMD_UNIT=v6.service\"]\nipv6_prefix = 64\n",
+        ..Default::default()
+    });
+    let before = jiff::Timestamp::now().as_microsecond() as u64;
+    for (jail, addr, usec) in [
+        ("sshd", "192.0.2.7", "0"),
+        ("nginx-http-auth", "198.51.100.4", "90000000"),
+        ("v6", "2001:db8::5", "18446744073709551615"),
+    ] {
+        ok(&call(
+            &bus,
+            MANAGER_PATH,
+            MGR,
+            &["Ban", "sst", jail, addr, usec],
+        ));
+    }
+    // Three failures reported: a ban with failures = 3.
+    for _ in 0..3 {
+        ok(&call(
+            &bus,
+            MANAGER_PATH,
+            MGR,
+            &["Report", "ss", "sshd", "203.0.113.9"],
+        ));
+    }
+    ok(&call(
+        &bus,
+        MANAGER_PATH,
+        MGR,
+        &["Unban", "ss", "", "192.0.2.7"],
+    ));
+
+    // Details: the daemon's clock and one dictionary per ban in force.
+    let d = call_json(&bus, &["ListBanDetails", "s", ""]);
+    let now = d[0].as_u64().expect("now_usec");
+    assert!(now >= before && now < before + 60_000_000, "{d}");
+    let bans = d[1].as_array().expect("bans").clone();
+    let by_addr: BTreeMap<String, serde_json::Value> = bans
+        .iter()
+        .map(|b| {
+            (
+                b["address"]["data"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                b.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_addr.keys().collect::<Vec<_>>(),
+        ["198.51.100.4", "2001:db8::/64", "203.0.113.9"],
+        "{d}"
+    );
+    let reported = &by_addr["203.0.113.9"];
+    assert_eq!(reported["jail"]["data"], "sshd");
+    assert_eq!(reported["failures"]["data"], 3);
+    let nginx = &by_addr["198.51.100.4"];
+    assert_eq!(
+        nginx["expires_at_usec"]["data"].as_u64().unwrap()
+            - nginx["banned_at_usec"]["data"].as_u64().unwrap(),
+        90_000_000
+    );
+    assert_eq!(
+        by_addr["2001:db8::/64"]["expires_at_usec"]["data"], 0,
+        "permanent"
+    );
+
+    // History: newest first, ended ones with their end and reason.
+    let h = call_json(&bus, &["History", "sstu", "", "", "0", "0"]);
+    let rows = h[0].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 4, "{h}");
+    let starts: Vec<u64> = rows.iter().map(|r| r[2].as_u64().unwrap()).collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {starts:?}"
+    );
+    let row = |addr: &str| rows.iter().find(|r| r[1] == addr).unwrap().clone();
+    let unbanned = row("192.0.2.7");
+    assert_eq!(unbanned[0], "sshd");
+    assert!(
+        unbanned[3].as_u64().unwrap() >= unbanned[2].as_u64().unwrap(),
+        "{unbanned}"
+    );
+    assert_eq!(
+        (unbanned[4].as_u64(), unbanned[5].as_str()),
+        (Some(0), Some("manual"))
+    );
+    let reported = row("203.0.113.9");
+    assert_eq!(
+        (
+            reported[3].as_u64(),
+            reported[4].as_u64(),
+            reported[5].as_str()
+        ),
+        (Some(0), Some(3), Some(""))
+    );
+    assert_eq!(row("2001:db8::/64")[0], "v6");
+    // Filters.
+    let h = call_json(&bus, &["History", "sstu", "sshd", "", "0", "0"]);
+    assert_eq!(h[0].as_array().unwrap().len(), 2, "{h}");
+    let h = call_json(&bus, &["History", "sstu", "", "2001:db8::/64", "0", "0"]);
+    assert_eq!(h[0].as_array().unwrap().len(), 1, "{h}");
+    let h = call_json(&bus, &["History", "sstu", "", "", "0", "1"]);
+    assert_eq!(h[0].as_array().unwrap().len(), 1, "limit");
+    let far = (before + 3_600_000_000).to_string();
+    let h = call_json(&bus, &["History", "sstu", "", "", &far, "0"]);
+    assert!(h[0].as_array().unwrap().is_empty(), "since: {h}");
+    let out = bus.dbus_send(
+        false,
+        &[
+            "--dest=org.jailwarden1",
+            MANAGER_PATH,
+            "org.jailwarden1.Manager.History",
+            "string:",
+            "string:not-an-address",
+            "uint64:0",
+            "uint32:0",
+        ],
+    );
+    assert_eq!(error_name(&out), "org.jailwarden1.Error.InvalidAddress");
+
+    // Per hour over the last day (and the next hour, in case the clock
+    // passed one while the test ran): all four bans in the current hour.
+    let hour = 3_600_000_000u64;
+    let since = (before / hour + 1) * hour - 24 * hour;
+    let c = call_json(
+        &bus,
+        &[
+            "BanHistogram",
+            "sttu",
+            "",
+            &since.to_string(),
+            &hour.to_string(),
+            "25",
+        ],
+    );
+    let counts = c[0].as_array().expect("counts").clone();
+    let total: u64 = counts.iter().map(|r| r[2].as_u64().unwrap()).sum();
+    assert_eq!(total, 4, "{c}");
+    let sshd: u64 = counts
+        .iter()
+        .filter(|r| r[0] == "sshd")
+        .map(|r| r[2].as_u64().unwrap())
+        .sum();
+    assert_eq!(sshd, 2, "{c}");
+    assert!(counts.iter().all(|r| r[1].as_u64().unwrap() >= 23), "{c}");
+    let out = bus.dbus_send(
+        false,
+        &[
+            "--dest=org.jailwarden1",
+            MANAGER_PATH,
+            "org.jailwarden1.Manager.BanHistogram",
+            "string:",
+            "uint64:0",
+            "uint64:1000000",
+            "uint32:1001",
+        ],
+    );
+    assert_eq!(error_name(&out), "org.jailwarden1.Error.Failed");
+
+    // Properties.
+    let out = ok(&bus.busctl(&[
+        "get-property",
+        BUS_NAME,
+        MANAGER_PATH,
+        MGR,
+        "Backend",
+        "DbPurgeAgeUSec",
+    ]));
+    assert_eq!(out, "s \"none\"\nt 86400000000\n");
+
+    // An expired ban ends at its expiry, reason "expired".
+    ok(&call(
+        &bus,
+        MANAGER_PATH,
+        MGR,
+        &["Ban", "sst", "sshd", "192.0.2.77", "1000000"],
+    ));
+    let row = wait_for(Duration::from_secs(10), "the ban to expire", || {
+        let h = call_json(&bus, &["History", "sstu", "", "192.0.2.77", "0", "0"]);
+        let r = h[0][0].clone();
+        (r[3].as_u64() != Some(0)).then_some(r)
+    });
+    assert_eq!(row[5], "expired");
+    assert_eq!(
+        row[3].as_u64().unwrap() - row[2].as_u64().unwrap(),
+        1_000_000,
+        "{row}"
+    );
+    drop(daemon);
+}
+
 #[test]
 fn signals_and_coalesced_property_changes() {
     let (bus, daemon) = started();
@@ -572,6 +779,12 @@ fn object_manager_follows_reload() {
 
         let mut added = om.receive_interfaces_added().await.expect("subscribe");
         let mut removed = om.receive_interfaces_removed().await.expect("subscribe");
+        let mgr = ManagerProxy::builder(&conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .expect("proxy");
+        let mut reloaded = mgr.receive_reloaded().await.expect("subscribe");
         daemon.rewrite_config(
             "[jails.postfix]\nenabled = true\nfilter = \"dummy\"\njournal_match = [\"_SYSTEMD_UNIT=postfix.service\"]\n",
         );
@@ -596,6 +809,14 @@ fn object_manager_follows_reload() {
             .expect("InterfacesRemoved in time")
             .expect("stream");
         assert_eq!(sig.args().expect("args").object_path().as_str(), "/org/jailwarden1/jail/web");
+        let sig = timeout(Duration::from_secs(10), futures_next(&mut reloaded))
+            .await
+            .expect("Reloaded in time")
+            .expect("stream");
+        assert_eq!(
+            sig.args().expect("args").jails(),
+            &["gone", "nginx-http-auth", "postfix", "sshd"]
+        );
         let objects = om.get_managed_objects().await.expect("GetManagedObjects");
         assert_eq!(
             jails(&objects),
@@ -637,6 +858,19 @@ fn unprivileged_callers_read_but_cannot_change_and_cannot_take_the_name() {
     // Reading is open.
     let out =
         ok(&bus.busctl_as_nobody(&["call", BUS_NAME, MANAGER_PATH, MGR, "ListBans", "s", ""]));
+    assert!(out.contains("192.0.2.7"), "{out}");
+    let out = ok(&bus.busctl_as_nobody(&[
+        "call",
+        BUS_NAME,
+        MANAGER_PATH,
+        MGR,
+        "History",
+        "sstu",
+        "",
+        "",
+        "0",
+        "0",
+    ]));
     assert!(out.contains("192.0.2.7"), "{out}");
     let out =
         ok(&bus.busctl_as_nobody(&["get-property", BUS_NAME, MANAGER_PATH, MGR, "ActiveBans"]));

@@ -778,11 +778,112 @@ mod apps {
                 "fw jailwarden[812]: {}",
                 ban_message("sshd", "192.0.2.9", "10m", 5)
             );
-            let out = m.journal_line(text.as_bytes(), now(), Some(REAL.as_bytes()));
+            let out = m.journal_line(text.as_bytes(), now(), Some(REAL.as_bytes()), false);
             assert_eq!(blamed(out).as_deref(), Some(REAL));
             // Without a valid field value, nothing is blamed.
-            let out = m.journal_line(text.as_bytes(), now(), Some(b"not an address"));
+            let out = m.journal_line(text.as_bytes(), now(), Some(b"not an address"), false);
             assert_eq!(blamed(out), None);
         }
+    }
+}
+
+/// Cut lines: a service that cuts its own long lines (nginx's error log at
+/// 2047 bytes), our own 64 KiB cut, journald's `LineMax`. Attacker text
+/// pushed up to the cut can look like the end of a line's structure; the
+/// real client, past the cut, never arrives. The head of a cut line must
+/// never supply the host.
+mod cut_lines {
+    use super::mail_family_support::{last, one};
+    use super::web_family_support::{REAL, VICTIM};
+    use jailwarden::filter::MAX_LINE;
+
+    /// `head`, filler, then `tail`: `len` bytes in all, as a service (or
+    /// our reader) delivers a line cut at `len`.
+    fn exactly(len: usize, head: &str, tail: &str) -> String {
+        let line = format!("{head}{}{tail}", "x".repeat(len - head.len() - tail.len()));
+        assert_eq!(line.len(), len);
+        line
+    }
+
+    #[test]
+    fn nginx_error_lines_cut_at_2047_bytes_do_not_count() {
+        // nginx (NGX_MAX_ERROR_STR) writes at most 2047 bytes per line. The
+        // basic-auth user name carries a whole forged tail up to the cut;
+        // the real ", client: REAL, ..." was cut off.
+        let head = format!(
+            "2014/04/03 22:20:40 [error] 1#0: *3 user \"A\": password mismatch, \
+             client: {VICTIM}, server: "
+        );
+        let cut = exactly(2047, &head, "");
+        assert_eq!(one("nginx-http-auth", &cut), None);
+        // Through syslog and the journal: nginx's message, longer with
+        // the syslog head, is cut all the same.
+        let syslog = format!("Apr  3 22:20:40 web nginx: {cut}");
+        assert_eq!(one("nginx-http-auth", &syslog), None);
+        // One byte shorter nginx did not cut: the line is whole and counts.
+        let whole = exactly(2046, &head, "");
+        assert_eq!(one("nginx-http-auth", &whole).as_deref(), Some(VICTIM));
+        // The path before the client in nginx-botsearch, likewise.
+        let head = format!(
+            "2015/01/21 10:56:10 [error] 2833#0: *1 open() \"/var/www/pma/x\" failed \
+             (2: No such file or directory), client: {VICTIM}, server: s, request: \
+             \"GET /pma/"
+        );
+        let cut = exactly(2047, &head, " HTTP/1.1\", host: \"h\"");
+        assert_eq!(one("nginx-botsearch", &cut), None);
+    }
+
+    #[test]
+    fn lines_cut_at_our_64k_limit_never_end_in_the_attackers_tail() {
+        // Courier: the user name before ip=[...].
+        let line = exactly(
+            MAX_LINE,
+            "Apr 27 09:00:00 mx imapd: LOGIN FAILED, user=",
+            &format!(", ip=[::ffff:{VICTIM}]"),
+        );
+        assert_eq!(one("courier-auth", &line), None);
+        let mut longer = line.clone();
+        longer.push_str(&format!(", ip=[::ffff:{REAL}]"));
+        assert_eq!(one("courier-auth", &longer), None);
+        // Dovecot: user=<...> before rip=.
+        let line = exactly(
+            MAX_LINE,
+            "Jun 13 16:30:54 mx dovecot: imap-login: Disconnected (auth failed, 1 attempts): user=<",
+            &format!(">, method=PLAIN, rip={VICTIM}, lip=192.0.2.1, TLS"),
+        );
+        assert_eq!(one("dovecot", &line), None);
+        // lighttpd: URL and user name before "IP: ADDR" at the end.
+        let line = exactly(
+            MAX_LINE,
+            "2011-12-25 17:09:20: (http_auth.c.875) password doesn't match for /",
+            &format!(" username: a, IP: {VICTIM}"),
+        );
+        assert_eq!(one("lighttpd-auth", &line), None);
+        // The same shapes under the limit are whole lines and count.
+        let line = exactly(
+            MAX_LINE - 1,
+            "2011-12-25 17:09:20: (http_auth.c.875) password doesn't match for /",
+            &format!(" username: a, IP: {REAL}"),
+        );
+        assert_eq!(one("lighttpd-auth", &line).as_deref(), Some(REAL));
+    }
+
+    #[test]
+    fn sshd_messages_cut_at_500_bytes_do_not_count() {
+        // sshd hands syslog at most 500 bytes ("%.500s" in log.c); its
+        // user fields are bounded well below that, so a line this long is
+        // cut, and its end is no end.
+        let line = exactly(
+            500,
+            "Feb 25 14:34:11 h sshd[7]: Failed password for invalid user ",
+            &format!(" from {VICTIM} port 22 ssh2"),
+        );
+        assert_eq!(last("sshd", "normal", &[&line]), None);
+        let line = exactly(
+            499,
+            "Feb 25 14:34:11 h sshd[7]: Failed password for invalid user ",
+            &format!(" from {REAL} port 22 ssh2"),
+        );
+        assert_eq!(last("sshd", "normal", &[&line]).as_deref(), Some(REAL));
     }
 }

@@ -375,6 +375,52 @@ fn binary_and_huge_messages_are_kept_as_bytes_and_capped() {
     handle.stop();
 }
 
+/// journald cuts a stdout line at its `LineMax=` (48K by default) and says
+/// so (`_LINE_BREAK=line-max`): the entry is flagged as cut, so no filter
+/// takes its end for the end of the line the service wrote.
+#[test]
+fn stdout_lines_journald_cut_at_line_max_are_flagged() {
+    use std::io::Write;
+    let j = PrivateJournald::started();
+    let (handle, mut rx) = spawn(options(
+        j.log_dir(),
+        vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-stdout"]))],
+        hour(),
+    ));
+    let long = format!("{} TAIL", "b".repeat(60_000));
+    let mut cat = j
+        .in_namespace("systemd-cat")
+        .args(["-t", "jw-stdout"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run systemd-cat");
+    cat.stdin
+        .take()
+        .expect("piped")
+        .write_all(format!("{long}\nshort\nafter\n").as_bytes())
+        .expect("write to systemd-cat");
+    assert!(cat.wait().expect("wait for systemd-cat").success());
+    j.sync();
+    let got = recv_through(&mut rx, "after");
+    let flags: Vec<(usize, bool)> = got
+        .iter()
+        .map(|e| (message(e).len(), e.truncated))
+        .collect();
+    // The long line arrives as its first 48 KiB (cut) and the rest.
+    assert_eq!(
+        flags,
+        [
+            (48 * 1024, true),
+            (60_005 - 48 * 1024, false),
+            (5, false),
+            (5, false)
+        ]
+    );
+    // Not our own cut: the counter of lines we cut stays 0.
+    assert_eq!(handle.stats().truncated, 0);
+    handle.stop();
+}
+
 #[test]
 fn keeps_reading_across_journald_restarts() {
     let mut j = PrivateJournald::started();

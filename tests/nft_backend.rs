@@ -832,3 +832,22 @@ fn without_cap_net_admin_the_error_says_so() {
         }
     });
 }
+
+/// jailwarden.toml(5): `protocol` only acts with `port`; a jail without
+/// ports bans every port of every protocol, whatever `protocol` says.
+#[test]
+fn protocol_without_port_blocks_every_protocol() {
+    in_netns(|| {
+        let mut udp_only = jail("dns");
+        udp_only.protocols = vec![Protocol::Udp];
+        let _nft = backend(&[udp_only]);
+        let text = rule_text();
+        let rule: Vec<&str> = text.lines().filter(|l| l.contains("@dns-v4")).collect();
+        assert_eq!(rule.len(), 1, "{text}");
+        assert!(
+            !rule[0].contains("udp") && !rule[0].contains("tcp") && !rule[0].contains("dport"),
+            "a rule without ports matches the address only: {text}"
+        );
+        assert!(rule[0].contains("drop"), "{text}");
+    });
+}

@@ -282,20 +282,18 @@ fn build_deb() -> PathBuf {
     .expect("stage the binary");
     let out = stage.join("out");
     std::fs::create_dir_all(&out).expect("create the output dir");
+    // `make deb` as a packager runs it: the man pages and completions the
+    // binary generates, then cargo deb.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = Command::new("make");
     cmd.current_dir(repo())
         .env("CARGO_TARGET_DIR", &stage)
-        .args([
-            "deb",
-            "--no-build",
-            "--strip",
-            "--no-dbgsym",
-            "--fast",
-            "--offline",
-            "-o",
-        ])
-        .arg(&out);
+        .env("CARGO", cargo)
+        .args(["--no-print-directory", "deb", "NO_BUILD=1"])
+        .arg(format!(
+            "DEB_FLAGS=--strip --no-dbgsym --fast --offline -o {}",
+            out.display()
+        ));
     let o = run(&mut cmd);
     let t = text(&o);
     assert!(

@@ -1,14 +1,14 @@
 //! `jailwarden filters`: the filters available along the search path, with
 //! their modes and description (what `ls filter.d` was to Fail2ban users).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::reader::{Diagnostics, SourceFile};
 use crate::filter::def::{FilterDef, name_of};
 
 /// Run the command; returns the exit status.
-pub fn run(filter_dirs: &[PathBuf], json: bool) -> i32 {
-    let path = super::filter_path(filter_dirs);
+pub fn run(filter_dirs: &[PathBuf], config: &Path, json: bool) -> i32 {
+    let path = super::filter_path(filter_dirs, config);
     let mut rows = Vec::new();
     for (name, file) in path.list() {
         let diags = Diagnostics::new();

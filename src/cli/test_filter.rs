@@ -34,6 +34,8 @@ pub struct Options {
     pub mode: String,
     pub format: Format,
     pub filter_dirs: Vec<PathBuf>,
+    /// Its `[daemon] filter_dirs` are searched too.
+    pub config: PathBuf,
 }
 
 /// Counters for the summary.
@@ -54,7 +56,7 @@ const TEXT_SHOWN: u64 = 20;
 
 /// Run the command; returns the exit status.
 pub fn run(opts: &Options) -> i32 {
-    let loader = FilterLoader::new(super::filter_path(&opts.filter_dirs));
+    let loader = FilterLoader::new(super::filter_path(&opts.filter_dirs, &opts.config));
     let diags = Diagnostics::new();
     let Some(filter) = loader.compile(&opts.filter, &opts.mode, &diags) else {
         if diags.is_empty() {

@@ -11,34 +11,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::duration::parse_duration;
+use super::keys;
 use super::reader::{Diagnostics, Item, Located, Table};
 use crate::ban::actions::template::{BAN_VARS, JAIL_VARS, Template};
 use crate::ban::actions::{
     ActionConfig, ActionKind, CommandConfig, Family, HostsDenyConfig, MailConfig, hosts_deny, mail,
 };
 
-const COMMAND_KEYS: &[&str] = &[
-    "type",
-    "name",
-    "ban",
-    "unban",
-    "start",
-    "stop",
-    "timeout",
-    "family",
-    "concurrency",
-    "restore",
-];
-const HOSTS_DENY_KEYS: &[&str] = &["type", "name", "path", "daemon"];
-const MAIL_KEYS: &[&str] = &[
-    "type",
-    "name",
-    "dest",
-    "sender",
-    "sendmail",
-    "max_per_hour",
-    "timeout",
-];
 const TYPES: &str = "\"command\", \"hosts-deny\" or \"mail\"";
 
 /// Read the `action` list of the layer that has it (`None`: no layer has).
@@ -96,15 +75,15 @@ fn read_one(
     let before = diags.len();
     let kind = match ty.value.as_str() {
         "command" => {
-            t.check_keys(COMMAND_KEYS);
+            t.check_keys(&keys::names(keys::COMMAND_ACTION));
             read_command(t, diags).map(ActionKind::Command)
         }
         "hosts-deny" => {
-            t.check_keys(HOSTS_DENY_KEYS);
+            t.check_keys(&keys::names(keys::HOSTS_DENY_ACTION));
             Some(ActionKind::HostsDeny(read_hosts_deny(t, diags)))
         }
         "mail" => {
-            t.check_keys(MAIL_KEYS);
+            t.check_keys(&keys::names(keys::MAIL_ACTION));
             read_mail(t, diags).map(ActionKind::Mail)
         }
         other => {

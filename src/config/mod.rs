@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod duration;
 pub mod journal_match;
+pub mod keys;
 pub mod ports;
 pub mod reader;
 
@@ -23,7 +24,7 @@ use crate::addr::AddrList;
 use crate::ban::actions::ActionConfig;
 use crate::ban::{PortRange, Protocol, Verdict};
 use crate::filter::def::FilterPath;
-use crate::filter::{Filter, FilterLoader};
+use crate::filter::{Filter, FilterLoader, Shared};
 use duration::{BanTime, parse_bantime, parse_duration};
 use journal_match::JournalMatch;
 pub use reader::Diagnostic;
@@ -128,6 +129,10 @@ pub struct JailConfig {
     pub set_size: u32,
     /// Actions besides the firewall (`[[jails.NAME.action]]`).
     pub actions: Vec<ActionConfig>,
+    /// Lines this long or longer may have been cut by a relay (a syslog
+    /// daemon's message size): their end is not taken for an end. The
+    /// filter's own `line_limit` applies too; the lower wins.
+    pub line_limit: Option<usize>,
 }
 
 /// The whole configuration.
@@ -154,49 +159,6 @@ impl Config {
             .unwrap_or(Duration::from_secs(600))
     }
 }
-
-const TOP_KEYS: &[&str] = &["daemon", "defaults", "jails"];
-const DAEMON_KEYS: &[&str] = &[
-    "backend",
-    "journal_directory",
-    "filter_dirs",
-    "dbpurgeage",
-    "flush_on_exit",
-    "socket",
-    "dbus",
-    "state_dir",
-    "recheck",
-];
-const JAIL_KEYS: &[&str] = &[
-    "enabled",
-    "filter",
-    "mode",
-    "journal_match",
-    "logpath",
-    "findtime",
-    "maxretry",
-    "bantime",
-    "increment",
-    "ignoreip",
-    "ignoreself",
-    "usedns",
-    "maxmatches",
-    "maxtracked",
-    "port",
-    "protocol",
-    "blocktype",
-    "ipv6_prefix",
-    "set_size",
-    "action",
-];
-const INCREMENT_KEYS: &[&str] = &[
-    "enabled",
-    "factor",
-    "multipliers",
-    "maxtime",
-    "rndtime",
-    "overalljails",
-];
 
 /// The files a configuration consists of: the main file, then
 /// `jail.d/*.toml` next to it in name order.
@@ -234,19 +196,19 @@ pub fn load(main: &Path) -> Result<Config, Vec<Diagnostic>> {
         .map(|(f, d)| Table::root(f, d, &diags))
         .collect();
     for root in &roots {
-        root.check_keys(TOP_KEYS);
+        root.check_keys(&keys::names(keys::TOP));
     }
     let daemon = read_daemon(&roots, main, &diags);
     let defaults: Vec<Table> = roots.iter().filter_map(|r| r.table("defaults")).collect();
     for d in &defaults {
-        d.check_keys(JAIL_KEYS);
+        d.check_keys(&keys::names(keys::JAIL));
     }
     // Jail tables by name, in file order.
     let mut jail_tables: BTreeMap<String, Vec<(Located<String>, Table)>> = BTreeMap::new();
     for root in &roots {
         if let Some(jails) = root.table("jails") {
             for (name, t) in jails.tables() {
-                t.check_keys(JAIL_KEYS);
+                t.check_keys(&keys::names(keys::JAIL));
                 jail_tables
                     .entry(name.value.clone())
                     .or_default()
@@ -280,6 +242,45 @@ pub fn load(main: &Path) -> Result<Config, Vec<Diagnostic>> {
     }
 }
 
+/// The daemon's filter path: `[daemon] filter_dirs` (relative to the main
+/// file's directory), `filters/` beside the main file, the shipped ones.
+fn daemon_filter_path(daemon_layers: &[&Table], main: &Path) -> FilterPath {
+    let config_dir = main.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut filter_dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dirs) = pick(daemon_layers, "filter_dirs").and_then(|t| t.strings("filter_dirs")) {
+        filter_dirs.extend(dirs.iter().map(|d| config_dir.join(&d.value)));
+    }
+    filter_dirs.push(config_dir.join("filters"));
+    filter_dirs.push(PathBuf::from(SHARED_FILTERS));
+    FilterPath::new(filter_dirs)
+}
+
+/// The filter path the daemon would use with the configuration at `main`,
+/// reading only what that needs (offline commands: `filters`,
+/// `test-filter`). Problems in those files are returned; the rest of the
+/// configuration is not validated.
+pub fn filter_path_of(main: &Path) -> Result<FilterPath, Vec<Diagnostic>> {
+    let diags = Diagnostics::new();
+    let files: Vec<_> = config_files(main)
+        .iter()
+        .filter_map(|p| SourceFile::read(p).map_err(|d| diags.push(d)).ok())
+        .collect();
+    let docs: Vec<_> = files.iter().map(|f| f.parse(&diags)).collect();
+    let roots: Vec<Table> = files
+        .iter()
+        .zip(&docs)
+        .map(|(f, d)| Table::root(f, d, &diags))
+        .collect();
+    let tables: Vec<Table> = roots.iter().filter_map(|r| r.table("daemon")).collect();
+    let layers: Vec<&Table> = tables.iter().collect();
+    let path = daemon_filter_path(&layers, main);
+    if diags.is_empty() {
+        Ok(path)
+    } else {
+        Err(diags.into_sorted())
+    }
+}
+
 /// The last layer that has `key` (later files and jails override).
 fn pick<'x, 'a, 'd>(layers: &'x [&'x Table<'a, 'd>], key: &str) -> Option<&'x Table<'a, 'd>> {
     layers.iter().rev().find(|t| t.has(key)).copied()
@@ -288,20 +289,13 @@ fn pick<'x, 'a, 'd>(layers: &'x [&'x Table<'a, 'd>], key: &str) -> Option<&'x Ta
 fn read_daemon(roots: &[Table], main: &Path, diags: &Diagnostics) -> DaemonConfig {
     let tables: Vec<Table> = roots.iter().filter_map(|r| r.table("daemon")).collect();
     for t in &tables {
-        t.check_keys(DAEMON_KEYS);
+        t.check_keys(&keys::names(keys::DAEMON));
     }
     let layers: Vec<&Table> = tables.iter().collect();
-    let config_dir = main.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut filter_dirs: Vec<PathBuf> = Vec::new();
-    if let Some(dirs) = pick(&layers, "filter_dirs").and_then(|t| t.strings("filter_dirs")) {
-        filter_dirs.extend(dirs.iter().map(|d| config_dir.join(&d.value)));
-    }
-    filter_dirs.push(config_dir.join("filters"));
-    filter_dirs.push(PathBuf::from(SHARED_FILTERS));
     let mut cfg = DaemonConfig {
         backend: Backend::Nftables,
         journal_directory: None,
-        filter_path: FilterPath::new(filter_dirs),
+        filter_path: daemon_filter_path(&layers, main),
         dbpurgeage: Duration::from_secs(86_400),
         flush_on_exit: false,
         socket: PathBuf::from(DEFAULT_SOCKET),
@@ -407,8 +401,8 @@ fn read_jail(
     let mode = mode_key
         .as_ref()
         .map_or("normal".to_string(), |v| v.value.clone());
-    let filter = match loader.read(&filter_name, diags) {
-        None => {
+    let filter = match loader.shared(&filter_name, &mode, diags) {
+        Shared::Missing => {
             let msg = format!(
                 "no filter {filter_name:?} (searched {})",
                 loader.path().describe()
@@ -419,21 +413,20 @@ fn read_jail(
             }
             None
         }
-        Some((def, common)) => {
-            if def.expand_mode(&mode).is_none() {
-                let msg = format!(
-                    "filter {filter_name} has no mode {mode:?} (modes: {})",
-                    def.mode_names().join(", ")
-                );
-                match &mode_key {
-                    Some(k) => k.error(diags, msg),
-                    None => at.error(diags, msg),
-                }
-                None
-            } else {
-                Filter::compile(&def, &mode, &common, diags).map(Arc::new)
+        Shared::NoMode(modes) => {
+            let msg = format!(
+                "filter {filter_name} has no mode {mode:?} (modes: {})",
+                modes.join(", ")
+            );
+            match &mode_key {
+                Some(k) => k.error(diags, msg),
+                None => at.error(diags, msg),
             }
+            None
         }
+        // Its problems were reported once, with the first jail using it.
+        Shared::Broken => None,
+        Shared::Ready(f) => Some(f),
     };
 
     let journal_match = match pick(layers, "journal_match").and_then(|t| t.strings("journal_match"))
@@ -586,6 +579,9 @@ fn read_jail(
         ipv6_prefix: integer("ipv6_prefix", 16..=128, 128) as u8,
         set_size: integer("set_size", 0..=100_000_000, 0) as u32,
         actions,
+        line_limit: pick(layers, "line_limit")
+            .and_then(|t| t.integer("line_limit", 64..=(crate::filter::MAX_LINE as i64)))
+            .map(|v| v.value as usize),
     };
     (diags.len() == before).then_some(config)
 }
@@ -596,7 +592,7 @@ fn read_increment(layers: &[&Table], bantime: &BanTime, diags: &Diagnostics) -> 
         return None;
     }
     for t in &tables {
-        t.check_keys(INCREMENT_KEYS);
+        t.check_keys(&keys::names(keys::INCREMENT));
     }
     let inc: Vec<&Table> = tables.iter().collect();
     if let Some(v) = pick(&inc, "enabled").and_then(|t| t.bool("enabled")) {

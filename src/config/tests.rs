@@ -282,3 +282,164 @@ ban = []
     );
     assert_eq!(errs.len(), want.len() + 2, "{errs:#?}");
 }
+
+#[test]
+fn line_limit_is_a_jail_key_in_range() {
+    let dir = setup(
+        "[jails.svc]\nline_limit = 1024\n[jails.b]\nfilter = \"svc\"\nline_limit = 10\n",
+        &[],
+    );
+    assert_eq!(
+        errors(dir.path()),
+        ["jailwarden.toml:5:14: jails.b.line_limit must be between 64 and 65536"]
+    );
+    let dir = setup("[jails.svc]\nline_limit = 1024\n", &[]);
+    let c = load(&dir.path().join("jailwarden.toml")).expect("valid");
+    assert_eq!(c.jails["svc"].line_limit, Some(1024));
+}
+
+#[test]
+fn jails_on_one_filter_share_one_compiled_copy() {
+    // 1,000 jails each compiling their own copy took 1.4 GB and 20 s.
+    let mut main = String::from("[daemon]\nbackend = \"none\"\n");
+    for i in 0..1000 {
+        main.push_str(&format!("[jails.j{i}]\nfilter = \"svc\"\n"));
+    }
+    main.push_str("[jails.a1]\nfilter = \"svc\"\nmode = \"aggressive\"\n");
+    main.push_str("[jails.a2]\nfilter = \"svc\"\nmode = \"aggressive\"\n");
+    let dir = setup(&main, &[]);
+    let cfg = load(&dir.path().join("jailwarden.toml")).expect("loads");
+    let first = &cfg.jails["j0"].filter;
+    for i in 0..1000 {
+        assert!(
+            Arc::ptr_eq(first, &cfg.jails[&format!("j{i}")].filter),
+            "j{i}"
+        );
+    }
+    let aggressive = &cfg.jails["a1"].filter;
+    assert!(Arc::ptr_eq(aggressive, &cfg.jails["a2"].filter));
+    assert!(
+        !Arc::ptr_eq(first, aggressive),
+        "another mode is another filter"
+    );
+    assert_eq!(aggressive.mode(), "aggressive");
+}
+
+#[test]
+fn a_broken_filter_shared_by_jails_is_reported_once() {
+    let dir = setup(
+        "[daemon]\nbackend = \"none\"\n[jails.a]\nfilter = \"bad\"\n[jails.b]\nfilter = \"bad\"\n[jails.c]\nfilter = \"bad\"\nmode = \"x\"\n",
+        &[],
+    );
+    fs::write(
+        dir.path().join("filters/bad.toml"),
+        "journal_match = [\"SYSLOG_IDENTIFIER=bad\"]\nfailregex = ['^fail from <HOST> (']\n",
+    )
+    .unwrap();
+    let errs = errors(dir.path());
+    assert_eq!(
+        errs,
+        [
+            "filters/bad.toml:2:14: failregex: unclosed group",
+            "jailwarden.toml:9:8: filter bad has no mode \"x\" (modes: normal)",
+        ],
+        "{errs:#?}"
+    );
+}
+
+/// A configuration setting every documented key to its documented example
+/// (jailwarden.toml(5) shows them): it loads, so every key the page names
+/// is accepted and every example is valid.
+#[test]
+fn every_documented_key_with_its_example_loads() {
+    let repo_filters = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/filters");
+    let mut text = String::from("[daemon]\n");
+    for k in keys::DAEMON {
+        match k.name {
+            // Relative to the config file: point it at the shipped filters.
+            "filter_dirs" => text.push_str(&format!("filter_dirs = [{:?}]\n", repo_filters)),
+            _ => text.push_str(&format!("{} = {}\n", k.name, k.example)),
+        }
+    }
+    for table in ["defaults", "jails.sshd"] {
+        text.push_str(&format!("[{table}]\n"));
+        for k in keys::JAIL {
+            text.push_str(&format!("{} = {}\n", k.name, k.example));
+        }
+    }
+    text.push_str("[jails.sshd2.increment]\n");
+    for k in keys::INCREMENT {
+        if k.name != "enabled" {
+            text.push_str(&format!("{} = {}\n", k.name, k.example));
+        }
+    }
+    text.push_str("[jails.sshd2]\nfilter = \"sshd\"\n");
+    for (ty, list) in [
+        ("command", keys::COMMAND_ACTION),
+        ("hosts-deny", keys::HOSTS_DENY_ACTION),
+        ("mail", keys::MAIL_ACTION),
+    ] {
+        text.push_str("[[jails.sshd2.action]]\n");
+        for k in list {
+            match k.name {
+                "type" => text.push_str(&format!("type = {ty:?}\n")),
+                "name" => text.push_str(&format!("name = \"{ty}-example\"\n")),
+                _ => text.push_str(&format!("{} = {}\n", k.name, k.example)),
+            }
+        }
+    }
+    let dir = setup(&text, &[]);
+    assert_eq!(errors(dir.path()), Vec::<String>::new(), "{text}");
+}
+
+/// Each key in the table is really read: given a value of the wrong type
+/// (an inline table; for the table-valued keys, one with a bogus key), the
+/// reader reports that key. A key listed but ignored would pass silently.
+#[test]
+fn every_documented_key_is_read_by_the_reader() {
+    let bad = |key: &str| format!("{key} = {{ bogus = 1 }}\n");
+    let jail = "[jails.svc]\n";
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for k in keys::DAEMON {
+        cases.push((format!("[daemon]\n{}{jail}", bad(k.name)), k.name.into()));
+    }
+    for k in keys::JAIL {
+        let name = match k.name {
+            "increment" => "increment.bogus".into(),
+            n => n.to_string(),
+        };
+        cases.push((format!("[jails.svc]\n{}", bad(k.name)), name));
+    }
+    for k in keys::INCREMENT {
+        cases.push((
+            format!("{jail}[jails.svc.increment]\n{}", bad(k.name)),
+            format!("increment.{}", k.name),
+        ));
+    }
+    for (ty, list) in [
+        ("command", keys::COMMAND_ACTION),
+        ("hosts-deny", keys::HOSTS_DENY_ACTION),
+        ("mail", keys::MAIL_ACTION),
+    ] {
+        for k in list.iter().filter(|k| k.name != "type") {
+            let mut t = format!("{jail}[[jails.svc.action]]\ntype = {ty:?}\n");
+            for (required, value) in [("dest", "\"a@b.c\""), ("ban", "[\"x\"]")] {
+                if required != k.name {
+                    t.push_str(&format!("{required} = {value}\n"));
+                }
+            }
+            t.push_str(&bad(k.name));
+            cases.push((t, k.name.to_string()));
+        }
+    }
+    for (text, key) in cases {
+        let dir = setup(&text, &[]);
+        let errs = errors(dir.path());
+        assert!(
+            errs.iter().any(
+                |e| e.contains(&key) && (key.ends_with(".bogus") || !e.contains("unknown key"))
+            ),
+            "{key}: not read (no error naming it) for\n{text}\n{errs:#?}"
+        );
+    }
+}

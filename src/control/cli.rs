@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap_complete::engine::ArgValueCompleter;
 use jiff::Timestamp;
 use serde::Serialize;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
@@ -47,6 +48,7 @@ pub enum Command {
     /// Show the daemon and its jails (one jail in detail when named).
     Status {
         /// Only this jail, with its bans.
+        #[arg(add = ArgValueCompleter::new(crate::cli::complete::jails))]
         jail: Option<String>,
         /// Print JSON (see docs/cli-json.md).
         #[arg(long)]
@@ -57,7 +59,7 @@ pub enum Command {
     /// List the bans in force.
     Bans {
         /// Only this jail's.
-        #[arg(long)]
+        #[arg(long, add = ArgValueCompleter::new(crate::cli::complete::jails))]
         jail: Option<String>,
         /// Print JSON (see docs/cli-json.md).
         #[arg(long)]
@@ -66,8 +68,15 @@ pub enum Command {
         connect: Connect,
     },
     /// Ban an address in a jail.
+    ///
+    /// The ban is made like one the jail decided: in its sets, with its
+    /// actions, recorded in the state database and the journal. Again on
+    /// a banned address: the ban gets the new end.
     Ban {
+        /// The jail.
+        #[arg(add = ArgValueCompleter::new(crate::cli::complete::jails))]
         jail: String,
+        /// An IPv4 or IPv6 address (with ipv6_prefix, its prefix is banned).
         address: String,
         /// How long ("30m", "1h 30m", "1w", "permanent") [default: the jail's bantime].
         #[arg(long = "for", value_name = "DURATION")]
@@ -76,9 +85,13 @@ pub enum Command {
         connect: Connect,
     },
     /// Lift bans of addresses (or CIDR ranges), or every ban.
+    ///
+    /// A CIDR range lifts every ban inside it. An address that is not
+    /// banned is reported (exit status 1); the others are still lifted.
+    /// --all is 0.0.0.0/0 and ::/0.
     Unban {
         /// Only in this jail [default: every jail].
-        #[arg(long)]
+        #[arg(long, add = ArgValueCompleter::new(crate::cli::complete::jails))]
         jail: Option<String>,
         /// Addresses or CIDR ranges.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -90,13 +103,25 @@ pub enum Command {
         connect: Connect,
     },
     /// Reload the configuration (the running one stays if it has problems).
+    ///
+    /// Like systemctl reload jailwarden, but waits for the result and prints
+    /// every problem as file:line:column (exit status 2). Bans in force
+    /// stay; jails added or removed take effect at once; [daemon] keys
+    /// marked "at start" in jailwarden.toml(5) wait for a restart.
     Reload {
         #[command(flatten)]
         connect: Connect,
     },
     /// Report a failed attempt from an address, as if a log line said so.
+    ///
+    /// For applications that know about abuse without logging it: the
+    /// failure counts in the jail's window like a matched line (and may
+    /// lead to a ban); prints counted, banned or already-banned.
     Report {
+        /// The jail.
+        #[arg(add = ArgValueCompleter::new(crate::cli::complete::jails))]
         jail: String,
+        /// The IPv4 or IPv6 address that failed.
         address: String,
         #[command(flatten)]
         connect: Connect,
@@ -182,6 +207,26 @@ pub fn run(command: Command) -> i32 {
             f.code
         }
     }
+}
+
+/// The running daemon's jail names, for shell completion: `None` when no
+/// daemon answers within a second (the caller falls back to the files).
+pub fn jail_names() -> Option<Vec<String>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    runtime.block_on(async {
+        let ask = async {
+            let conn = connect(&Connect { socket: None }).await.ok()?;
+            let jails = manager(&conn).await.ok()?.list_jails().await.ok()?;
+            Some(jails.into_iter().map(|(name, _)| name).collect())
+        };
+        tokio::time::timeout(Duration::from_secs(1), ask)
+            .await
+            .ok()
+            .flatten()
+    })
 }
 
 fn socket_path(c: &Connect) -> PathBuf {

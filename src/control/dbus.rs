@@ -13,14 +13,16 @@
 //! comments in the introspection data; `dbus/org.jailwarden1.xml` is the
 //! documented copy, kept equal by a test.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use jiff::Timestamp;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
-use zbus::{Connection, OwnedObjectPath, fdo, interface};
+use zbus::{Connection, OwnedObjectPath, OwnedVariant, Variant, fdo, interface};
 
 use super::error::{CallError, Error, echo};
 use super::jail_path;
@@ -29,6 +31,7 @@ use crate::ban::Ban;
 use crate::config::duration::BanTime;
 use crate::daemon::control::{ControlError, CoreHandle, JailStatus, Reported, Status};
 use crate::daemon::core::net_text;
+use crate::store::{HistogramQuery, HistoryQuery};
 
 /// A D-Bus `duration_usec` that asks for a permanent ban.
 pub const PERMANENT_USEC: u64 = u64::MAX;
@@ -41,6 +44,12 @@ pub const MIN_BAN_USEC: u64 = 1_000_000;
 const MAX_NAME: usize = 64;
 /// Addresses (with a prefix length, for Unban) fit in this.
 const MAX_ADDRESS: usize = 64;
+/// History answers hold at most this many bans (the default when the
+/// caller asks for 0).
+pub const HISTORY_MAX: u32 = 10_000;
+pub const HISTORY_DEFAULT: u32 = 1_000;
+/// BanHistogram answers cover at most this many buckets.
+pub const HISTOGRAM_MAX_BUCKETS: u32 = 1_000;
 /// Status snapshots are reused this long at most (and never across an
 /// event): a GetAll or GetManagedObjects reads many properties at once.
 const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
@@ -181,13 +190,46 @@ impl Context {
     }
 
     async fn list_bans(&self, jail: &str) -> Result<Vec<Ban>, CallError> {
-        let jail = if jail.is_empty() {
-            None
-        } else {
-            Some(checked_name(jail)?)
-        };
-        Ok(self.core().list_bans(jail).await?)
+        Ok(self.core().list_bans(optional_jail(jail)?).await?)
     }
+}
+
+/// A jail argument that may be "" (all jails).
+fn optional_jail(jail: &str) -> Result<Option<String>, CallError> {
+    if jail.is_empty() {
+        Ok(None)
+    } else {
+        checked_name(jail).map(Some)
+    }
+}
+
+/// An address or range argument that may be "" (any): as bans show it,
+/// an address or a prefix.
+fn optional_net(address: &str) -> Result<Option<IpNet>, CallError> {
+    let text = checked_address(address)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(net) = text.parse::<IpNet>() {
+        let net = net.trunc();
+        return Ok(Some(match net.addr() {
+            std::net::IpAddr::V6(v6) if net.prefix_len() == 128 => {
+                IpNet::from(crate::addr::canonical(std::net::IpAddr::V6(v6)))
+            }
+            _ => net,
+        }));
+    }
+    crate::addr::parse_addr(text)
+        .map(|a| Some(IpNet::from(a)))
+        .ok_or_else(|| ControlError::InvalidAddress(echo(text)).into())
+}
+
+fn timestamp(usec: u64) -> Timestamp {
+    i64::try_from(usec)
+        .ok()
+        .and_then(|u| Timestamp::from_microsecond(u).ok())
+        .unwrap_or(Timestamp::MAX)
 }
 
 /// The duration argument of Ban: 0 = the jail's bantime, `u64::MAX` =
@@ -317,6 +359,111 @@ impl Manager {
             .collect())
     }
 
+    /// Active bans with every detail, of one jail or of all when jail is
+    /// "": the daemon's clock now (to count down against), and per ban a
+    /// dictionary: jail s, address s, banned_at_usec t, expires_at_usec t
+    /// (0 = permanent), failures u; more keys may come.
+    #[zbus(out_args("now_usec", "bans"))]
+    async fn list_ban_details(
+        &self,
+        jail: &str,
+    ) -> Result<(u64, Vec<HashMap<String, OwnedVariant>>), CallError> {
+        let bans = self.ctx.list_bans(jail).await?;
+        let now = usec(Some(Timestamp::now()));
+        let details = bans
+            .into_iter()
+            .map(|b| {
+                let mut d: HashMap<String, OwnedVariant> = HashMap::with_capacity(5);
+                let mut put = |k: &str, v: Variant<'_>| {
+                    if let Ok(v) = v.try_to_owned() {
+                        d.insert(k.to_string(), v);
+                    }
+                };
+                put("address", Variant::from(net_text(b.net)));
+                put("banned_at_usec", Variant::from(usec(Some(b.banned_at))));
+                put("expires_at_usec", Variant::from(usec(b.expires_at)));
+                put("failures", Variant::from(b.failures));
+                put("jail", Variant::from(b.jail));
+                d
+            })
+            .collect();
+        Ok((now, details))
+    }
+
+    /// Bans from the history (kept for dbpurgeage), newest first: of jail
+    /// (or all: ""), of address (an address or prefix as bans show it;
+    /// "": all), started at or after since_usec; at most limit (0: 1000,
+    /// at most 10000). Each: (jail, address, banned_at_usec, ended_at_usec
+    /// (0 while in force), failures, reason ("" while in force; else as
+    /// Unbanned says, or "unknown" for bans recorded before the history kept it)).
+    #[zbus(out_args("bans"))]
+    async fn history(
+        &self,
+        jail: &str,
+        address: &str,
+        since_usec: u64,
+        limit: u32,
+    ) -> Result<Vec<(String, String, u64, u64, u32, String)>, CallError> {
+        let q = HistoryQuery {
+            jail: optional_jail(jail)?,
+            net: optional_net(address)?,
+            since: timestamp(since_usec),
+            limit: match limit {
+                0 => HISTORY_DEFAULT,
+                n => n.min(HISTORY_MAX),
+            },
+        };
+        let rows = self.ctx.core().history(q).await?;
+        Ok(rows
+            .into_iter()
+            .map(|h| {
+                (
+                    h.jail,
+                    net_text(h.net),
+                    usec(Some(h.banned_at)),
+                    usec(h.ended_at),
+                    h.failures,
+                    h.reason.unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// How many bans started in each of buckets consecutive time buckets
+    /// of bucket_usec (at least 1 s) from since_usec, per jail (of jail, or
+    /// all: ""): (jail, bucket, count) for the buckets that are not empty;
+    /// buckets at most 1000. From the history, so as far back as
+    /// dbpurgeage keeps.
+    #[zbus(out_args("counts"))]
+    async fn ban_histogram(
+        &self,
+        jail: &str,
+        since_usec: u64,
+        bucket_usec: u64,
+        buckets: u32,
+    ) -> Result<Vec<(String, u32, u32)>, CallError> {
+        if !(MIN_BAN_USEC..=MAX_BAN_USEC).contains(&bucket_usec)
+            || buckets == 0
+            || buckets > HISTOGRAM_MAX_BUCKETS
+        {
+            return Err(Error::Failed(format!(
+                "buckets must be 1 to {HISTOGRAM_MAX_BUCKETS}, of 1 s to 100 years ({buckets} of {bucket_usec} µs asked)"
+            ))
+            .into());
+        }
+        let q = HistogramQuery {
+            jail: optional_jail(jail)?,
+            since: timestamp(since_usec),
+            bucket_usec: i64::try_from(bucket_usec).unwrap_or(i64::MAX),
+            buckets,
+        };
+        let rows = self.ctx.core().histogram(q).await?;
+        Ok(rows
+            .into_iter()
+            .map(|b| (b.jail, b.index, b.count))
+            .collect())
+    }
+
     /// Reload the configuration; on problems (Config error) the running
     /// configuration stays. Needs root or polkit org.jailwarden1.manage.
     #[zbus(proxy(allow_interactive_auth))]
@@ -374,6 +521,20 @@ impl Manager {
         Ok(self.ctx.status().await.map_err(failed)?.total_bans)
     }
 
+    /// The firewall backend: "nftables", or "none" (bans are logged, not
+    /// enforced).
+    #[zbus(property(emits_changed_signal = "const"))]
+    async fn backend(&self) -> fdo::Result<String> {
+        Ok(self.ctx.status().await.map_err(failed)?.backend.clone())
+    }
+
+    /// How long the ban history is kept (dbpurgeage), microseconds.
+    #[zbus(property, name = "DbPurgeAgeUSec")]
+    async fn db_purge_age_usec(&self) -> fdo::Result<u64> {
+        let d = self.ctx.status().await.map_err(failed)?.dbpurgeage;
+        Ok(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
     /// An address was banned; expires_at_usec 0 = permanent; failures 0
     /// for bans by hand.
     #[zbus(signal)]
@@ -393,6 +554,10 @@ impl Manager {
         address: &str,
         reason: &str,
     ) -> zbus::Result<()>;
+
+    /// The configuration was reloaded; jails: every configured jail now.
+    #[zbus(signal)]
+    pub async fn reloaded(emitter: &SignalEmitter<'_>, jails: Vec<String>) -> zbus::Result<()>;
 }
 
 /// `/org/jailwarden1/jail/<name>`: one jail.

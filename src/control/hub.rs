@@ -131,8 +131,8 @@ struct Task {
     next_id: u64,
     /// Property values last sent, per jail.
     sent_jails: BTreeMap<String, JailStatus>,
-    /// (ActiveBans, TotalBans) last sent.
-    sent_manager: Option<(u32, u64)>,
+    /// (ActiveBans, TotalBans, DbPurgeAgeUSec) last sent.
+    sent_manager: Option<(u32, u64, u64)>,
     dirty: BTreeSet<String>,
     all_dirty: bool,
     /// Jails may have been added or removed.
@@ -234,6 +234,15 @@ impl Task {
                 self.resync = true;
                 self.all_dirty = true;
                 self.flush().await;
+                let jails: Vec<String> = match self.ctx.status().await {
+                    Ok(s) => s.jails.iter().map(|j| j.name.clone()).collect(),
+                    Err(_) => Vec::new(),
+                };
+                self.each_manager(|e| {
+                    let jails = jails.clone();
+                    async move { Manager::reloaded(&e, jails).await }
+                })
+                .await;
             }
         }
     }
@@ -288,7 +297,7 @@ impl Task {
             .iter()
             .map(|j| (j.name.clone(), j.clone()))
             .collect();
-        self.sent_manager = Some((status.active_bans, status.total_bans));
+        self.sent_manager = Some(manager_values(status));
     }
 
     async fn flush(&mut self) {
@@ -321,7 +330,7 @@ impl Task {
             }
             self.sent_jails.insert(j.name.clone(), j.clone());
         }
-        let now = (status.active_bans, status.total_bans);
+        let now = manager_values(&status);
         let mut manager: HashMap<&'static str, Variant<'static>> = HashMap::new();
         let before = self.sent_manager.replace(now);
         if before.is_none_or(|b| b.0 != now.0) {
@@ -329,6 +338,9 @@ impl Task {
         }
         if before.is_none_or(|b| b.1 != now.1) {
             manager.insert("TotalBans", Variant::from(now.1));
+        }
+        if before.is_none_or(|b| b.2 != now.2) {
+            manager.insert("DbPurgeAgeUSec", Variant::from(now.2));
         }
         let mut gone = Vec::new();
         for (id, s) in &self.conns {
@@ -418,6 +430,15 @@ async fn sync_objects(ctx: &Context, s: &mut Served, want: &BTreeSet<String>) {
         }
     }
     s.jails = want.clone();
+}
+
+/// The Manager properties that change: ActiveBans, TotalBans, DbPurgeAgeUSec.
+fn manager_values(status: &Status) -> (u32, u64, u64) {
+    (
+        status.active_bans,
+        status.total_bans,
+        u64::try_from(status.dbpurgeage.as_micros()).unwrap_or(u64::MAX),
+    )
 }
 
 /// The Jail properties whose values differ from what was last sent.

@@ -6,13 +6,15 @@
 //! arguments. Requests travel over a bounded channel, so a flood of callers
 //! slows down rather than grows memory.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use crate::ban::Ban;
 use crate::config::duration::BanTime;
+use crate::store::{Bucket, HistogramQuery, HistoryEntry, HistoryQuery, Reader, StoreError};
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +65,8 @@ pub struct Status {
     /// Lines (entries) read in the last minute, all sources.
     pub lines_per_minute: u64,
     pub started_at: Timestamp,
+    /// How long the ban history is kept (`dbpurgeage`).
+    pub dbpurgeage: Duration,
 }
 
 /// What `Report` did with the reported failure.
@@ -125,8 +129,18 @@ pub enum CoreEvent {
     },
     /// A jail's counters or settings changed (coalesced by surfaces).
     JailChanged { jail: String },
-    /// Jails were added or removed (after a reload).
+    /// The configuration was reloaded (jails may have been added or
+    /// removed).
     JailsChanged,
+}
+
+/// Read-only queries of the state database (ban history), answered on a
+/// connection of their own in a blocking thread, one at a time: they
+/// never wait for the core, nor hold it up.
+#[derive(Clone)]
+struct HistoryReader {
+    reader: Arc<Mutex<Reader>>,
+    one_at_a_time: Arc<Semaphore>,
 }
 
 /// A cheap, cloneable handle on the core.
@@ -134,6 +148,7 @@ pub enum CoreEvent {
 pub struct CoreHandle {
     tx: mpsc::Sender<Request>,
     events: broadcast::Sender<CoreEvent>,
+    history: Option<HistoryReader>,
 }
 
 impl CoreHandle {
@@ -141,7 +156,58 @@ impl CoreHandle {
     pub fn new(capacity: usize) -> (CoreHandle, mpsc::Receiver<Request>) {
         let (tx, rx) = mpsc::channel(capacity);
         let (events, _) = broadcast::channel(1024);
-        (CoreHandle { tx, events }, rx)
+        (
+            CoreHandle {
+                tx,
+                events,
+                history: None,
+            },
+            rx,
+        )
+    }
+
+    /// Answer history queries from `reader` (a connection to the core's
+    /// database); without one they fail.
+    pub fn with_history(mut self, reader: Reader) -> Self {
+        self.history = Some(HistoryReader {
+            reader: Arc::new(Mutex::new(reader)),
+            one_at_a_time: Arc::new(Semaphore::new(1)),
+        });
+        self
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ControlError> {
+        let h = self
+            .history
+            .as_ref()
+            .ok_or_else(|| ControlError::Failed("the ban history is not available".into()))?;
+        let _turn = h
+            .one_at_a_time
+            .acquire()
+            .await
+            .map_err(|_| ControlError::ShuttingDown)?;
+        let reader = h.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock only means an earlier query panicked.
+            let r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            query(&r)
+        })
+        .await
+        .map_err(|e| ControlError::Failed(format!("history query failed: {e}")))?
+        .map_err(|e| ControlError::Failed(format!("cannot read the ban history: {e}")))
+    }
+
+    /// Bans from the history, newest first.
+    pub async fn history(&self, q: HistoryQuery) -> Result<Vec<HistoryEntry>, ControlError> {
+        self.read(move |r| r.history(&q)).await
+    }
+
+    /// Bans started per time bucket, per jail.
+    pub async fn histogram(&self, q: HistogramQuery) -> Result<Vec<Bucket>, ControlError> {
+        self.read(move |r| r.histogram(&q)).await
     }
 
     /// Publish an event (the core does this).

@@ -30,7 +30,7 @@ use crate::jail::escalation::escalate;
 use crate::jail::{Decision, Jail, Limits};
 use crate::source::file::FileLine;
 use crate::source::journal::JournalEntry;
-use crate::store::{Changes, Store, StoredFailure};
+use crate::store::{Changes, Ended, Store, StoredFailure};
 
 /// Store key of the journal reader's position.
 pub const JOURNAL_POSITION: &str = "journal";
@@ -83,6 +83,13 @@ fn limits(c: &JailConfig) -> Limits {
         maxretry: c.maxretry,
         maxtracked: c.maxtracked,
     }
+}
+
+/// A matcher for one of a jail's sources, with the jail's line limit.
+fn jail_matcher(c: &JailConfig) -> Matcher {
+    let mut m = c.filter.matcher(DateFinder::local());
+    m.limit_lines(c.line_limit);
+    m
 }
 
 fn ignore_list(c: &JailConfig, self_addrs: &AddrList) -> AddrList {
@@ -217,6 +224,12 @@ impl Core {
         })?;
         for (b, reason) in gone {
             events::unban(&b.jail, &net_text(b.net), reason);
+            core.pending.ended.push(Ended {
+                jail: b.jail.clone(),
+                net: b.net,
+                at: ended_at(&b, reason, now),
+                reason: reason.to_string(),
+            });
             core.pending.unbans.push((b.jail, b.net));
         }
         core.configure_actions();
@@ -302,12 +315,10 @@ impl Core {
                     .filter
                     .journal_host_field()
                     .and_then(|f| entry.extra.get(f));
-                let matcher = rt
-                    .journal
-                    .get_or_insert_with(|| rt.config.filter.matcher(DateFinder::local()));
+                let matcher = rt.journal.get_or_insert_with(|| jail_matcher(&rt.config));
                 if let Outcome::Matched {
                     failure: Some(f), ..
-                } = matcher.journal_line(&entry.line, entry.time, host_field)
+                } = matcher.journal_line(&entry.line, entry.time, host_field, entry.truncated)
                 {
                     let jail = jail.to_string();
                     self.failure(&jail, f, &entry.line, now);
@@ -331,13 +342,11 @@ impl Core {
             let Some(rt) = self.jails.get_mut(&**jail) else {
                 continue;
             };
-            let matcher = rt
-                .file
-                .get_or_insert_with(|| rt.config.filter.matcher(DateFinder::local()));
+            let matcher = rt.file.get_or_insert_with(|| jail_matcher(&rt.config));
             matcher.set_now(now);
             if let Outcome::Matched {
                 failure: Some(f), ..
-            } = matcher.file_line(&line.bytes)
+            } = matcher.file_line_cut(&line.bytes, line.truncated)
             {
                 let jail = jail.to_string();
                 self.failure(&jail, f, &line.bytes, now);
@@ -565,11 +574,17 @@ impl Core {
         ban
     }
 
-    fn lift(&mut self, jail: &str, net: IpNet, reason: &str) -> bool {
+    fn lift(&mut self, jail: &str, net: IpNet, reason: &str, now: Timestamp) -> bool {
         let Some(b) = self.unindex(jail, net) else {
             return false;
         };
         self.pending.unbans.push((jail.to_string(), net));
+        self.pending.ended.push(Ended {
+            jail: jail.to_string(),
+            net,
+            at: ended_at(&b, reason, now),
+            reason: reason.to_string(),
+        });
         if let Some(rt) = self.jails.get_mut(jail) {
             rt.jail.forget(net.addr());
         }
@@ -595,7 +610,7 @@ impl Core {
     /// Lift every ban whose time has come.
     pub fn expire(&mut self, now: Timestamp) {
         while let Some((jail, net)) = self.bans.first_expired(now) {
-            self.lift(&jail, net, "expired");
+            self.lift(&jail, net, "expired", now);
         }
         self.flush(now);
     }
@@ -779,7 +794,7 @@ impl Core {
                 address,
                 reply,
             } => {
-                let r = self.manual_unban(jail.as_deref(), &address);
+                let r = self.manual_unban(jail.as_deref(), &address, now);
                 self.flush(now);
                 let _ = reply.send(r);
             }
@@ -787,7 +802,7 @@ impl Core {
                 let all = self.bans.keys(|_, _| true);
                 let n = all.len() as u32;
                 for (j, net) in all {
-                    self.lift(&j, net, "manual");
+                    self.lift(&j, net, "manual", now);
                 }
                 self.flush(now);
                 let _ = reply.send(Ok(n));
@@ -834,7 +849,12 @@ impl Core {
         Ok(self.ban_now(jail, addr, 0, duration, now))
     }
 
-    fn manual_unban(&mut self, jail: Option<&str>, address: &str) -> Result<u32, ControlError> {
+    fn manual_unban(
+        &mut self,
+        jail: Option<&str>,
+        address: &str,
+        now: Timestamp,
+    ) -> Result<u32, ControlError> {
         let jail = jail.filter(|j| !j.is_empty());
         if let Some(j) = jail {
             if !self.jails.contains_key(j) {
@@ -853,7 +873,7 @@ impl Core {
         });
         let n = hits.len() as u32;
         for (j, net) in hits {
-            self.lift(&j, net, "manual");
+            self.lift(&j, net, "manual", now);
         }
         Ok(n)
     }
@@ -903,6 +923,7 @@ impl Core {
             total_bans: self.total_bans,
             lines_per_minute: self.lines_at_minute.1,
             started_at: self.started_at,
+            dbpurgeage: self.config.daemon.dbpurgeage,
         }
     }
 
@@ -928,7 +949,7 @@ impl Core {
                 .map(|(_, n)| n)
                 .collect();
             for net in nets {
-                self.lift(name, net, "jail removed");
+                self.lift(name, net, "jail removed", now);
             }
             self.jails.remove(name);
             if let Err(e) = self.store.drop_jail(name) {
@@ -1003,6 +1024,16 @@ impl Core {
 /// What `start` hands back besides the core.
 pub struct Loaded {
     pub positions: HashMap<String, String>,
+}
+
+/// When a ban ended, for its history: an expired ban at its expiry (the
+/// kernel lifted it then, even while the daemon was down), any other at
+/// `now`.
+fn ended_at(b: &Ban, reason: &str, now: Timestamp) -> Timestamp {
+    match b.expires_at {
+        Some(e) if reason == "expired" => e.min(now),
+        _ => now,
+    }
 }
 
 /// How a ban's target is shown: a plain address for single-address bans.

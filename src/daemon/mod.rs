@@ -253,6 +253,13 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     let flush_on_exit = opts.flush_on_exit || cfg.daemon.flush_on_exit;
     let cfg = Arc::new(cfg);
     let (handle, mut requests) = CoreHandle::new(256);
+    let handle = match store.reader() {
+        Ok(reader) => handle.with_history(reader),
+        Err(e) => {
+            warn!("the ban history cannot be read over D-Bus: {e}");
+            handle
+        }
+    };
     let self_addrs = selfaddr::addresses();
     let banner = make_banner(&cfg);
     let now = Timestamp::now();

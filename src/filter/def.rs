@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::config::duration::parse_duration;
+use crate::config::keys;
 use crate::config::reader::{Diagnostics, Item, Located, SourceFile, Table};
 
 /// What a failregex match means for the connection it belongs to (its
@@ -117,6 +118,10 @@ pub struct FilterDef {
     /// For journal entries: take the host from this field instead of the
     /// message (e.g. `JAILWARDEN_ADDRESS` for recidive).
     pub journal_host_field: Option<String>,
+    /// The longest line the service writes (it cuts longer ones itself,
+    /// e.g. nginx's error log at 2047 bytes): a line this long or longer
+    /// may have been cut, so its end is not taken for an end.
+    pub line_limit: Option<usize>,
     /// The steps of one authentication attempt, in the order the service
     /// logs them for one connection (see [`FilterDef::attempt`]).
     pub attempt: Vec<Located<String>>,
@@ -124,20 +129,6 @@ pub struct FilterDef {
 
 /// Most steps an attempt may have.
 pub const MAX_STEPS: usize = 16;
-
-const FILTER_KEYS: &[&str] = &[
-    "attempt",
-    "description",
-    "journal_match",
-    "prefregex",
-    "failregex",
-    "ignoreregex",
-    "snippets",
-    "modes",
-    "session_timeout",
-    "journal_host_field",
-];
-const MODE_KEYS: &[&str] = &["description", "include", "failregex", "ignoreregex"];
 
 /// Default for [`FilterDef::session_timeout`].
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(600);
@@ -160,6 +151,9 @@ impl FilterDef {
             modes: BTreeMap::new(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             journal_host_field: t.string("journal_host_field").map(|s| s.value),
+            line_limit: t
+                .integer("line_limit", 64..=(crate::filter::MAX_LINE as i64))
+                .map(|v| v.value as usize),
             attempt: t.strings("attempt").unwrap_or_default(),
         };
         def.check_attempt(diags);
@@ -180,11 +174,11 @@ impl FilterDef {
                     failregex: patterns(&m, "failregex"),
                     ignoreregex: m.strings("ignoreregex").unwrap_or_default(),
                 };
-                m.finish(MODE_KEYS);
+                m.finish(&keys::names(keys::MODE));
                 def.modes.insert(name.value, mode);
             }
         }
-        t.finish(FILTER_KEYS);
+        t.finish(&keys::names(keys::FILTER));
         if def.failregex.is_empty() && def.modes.values().all(|m| m.failregex.is_empty()) {
             diags.error(file, 0, "filter has no failregex");
         }
@@ -295,7 +289,7 @@ fn patterns(t: &Table, key: &str) -> Vec<PatternDef> {
                     }
                 };
                 let step = p.string("step");
-                p.finish(&["regex", "role", "step"]);
+                p.finish(&keys::names(keys::PATTERN));
                 match (text, role) {
                     (Some(text), Some(role)) => out.push(PatternDef { text, role, step }),
                     (None, _) => p.error(format!("{key} entry needs a regex")),

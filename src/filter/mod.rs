@@ -20,8 +20,10 @@ pub mod def;
 pub mod session;
 pub mod template;
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -117,6 +119,8 @@ pub struct Filter {
     patterns: Vec<PatternInfo>,
     ignore: Option<Regex>,
     session_timeout: std::time::Duration,
+    /// The service's own line limit (filter key `line_limit`).
+    line_limit: Option<usize>,
 }
 
 /// Largest compiled regex we accept (keeps check-config and memory sane).
@@ -127,7 +131,11 @@ const DFA_CACHE: usize = 2 << 20;
 const SESSION_CAP: usize = 10_000;
 /// Longest line a filter looks at; beyond it a line is cut (counted by the
 /// caller), so a hostile 1 MiB line costs linear time and bounded memory.
+/// A line this long is taken as cut (see [`Scanner::file_line_cut`]).
 pub const MAX_LINE: usize = 64 * 1024;
+/// Put after a cut line, outside the searched range: a word byte, so `$`
+/// does not match at the cut and neither does `\b` after a word there.
+const CUT_SENTINEL: u8 = b'_';
 
 fn syntax_config() -> syntax::Config {
     // Bytes in, ASCII classes: log lines may be invalid UTF-8, and Unicode
@@ -160,6 +168,10 @@ impl Filter {
     pub fn patterns(&self) -> &[PatternInfo] {
         &self.patterns
     }
+    /// The longest line the service writes, when it cuts its own lines.
+    pub fn line_limit(&self) -> Option<usize> {
+        self.line_limit
+    }
 
     /// A matcher for one stream of lines.
     pub fn matcher(self: &Arc<Self>, dates: DateFinder) -> Matcher {
@@ -179,6 +191,7 @@ impl Filter {
             ignore_cache: self.ignore.as_ref().map(Regex::create_cache),
             dates,
             scratch: Vec::new(),
+            line_limit: self.line_limit,
         }
     }
 
@@ -429,6 +442,7 @@ impl Filter {
             patterns: infos,
             ignore,
             session_timeout: def.session_timeout,
+            line_limit: def.line_limit,
         })
     }
 }
@@ -575,6 +589,9 @@ pub struct Scanner {
     ignore_cache: Option<meta::Cache>,
     dates: DateFinder,
     scratch: Vec<u8>,
+    /// Lines this long or longer may have been cut (the filter's
+    /// `line_limit`, lowered by [`limit_lines`](Self::limit_lines)).
+    line_limit: Option<usize>,
 }
 
 /// What a line yielded before the story is applied.
@@ -614,10 +631,40 @@ impl Scanner {
         self.dates.set_now(now);
     }
 
+    /// Also take lines of `limit` bytes or more as cut: a jail's
+    /// `line_limit`, for a relay (a syslog daemon) that cuts lines shorter
+    /// than the service does. The lower of it and the filter's wins.
+    pub fn limit_lines(&mut self, limit: Option<usize>) {
+        self.line_limit = match (self.line_limit, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Whether a line of `len` bytes may have been cut: by the service or a
+    /// relay (`line_limit`), or by our [`MAX_LINE`].
+    fn may_be_cut(&self, len: usize) -> bool {
+        len >= MAX_LINE || self.line_limit.is_some_and(|limit| len >= limit)
+    }
+
     /// A line from a log file: the date is found and removed, the rest
     /// matched. A trailing `\r` is ignored; lines are cut at [`MAX_LINE`].
     pub fn file_line(&mut self, line: &[u8]) -> Scan {
+        self.file_line_cut(line, false)
+    }
+
+    /// [`file_line`](Self::file_line) for a line a source may have cut:
+    /// `cut` says it did (the line was longer than what was delivered).
+    ///
+    /// A cut line, like one as long as the filter's service ever writes
+    /// (`line_limit`: it may have cut it itself) or one longer than
+    /// [`MAX_LINE`], is matched as what it is, the head of a longer line:
+    /// its end is not an end. `$` does not match there and a host cannot
+    /// end there, so text an attacker pushed up to the cut can never pass
+    /// for the end of the line's structure.
+    pub fn file_line_cut(&mut self, line: &[u8], cut: bool) -> Scan {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let cut = cut || self.may_be_cut(line.len());
         let line = &line[..line.len().min(MAX_LINE)];
         let found = self.dates.find(line);
         let time = found.as_ref().map(|f| f.time);
@@ -625,22 +672,19 @@ impl Scanner {
             Some(found) if found.span.start == 0 => {
                 let rest = &line[found.span.end..];
                 let rest = &rest[rest.iter().position(|b| *b != b' ').unwrap_or(rest.len())..];
-                self.scan(rest, Some(found.time))
+                self.scan_parts(rest, &[], Some(found.time), cut)
             }
             Some(found) => {
-                // Take the scratch buffer out so the text can borrow it
-                // while matching borrows self.
-                let mut text = std::mem::take(&mut self.scratch);
-                text.clear();
                 let head = &line[..found.span.start];
                 let head_end = head.iter().rposition(|b| *b != b' ').map_or(0, |p| p + 1);
-                text.extend_from_slice(&head[..head_end]);
-                text.extend_from_slice(&line[found.span.end..]);
-                let out = self.scan(&text, Some(found.time));
-                self.scratch = text;
-                out
+                self.scan_parts(
+                    &head[..head_end],
+                    &line[found.span.end..],
+                    Some(found.time),
+                    cut,
+                )
             }
-            None => self.scan(line, None),
+            None => self.scan_parts(line, &[], None, cut),
         };
         match (out, time) {
             (Scan::Missed, Some(t)) => Scan::Dated(t),
@@ -649,16 +693,22 @@ impl Scanner {
     }
 
     /// A journal entry rendered as `HOSTNAME IDENTIFIER[PID]: MESSAGE`,
-    /// with the entry's time. `host_field` is the value of the filter's
-    /// `journal_host_field`, which is then authoritative for the host.
+    /// with the entry's time (never a date in its text). `host_field` is
+    /// the value of the filter's `journal_host_field`, which is then
+    /// authoritative for the host. `cut`: the source cut MESSAGE (our
+    /// 64 KiB, journald's `LineMax`); like a rendered line as long as the
+    /// service's `line_limit`, it is matched as a cut line (see
+    /// [`file_line_cut`](Self::file_line_cut)).
     pub fn journal_line(
         &mut self,
         text: &[u8],
         time: Timestamp,
         host_field: Option<&[u8]>,
+        cut: bool,
     ) -> Scan {
+        let cut = cut || self.may_be_cut(text.len());
         let text = &text[..text.len().min(MAX_LINE)];
-        match (self.scan(text, Some(time)), host_field) {
+        match (self.scan_parts(text, &[], Some(time), cut), host_field) {
             (Scan::Hit(mut hit), Some(field)) => {
                 let text = String::from_utf8_lossy(field).into_owned();
                 match parse_host(&text) {
@@ -673,12 +723,37 @@ impl Scanner {
         }
     }
 
-    fn scan(&mut self, text: &[u8], time: Option<Timestamp>) -> Scan {
+    /// Match `head` followed by `tail`. A cut text gets [`CUT_SENTINEL`]
+    /// after its end and is searched up to that end only: look-around
+    /// (`$`, `\b`) then sees that the line goes on.
+    fn scan_parts(&mut self, head: &[u8], tail: &[u8], time: Option<Timestamp>, cut: bool) -> Scan {
+        if tail.is_empty() && !cut {
+            return self.scan(head, head.len(), time);
+        }
+        // Take the scratch buffer out so the text can borrow it while
+        // matching borrows self.
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        text.extend_from_slice(head);
+        text.extend_from_slice(tail);
+        let end = text.len();
+        if cut {
+            text.push(CUT_SENTINEL);
+        }
+        let out = self.scan(&text, end, time);
+        self.scratch = text;
+        out
+    }
+
+    /// Match `haystack[..end]`; `end < haystack.len()` marks a cut line.
+    fn scan(&mut self, haystack: &[u8], end: usize, time: Option<Timestamp>) -> Scan {
         let filter = &*self.filter;
+        let cut = end < haystack.len();
+        let text = &haystack[..end];
         // One DFA pass over all patterns; nothing else on the (usual) miss.
         let Some(m) = filter
             .fail
-            .search_with(&mut self.fail_cache, &Input::new(text))
+            .search_with(&mut self.fail_cache, &Input::new(haystack).range(..end))
         else {
             return Scan::Missed;
         };
@@ -688,7 +763,7 @@ impl Scanner {
         let caps = &mut self.caps[regex];
         filter.singles[regex].search_captures_with(
             &mut self.single_caches[regex],
-            &Input::new(text)
+            &Input::new(haystack)
                 .range(m.start()..m.end())
                 .anchored(Anchored::Yes),
             caps,
@@ -702,6 +777,16 @@ impl Scanner {
             idx.and_then(|i| caps.get_group(i))
                 .map(|s| &text[s.range()])
         };
+        // A host that ends where the line was cut may be cut itself
+        // ("198.51.100.6" of "198.51.100.62").
+        if cut
+            && info
+                .host
+                .and_then(|i| caps.get_group(i))
+                .is_some_and(|s| s.end == end)
+        {
+            return Scan::Missed;
+        }
         if let (Some(ignore), Some(cache)) = (&filter.ignore, self.ignore_cache.as_mut()) {
             let content = group(info.content).unwrap_or(text);
             if ignore.is_match_with(cache, &Input::new(content)) {
@@ -827,6 +912,11 @@ impl Matcher {
         self.scanner.set_now(now);
     }
 
+    /// See [`Scanner::limit_lines`].
+    pub fn limit_lines(&mut self, limit: Option<usize>) {
+        self.scanner.limit_lines(limit);
+    }
+
     /// Sessions dropped because too many were open at once.
     pub fn sessions_evicted(&self) -> u64 {
         self.story.sessions_evicted()
@@ -838,27 +928,66 @@ impl Matcher {
         self.story.apply(scan)
     }
 
+    /// See [`Scanner::file_line_cut`].
+    pub fn file_line_cut(&mut self, line: &[u8], cut: bool) -> Outcome {
+        let scan = self.scanner.file_line_cut(line, cut);
+        self.story.apply(scan)
+    }
+
     /// See [`Scanner::journal_line`].
     pub fn journal_line(
         &mut self,
         text: &[u8],
         time: Timestamp,
         host_field: Option<&[u8]>,
+        cut: bool,
     ) -> Outcome {
-        let scan = self.scanner.journal_line(text, time, host_field);
+        let scan = self.scanner.journal_line(text, time, host_field, cut);
         self.story.apply(scan)
     }
 }
 
 /// Filters loaded from a search path, with the shared snippets.
+///
+/// [`shared`](Self::shared) reads each filter file once and compiles it
+/// once per mode: a thousand jails on one filter hold one compiled copy
+/// (a compiled filter is about a megabyte and takes ~20 ms to build).
 pub struct FilterLoader {
     path: FilterPath,
+    /// Filter files read, by path.
+    read: RefCell<HashMap<PathBuf, Rc<Parsed>>>,
+    /// Compiled by (file, mode); `None` when it has problems.
+    compiled: RefCell<HashMap<FileMode, Option<Arc<Filter>>>>,
+}
+
+/// A filter file and a mode: what a compiled filter depends on (the
+/// common snippets come with the file).
+type FileMode = (PathBuf, String);
+
+/// A filter file as read, and the common snippets next to it.
+type Parsed = (FilterDef, BTreeMap<String, Located<String>>);
+
+/// What [`FilterLoader::shared`] found.
+#[derive(Clone)]
+pub enum Shared {
+    /// No such filter on the search path.
+    Missing,
+    /// The filter has no such mode; its modes are listed.
+    NoMode(Vec<String>),
+    /// It has problems (reported once, when first compiled).
+    Broken,
+    /// Compiled, shared by every jail with the same file and mode.
+    Ready(Arc<Filter>),
 }
 
 impl FilterLoader {
     /// Load from `path`.
     pub fn new(path: FilterPath) -> Self {
-        FilterLoader { path }
+        FilterLoader {
+            path,
+            read: RefCell::new(HashMap::new()),
+            compiled: RefCell::new(HashMap::new()),
+        }
     }
 
     /// The search path.
@@ -874,15 +1003,23 @@ impl FilterLoader {
         diags: &Diagnostics,
     ) -> Option<(FilterDef, BTreeMap<String, Located<String>>)> {
         let file_path = self.path.find(name)?;
-        let file = match SourceFile::read(&file_path) {
+        self.read_file(&file_path, diags)
+    }
+
+    fn read_file(
+        &self,
+        file_path: &Path,
+        diags: &Diagnostics,
+    ) -> Option<(FilterDef, BTreeMap<String, Located<String>>)> {
+        let file = match SourceFile::read(file_path) {
             Ok(f) => f,
             Err(d) => {
                 diags.push(d);
                 return None;
             }
         };
-        let def = FilterDef::read(&def::name_of(&file_path), &file, diags);
-        let common = self.common(&file_path, diags);
+        let def = FilterDef::read(&def::name_of(file_path), &file, diags);
+        let common = self.common(file_path, diags);
         Some((def, common))
     }
 
@@ -890,6 +1027,42 @@ impl FilterLoader {
     pub fn compile(&self, name: &str, mode: &str, diags: &Diagnostics) -> Option<Filter> {
         let (def, common) = self.read(name, diags)?;
         Filter::compile(&def, mode, &common, diags)
+    }
+
+    /// The filter `name` compiled for `mode`, shared: the file (and its
+    /// common snippets) is read once, and compiled once per mode; problems
+    /// in it go to `diags` once.
+    pub fn shared(&self, name: &str, mode: &str, diags: &Diagnostics) -> Shared {
+        let Some(file_path) = self.path.find(name) else {
+            return Shared::Missing;
+        };
+        let key = (file_path, mode.to_string());
+        if let Some(done) = self.compiled.borrow().get(&key) {
+            return done.clone().map_or(Shared::Broken, Shared::Ready);
+        }
+        let cached = self.read.borrow().get(&key.0).cloned();
+        let parsed = match cached {
+            Some(p) => p,
+            None => match self.read_file(&key.0, diags) {
+                Some(p) => {
+                    let p = Rc::new(p);
+                    self.read.borrow_mut().insert(key.0.clone(), p.clone());
+                    p
+                }
+                // Unreadable: reported now, and only now.
+                None => {
+                    self.compiled.borrow_mut().insert(key, None);
+                    return Shared::Broken;
+                }
+            },
+        };
+        let (def, common) = &*parsed;
+        if def.expand_mode(mode).is_none() {
+            return Shared::NoMode(def.mode_names());
+        }
+        let filter = Filter::compile(def, mode, common, diags).map(Arc::new);
+        self.compiled.borrow_mut().insert(key, filter.clone());
+        filter.map_or(Shared::Broken, Shared::Ready)
     }
 
     fn common(&self, filter_file: &Path, diags: &Diagnostics) -> BTreeMap<String, Located<String>> {
@@ -1038,6 +1211,56 @@ ignoreregex = ['for ignoreme ']
     }
 
     #[test]
+    fn doubling_snippets_are_a_positioned_error_not_a_gigabyte() {
+        let mut text = String::from("failregex = ['^<S1> from <HOST>$']\n[snippets]\n");
+        for i in 1..20 {
+            text.push_str(&format!("S{i} = '<S{n}><S{n}>'\n", n = i + 1));
+        }
+        text.push_str("S20 = 'ab'\n");
+        let errs = compile(&text, "normal").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("t.toml:1:14: failregex: expands to more than 256 KiB (via <S1>"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn shipped_filters_expand_well_below_the_limit() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/filters");
+        let loader = FilterLoader::new(FilterPath::new(vec![dir]));
+        let mut longest = (0, String::new());
+        for (name, _) in loader.path().list() {
+            let diags = Diagnostics::new();
+            let (def, common) = loader.read(&name, &diags).expect(&name);
+            let lookup = |n: &str| -> Option<&str> {
+                def.snippets
+                    .get(n)
+                    .or_else(|| common.get(n))
+                    .map(|s| s.value.as_str())
+            };
+            let patterns = def
+                .failregex
+                .iter()
+                .chain(def.modes.values().flat_map(|m| m.failregex.iter()))
+                .map(|p| &p.text)
+                .chain(def.prefregex.iter());
+            for p in patterns {
+                let e = expand(&p.value, &lookup).unwrap_or_else(|e| panic!("{name}: {e}"));
+                if e.regex.len() > longest.0 {
+                    longest = (e.regex.len(), format!("{name} {}", p.position()));
+                }
+            }
+        }
+        assert!(
+            longest.0 < template::MAX_EXPANDED / 8,
+            "the longest shipped pattern ({}) expands to {} bytes",
+            longest.1,
+            longest.0
+        );
+    }
+
+    #[test]
     fn steps_are_checked_and_tell_one_attempt() {
         let errs = compile(
             r#"attempt = ["pam", "result", "pam"]
@@ -1130,6 +1353,83 @@ failregex = [
             ),
             Outcome::Missed
         );
+    }
+
+    #[test]
+    fn a_cut_line_has_no_end() {
+        // A tail anchored at the end, attacker text (the user) before it.
+        let f = compile(
+            "line_limit = 100\nfailregex = ['^fail user <F-USER>.*</F-USER> from <HOST> port \\d+$', '^seen <HOST>']",
+            "normal",
+        )
+        .unwrap();
+        let mut m = matcher(&f);
+        let line = "fail user x from 192.0.2.9 port 1";
+        assert_eq!(host_of(&mut m, line).as_deref(), Some("192.0.2.9"));
+        // The same text, but the source says it cut the line: the real
+        // " from REAL port N" may have followed.
+        assert_eq!(m.file_line_cut(line.as_bytes(), true), Outcome::Missed);
+        // As long as the service's own limit: it may have cut it.
+        let pad = |len: usize| format!("fail user {} from 192.0.2.9 port 1", "x".repeat(len - 32));
+        let long = pad(100);
+        assert_eq!(long.len(), 100);
+        assert_eq!(host_of(&mut m, &long), None);
+        assert_eq!(host_of(&mut m, &pad(99)).as_deref(), Some("192.0.2.9"));
+        // As long as MAX_LINE: cut by the reader (or here), known to be cut.
+        let mut m2 = matcher(
+            &compile(
+                "failregex = ['^fail user <F-USER>.*</F-USER> from <HOST> port \\d+$']",
+                "normal",
+            )
+            .unwrap(),
+        );
+        assert_eq!(host_of(&mut m2, &pad(MAX_LINE)), None);
+        let mut beyond = pad(MAX_LINE).into_bytes();
+        beyond.extend_from_slice(b" from 203.0.113.5 port 2");
+        assert_eq!(m2.file_line(&beyond), Outcome::Missed);
+        assert_eq!(
+            host_of(&mut m2, &pad(MAX_LINE - 1)).as_deref(),
+            Some("192.0.2.9")
+        );
+        // A pattern that needs no end still matches a cut line, but not
+        // with a host the cut may have shortened.
+        match m.file_line_cut(b"seen 192.0.2.9 and more", true) {
+            Outcome::Matched {
+                regex: 1,
+                failure: Some(f),
+            } => assert_eq!(f.host_text, "192.0.2.9"),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(m.file_line_cut(b"seen 192.0.2.9", true), Outcome::Missed);
+        assert_eq!(
+            host_of(&mut m, "seen 192.0.2.9").as_deref(),
+            Some("192.0.2.9")
+        );
+        // Journal entries: cut by the source (LineMax), or at the limit.
+        let t = Timestamp::from_second(1_124_013_600).unwrap();
+        assert!(matches!(
+            m.journal_line(line.as_bytes(), t, None, false),
+            Outcome::Matched {
+                failure: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            m.journal_line(line.as_bytes(), t, None, true),
+            Outcome::Missed
+        );
+        assert_eq!(
+            m.journal_line(long.as_bytes(), t, None, false),
+            Outcome::Missed
+        );
+        // A jail's relay cutting shorter lowers the limit; a higher one
+        // does not raise the service's.
+        let short = pad(80);
+        assert!(host_of(&mut m, &short).is_some());
+        m.limit_lines(Some(80));
+        assert_eq!(host_of(&mut m, &short), None);
+        m.limit_lines(Some(1000));
+        assert_eq!(host_of(&mut m, &short), None);
     }
 
     #[test]

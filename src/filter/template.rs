@@ -25,6 +25,15 @@ pub const IPV6: &str = r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3
 pub const DNS: &str =
     r"(?:[A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?";
 
+/// The longest regex a pattern may expand to. The longest shipped pattern
+/// expands to 1.2 KiB (apache-botsearch), and long hand-written
+/// alternations fit with room to spare; but snippets that repeat other
+/// snippets grow exponentially (`S1 = "<S2><S2>"` 20 levels deep is a
+/// million copies), so expansion stops here with an error instead.
+pub const MAX_EXPANDED: usize = 256 * 1024;
+/// How deep snippets may include snippets.
+pub const MAX_DEPTH: usize = 32;
+
 /// Why a template could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -40,6 +49,20 @@ pub enum TemplateError {
     Unclosed(String),
     #[error("capture F-{0} is used twice in one pattern")]
     DuplicateCapture(String),
+    #[error(
+        "expands to more than {} KiB (via {}): snippets that repeat other snippets grow exponentially",
+        MAX_EXPANDED / 1024, chain(.0)
+    )]
+    TooLong(Vec<String>),
+    #[error("snippets nest more than {MAX_DEPTH} deep (via {})", chain(.0))]
+    TooDeep(Vec<String>),
+}
+
+/// `<A> → <B> → <C>`, at most a few steps (the chain may be 32 long).
+fn chain(names: &[String]) -> String {
+    let shown: Vec<String> = names.iter().take(4).map(|n| format!("<{n}>")).collect();
+    let more = if names.len() > 4 { " → …" } else { "" };
+    format!("{}{more}", shown.join(" → "))
 }
 
 /// An expanded pattern and what it captures.
@@ -99,6 +122,9 @@ fn expand_into<'s>(
             continue;
         };
         out.regex.push_str(&pattern[copied..i]);
+        if out.regex.len() > MAX_EXPANDED {
+            return Err(TemplateError::TooLong(stack.clone()));
+        }
         i = end;
         copied = end;
         match token {
@@ -135,6 +161,9 @@ fn expand_into<'s>(
                     return Err(TemplateError::Cycle(name.to_string()));
                 }
                 stack.push(name.to_string());
+                if stack.len() > MAX_DEPTH {
+                    return Err(TemplateError::TooDeep(stack.clone()));
+                }
                 out.regex.push_str("(?:");
                 expand_into(body, snippet, out, open, stack)?;
                 out.regex.push(')');
@@ -143,6 +172,9 @@ fn expand_into<'s>(
         }
     }
     out.regex.push_str(&pattern[copied..]);
+    if out.regex.len() > MAX_EXPANDED {
+        return Err(TemplateError::TooLong(stack.clone()));
+    }
     Ok(())
 }
 
@@ -262,6 +294,46 @@ mod tests {
             expand("<NOPE>", &lookup),
             Err(TemplateError::Unknown("NOPE".into()))
         );
+    }
+
+    #[test]
+    fn doubling_snippets_stop_at_the_limit() {
+        // S1 = "<S2><S2>", ..., S19 = "<S20><S20>", S20 = "ab": 2^19 copies.
+        let bodies: Vec<String> = (1..=20)
+            .map(|i| {
+                if i == 20 {
+                    "ab".to_string()
+                } else {
+                    format!("<S{}><S{}>", i + 1, i + 1)
+                }
+            })
+            .collect();
+        let lookup = |n: &str| -> Option<&str> {
+            let i: usize = n.strip_prefix('S')?.parse().ok()?;
+            bodies.get(i.checked_sub(1)?).map(String::as_str)
+        };
+        let err = expand("^<S1> from <HOST>$", &lookup).unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::TooLong(via) if via[0] == "S1"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("expands to more than 256 KiB (via <S1> → <S2> → <S3> → <S4> → …)"),
+            "{err}"
+        );
+        // Ten levels (1024 copies) is fine.
+        assert!(expand("^<S11> from <HOST>$", &lookup).is_ok());
+        // A chain deeper than MAX_DEPTH, each level small.
+        let deep: Vec<String> = (0..40).map(|i| format!("x<D{}>", i + 1)).collect();
+        let lookup = |n: &str| -> Option<&str> {
+            let i: usize = n.strip_prefix('D')?.parse().ok()?;
+            Some(deep.get(i).map_or("end", String::as_str))
+        };
+        assert!(matches!(
+            expand("<D0>", &lookup),
+            Err(TemplateError::TooDeep(v)) if v.len() == MAX_DEPTH + 1
+        ));
     }
 
     #[test]

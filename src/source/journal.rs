@@ -119,7 +119,10 @@ pub struct JournalEntry {
     pub jails: Arc<[JailId]>,
     /// The requested [`JournalOptions::extra_fields`] this entry has.
     pub extra: ExtraFields,
-    /// MESSAGE was longer than [`MAX_MESSAGE_BYTES`] and was cut there.
+    /// MESSAGE is not whole: it was longer than [`MAX_MESSAGE_BYTES`] and
+    /// was cut there, or journald cut it (a stdout line longer than its
+    /// `LineMax=`, or one left unfinished: `_LINE_BREAK=line-max`, `eof`,
+    /// `pid-change`). A filter then never takes its end for an end.
     pub truncated: bool,
 }
 
@@ -528,13 +531,15 @@ const F_COMM: usize = 2;
 const F_PID: usize = 3;
 const F_SYSLOG_PID: usize = 4;
 const F_MESSAGE: usize = 5;
-const RENDER_FIELDS: [&str; 6] = [
+const F_LINE_BREAK: usize = 6;
+const RENDER_FIELDS: [&str; 7] = [
     "_HOSTNAME",
     "SYSLOG_IDENTIFIER",
     "_COMM",
     "_PID",
     "SYSLOG_PID",
     "MESSAGE",
+    "_LINE_BREAK",
 ];
 
 impl FieldTable {
@@ -599,6 +604,15 @@ impl FieldTable {
     fn get_by_name(&self, name: &str) -> Option<&[u8]> {
         let i = self.names.iter().position(|n| **n == *name.as_bytes())?;
         self.get(i)
+    }
+
+    /// journald ended this stdout line itself, before the writer did
+    /// (`nul` is the writer's own terminator and leaves the line whole).
+    fn cut_by_journald(&self) -> bool {
+        matches!(
+            self.get(F_LINE_BREAK),
+            Some(b"line-max" | b"eof" | b"pid-change")
+        )
     }
 
     fn render(&self) -> Vec<u8> {
@@ -1139,7 +1153,7 @@ impl Reader {
                 cursor,
                 jails: self.jail_sets.intern(),
                 extra: self.table.extras(&self.plan.extra_names),
-                truncated: self.table.message_truncated,
+                truncated: self.table.message_truncated || self.table.cut_by_journald(),
             }))
         }
     }

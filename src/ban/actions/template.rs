@@ -59,6 +59,11 @@ impl Var {
         }
     }
 
+    /// The environment variable commands get it in: `JAILWARDEN_ADDRESS`...
+    pub fn env_name(self) -> String {
+        format!("JAILWARDEN_{}", self.name().to_ascii_uppercase())
+    }
+
     fn from_name(name: &str) -> Option<Var> {
         Var::ALL.into_iter().find(|v| v.name() == name)
     }
@@ -321,12 +326,7 @@ impl Vars {
         Var::ALL
             .into_iter()
             .filter(|v| !self.get(*v).is_empty())
-            .map(|v| {
-                (
-                    format!("JAILWARDEN_{}", v.name().to_ascii_uppercase()),
-                    self.get(v).to_string(),
-                )
-            })
+            .map(|v| (v.env_name(), self.get(v).to_string()))
             .collect()
     }
 }
