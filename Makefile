@@ -22,6 +22,7 @@ PREFIX      ?= /usr
 BINDIR      ?= $(PREFIX)/bin
 SYSTEMDDIR  ?= $(PREFIX)/lib/systemd
 UNITDIR     ?= $(SYSTEMDDIR)/system
+USERUNITDIR ?= $(SYSTEMDDIR)/user
 CATALOGDIR  ?= $(SYSTEMDDIR)/catalog
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DOCDIR      ?= $(PREFIX)/share/doc/jailwarden
@@ -34,6 +35,8 @@ SYSCONFDIR  ?= /etc
 FILTERDIR   ?= /usr/share/jailwarden/filters
 DBUSDIR     ?= /usr/share/dbus-1
 POLKITDIR   ?= /usr/share/polkit-1/actions
+# Cockpit finds packages here (harmless without Cockpit).
+COCKPITDIR  ?= /usr/share/cockpit/jailwarden
 STATEDIR    ?= /var/lib/jailwarden
 
 CARGO       ?= cargo
@@ -51,6 +54,9 @@ POLKIT       = $(wildcard dbus/org.jailwarden1.policy)
 EXAMPLES     = $(wildcard units/jailwarden.service.d/*.conf.example)
 JAIL_EXAMPLES = $(wildcard config/jail.d/examples/*.toml.example)
 FILTERS      = $(wildcard config/filters/*.toml)
+# The Cockpit page (manifest rewritten for BINDIR) and its files.
+COCKPIT_MANIFEST = $(wildcard cockpit/manifest.json)
+COCKPIT      = $(wildcard cockpit/*.html cockpit/*.js cockpit/*.css)
 
 # Only when installing for real (no DESTDIR) on a running system.
 LIVE         = $(if $(DESTDIR),,yes)
@@ -84,6 +90,10 @@ install: $(if $(NO_BUILD),,build)
 		> $(DESTDIR)$(UNITDIR)/jailwarden.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/jailwarden.service
 	$(INSTALL) -m644 units/jailwarden.socket $(DESTDIR)$(UNITDIR)/jailwarden.socket
+	$(INSTALL) -d $(DESTDIR)$(USERUNITDIR)
+	sed 's|/usr/bin/jailwarden|$(BINDIR)/jailwarden|g' units/user/jailwarden-notify.service \
+		> $(DESTDIR)$(USERUNITDIR)/jailwarden-notify.service
+	chmod 644 $(DESTDIR)$(USERUNITDIR)/jailwarden-notify.service
 	$(INSTALL) -Dm644 units/jailwarden.sysusers $(DESTDIR)$(SYSUSERSDIR)/jailwarden.conf
 	$(INSTALL) -Dm644 units/jailwarden.catalog $(DESTDIR)$(CATALOGDIR)/jailwarden.catalog
 	$(INSTALL) -d $(DESTDIR)$(DOCDIR)/examples
@@ -112,6 +122,11 @@ install: $(if $(NO_BUILD),,build)
 		> $(DESTDIR)$(DBUSDIR)/system-services/org.jailwarden1.service)
 	$(if $(DBUS_XML),$(INSTALL) -Dm644 $(DBUS_XML) $(DESTDIR)$(DBUSDIR)/interfaces/org.jailwarden1.xml)
 	$(if $(POLKIT),$(INSTALL) -Dm644 $(POLKIT) $(DESTDIR)$(POLKITDIR)/org.jailwarden1.policy)
+	$(if $(COCKPIT_MANIFEST),$(INSTALL) -d $(DESTDIR)$(COCKPITDIR))
+	$(if $(COCKPIT),$(INSTALL) -m644 $(COCKPIT) $(DESTDIR)$(COCKPITDIR)/)
+	$(if $(COCKPIT_MANIFEST),sed 's|/usr/bin/jailwarden|$(BINDIR)/jailwarden|g' $(COCKPIT_MANIFEST) \
+		> $(DESTDIR)$(COCKPITDIR)/manifest.json)
+	$(if $(COCKPIT_MANIFEST),chmod 644 $(DESTDIR)$(COCKPITDIR)/manifest.json)
 	$(INSTALL) -d $(DESTDIR)$(SYSCONFDIR)/jailwarden/jail.d
 	@# Never overwrite an administrator's configuration.
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/jailwarden/jailwarden.toml ]; then \
@@ -160,6 +175,7 @@ ifneq ($(LIVE),)
 endif
 	rm -f $(DESTDIR)$(BINDIR)/jailwarden \
 		$(DESTDIR)$(UNITDIR)/jailwarden.service $(DESTDIR)$(UNITDIR)/jailwarden.socket \
+		$(DESTDIR)$(USERUNITDIR)/jailwarden-notify.service \
 		$(DESTDIR)$(SYSUSERSDIR)/jailwarden.conf \
 		$(DESTDIR)$(CATALOGDIR)/jailwarden.catalog \
 		$(DESTDIR)$(DBUSDIR)/system.d/org.jailwarden1.conf \
@@ -170,7 +186,7 @@ endif
 		$(DESTDIR)$(MANDIR)/man5/jailwarden-filter.5 \
 		$(DESTDIR)$(BASHCOMPDIR)/jailwarden $(DESTDIR)$(ZSHCOMPDIR)/_jailwarden \
 		$(DESTDIR)$(FISHCOMPDIR)/jailwarden.fish
-	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(FILTERDIR)
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(FILTERDIR) $(DESTDIR)$(COCKPITDIR)
 	rmdir $(DESTDIR)$(dir $(FILTERDIR)) 2>/dev/null || true
 ifneq ($(PURGE),)
 	rm -rf $(DESTDIR)$(SYSCONFDIR)/jailwarden $(DESTDIR)$(STATEDIR)

@@ -57,6 +57,7 @@ fn error_name(out: &std::process::Output) -> String {
 
 #[test]
 fn bus_methods_properties_and_typed_errors() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     let out = ok(&call(&bus, MANAGER_PATH, MGR, &["ListJails"]));
     assert_eq!(
@@ -308,6 +309,7 @@ fn call_json(bus: &PrivateBus, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn ban_details_history_and_histogram() {
+    bus_support::needs_root!();
     let bus = PrivateBus::start();
     let daemon = Daemon::start(DaemonSpec {
         bus: Some(&bus),
@@ -506,6 +508,7 @@ fn ban_details_history_and_histogram() {
 
 #[test]
 fn signals_and_coalesced_property_changes() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     let rt = runtime();
     rt.block_on(async {
@@ -676,6 +679,7 @@ fn interfaces(xml: &str) -> BTreeMap<String, Iface> {
 
 #[test]
 fn introspection_matches_the_shipped_xml() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     let shipped = std::fs::read_to_string(bus_support::repo().join("dbus/org.jailwarden1.xml"))
         .expect("dbus/org.jailwarden1.xml");
@@ -733,6 +737,7 @@ fn introspection_matches_the_shipped_xml() {
 
 #[test]
 fn object_manager_follows_reload() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     let rt = runtime();
     rt.block_on(async {
@@ -848,6 +853,7 @@ fn object_manager_follows_reload() {
 
 #[test]
 fn unprivileged_callers_read_but_cannot_change_and_cannot_take_the_name() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     ok(&call(
         &bus,
@@ -1044,27 +1050,10 @@ impl FakeAuthority {
 
 /// The CLI binary where nobody can run it (a copy if the build directory
 /// is closed to others).
-fn binary_for_nobody(dir: &std::path::Path) -> std::path::PathBuf {
-    let runs = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            bus_support::BIN,
-            "--version",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if runs {
-        return bus_support::BIN.into();
-    }
-    let copy = dir.join("jailwarden");
-    std::fs::copy(bus_support::BIN, &copy).expect("copy the binary");
-    copy
-}
 
 #[test]
 fn polkit_is_asked_about_the_caller_not_the_daemon() {
+    bus_support::needs_root!();
     use std::os::unix::fs::PermissionsExt;
     let bus = PrivateBus::start_with(
         r#"<policy user="root"><allow own="org.freedesktop.PolicyKit1"/></policy>
@@ -1154,7 +1143,7 @@ fn polkit_is_asked_about_the_caller_not_the_daemon() {
             .expect("chmod dir");
         p = parent.to_path_buf();
     }
-    let bin = binary_for_nobody(daemon.dir());
+    let bin = bus_support::binary_for_nobody(daemon.dir());
     let run_as_nobody = |args: &[&str]| {
         std::process::Command::new("setpriv")
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])

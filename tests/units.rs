@@ -72,12 +72,32 @@ fn verify_root() -> tempfile::TempDir {
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
     }
+    // verify runs man(1) on each Documentation=man:... page: the pages the
+    // binary generates (and the package installs) must be the ones named.
+    let man = r.join("usr/share/man");
+    let generated = run(Command::new(env!("CARGO_BIN_EXE_jailwarden"))
+        .args(["generate", "man"])
+        .arg(&man));
+    assert!(
+        generated.status.success(),
+        "generate man: {}",
+        text(&generated)
+    );
+    for (page, section) in [
+        ("jailwarden.8", "man8"),
+        ("jailwarden.toml.5", "man5"),
+        ("jailwarden-filter.5", "man5"),
+    ] {
+        std::fs::create_dir_all(man.join(section)).expect("mkdir");
+        std::fs::rename(man.join(page), man.join(section).join(page)).expect("move page");
+    }
     root
 }
 
 fn verify(root: &Path) {
     let o = run(Command::new("systemd-analyze")
         .arg("verify")
+        .env("MANPATH", root.join("usr/share/man"))
         .arg(format!("--root={}", root.display()))
         .args(["jailwarden.service", "jailwarden.socket"]));
     let out = text(&o);
@@ -111,6 +131,28 @@ fn units_with_each_drop_in_example_pass_verify() {
         std::fs::copy(&drop_in, dir.join(name.trim_end_matches(".example"))).expect("copy");
         verify(root.path());
     }
+}
+
+#[test]
+fn the_notifications_user_unit_passes_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit = std::fs::read_to_string(repo().join("units/user/jailwarden-notify.service"))
+        .expect("units/user/jailwarden-notify.service")
+        .replace("/usr/bin/jailwarden", env!("CARGO_BIN_EXE_jailwarden"));
+    let path = dir.path().join("jailwarden-notify.service");
+    std::fs::write(&path, unit).expect("write unit");
+    let runtime = dir.path().join("run");
+    std::fs::create_dir(&runtime).expect("mkdir");
+    let o = run(Command::new("systemd-analyze")
+        .args(["--user", "--man=no", "verify"])
+        .arg(&path)
+        .env("XDG_RUNTIME_DIR", &runtime));
+    // verify only warns about unknown keys and sections: none may appear.
+    assert!(
+        o.status.success() && !text(&o).contains("ignoring"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -254,6 +296,7 @@ fn make_install_stages_everything_and_keeps_an_existing_config() {
         "usr/local/bin/jailwarden",
         "usr/local/lib/systemd/system/jailwarden.service",
         "usr/local/lib/systemd/system/jailwarden.socket",
+        "usr/local/lib/systemd/user/jailwarden-notify.service",
         "usr/local/lib/sysusers.d/jailwarden.conf",
         "usr/local/lib/systemd/catalog/jailwarden.catalog",
         "usr/local/share/doc/jailwarden/examples/hosts-deny.conf.example",
@@ -269,6 +312,13 @@ fn make_install_stages_everything_and_keeps_an_existing_config() {
     assert!(
         unit.contains("ExecStart=/usr/local/bin/jailwarden daemon"),
         "ExecStart not rewritten for PREFIX"
+    );
+    let unit =
+        std::fs::read_to_string(d.join("usr/local/lib/systemd/user/jailwarden-notify.service"))
+            .expect("user unit");
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/jailwarden watch --notify"),
+        "user unit's ExecStart not rewritten for PREFIX"
     );
     for f in [
         "usr/share/dbus-1/system.d/org.jailwarden1.conf",

@@ -126,13 +126,28 @@ pub enum Command {
         #[command(flatten)]
         connect: Connect,
     },
+    /// Follow bans, unbans and reloads as they happen (until interrupted;
+    /// waits for the daemon when it is away).
+    Watch {
+        /// Only this jail's bans and unbans.
+        #[arg(long)]
+        jail: Option<String>,
+        /// One JSON object per line (see docs/cli-json.md).
+        #[arg(long)]
+        json: bool,
+        /// Also post desktop notifications (session bus), rate-limited.
+        #[arg(long)]
+        notify: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
 }
 
 /// A failed command: what to print, and the exit status.
 #[derive(Debug)]
-struct Failure {
-    code: i32,
-    message: String,
+pub(super) struct Failure {
+    pub(super) code: i32,
+    pub(super) message: String,
 }
 
 impl Failure {
@@ -143,7 +158,7 @@ impl Failure {
         }
     }
 
-    fn usage(message: impl Into<String>) -> Failure {
+    pub(super) fn usage(message: impl Into<String>) -> Failure {
         Failure {
             code: 2,
             message: message.into(),
@@ -229,7 +244,7 @@ pub fn jail_names() -> Option<Vec<String>> {
     })
 }
 
-fn socket_path(c: &Connect) -> PathBuf {
+pub(super) fn socket_path(c: &Connect) -> PathBuf {
     c.socket
         .clone()
         .or_else(|| std::env::var_os(SOCKET_ENV).map(PathBuf::from))
@@ -237,8 +252,15 @@ fn socket_path(c: &Connect) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
 }
 
+/// Connect to the daemon as the client commands do (the control socket,
+/// else the system bus); the error says why not. For other clients of
+/// the API (import-fail2ban --bans, the fail2ban-client mode).
+pub async fn connect_daemon(socket: Option<PathBuf>) -> Result<Connection, String> {
+    connect(&Connect { socket }).await.map_err(|f| f.message)
+}
+
 /// Connect to the daemon: the control socket, else the system bus.
-async fn connect(c: &Connect) -> Result<Connection, Failure> {
+pub(super) async fn connect(c: &Connect) -> Result<Connection, Failure> {
     let path = socket_path(c);
     let socket_problem = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(stream) => {
@@ -354,6 +376,12 @@ async fn dispatch(command: Command, style: Style) -> Result<String, Failure> {
             manager(&connect(&c).await?).await?.reload().await?;
             Ok("reloaded\n".into())
         }
+        Command::Watch {
+            jail,
+            json,
+            notify,
+            connect: c,
+        } => super::watch::run(jail, json, notify, &c, style).await,
         Command::Report {
             jail,
             address,

@@ -9,6 +9,7 @@
 //!     hub.rs: signals, coalesced PropertiesChanged, jail objects added/removed on reload
 //!   polkit.rs: who may change things (root, or polkit's org.jailwarden1.manage)
 //!   cli.rs: `jailwarden status|bans|ban|unban|reload|report`, over the proxies
+//!   watch.rs + desktop.rs: `jailwarden watch [--json] [--notify]`, the signals live
 //! ```
 //!
 //! The proxies the CLI uses are generated from the very `#[interface]`
@@ -19,11 +20,13 @@
 pub mod bus;
 pub mod cli;
 pub mod dbus;
+pub mod desktop;
 pub mod error;
 mod format;
 pub mod hub;
 pub mod polkit;
 pub mod socket;
+pub mod watch;
 
 use std::sync::Arc;
 

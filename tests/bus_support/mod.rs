@@ -15,10 +15,47 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
+#[path = "../support/root.rs"]
+pub mod root;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_jailwarden");
+
+/// First line of a root-only test: when not root it returns at once, says
+/// so on the terminal, and the suite ends with the count of tests skipped.
+#[allow(unused_macros)]
+macro_rules! needs_root {
+    () => {
+        if $crate::bus_support::root::skip_unless_root() {
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use needs_root;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The daemon's binary where the user nobody can run it: the build's,
+/// or a copy in `dir` when the build directory is closed to others.
+pub fn binary_for_nobody(dir: &std::path::Path) -> std::path::PathBuf {
+    let runs = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            BIN,
+            "--version",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if runs {
+        return BIN.into();
+    }
+    let copy = dir.join("jailwarden");
+    std::fs::copy(BIN, &copy).expect("copy the binary");
+    copy
 }
 
 /// Poll `f` until it returns `Some`, or panic after `limit` with `what`.
