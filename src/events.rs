@@ -73,12 +73,23 @@ pub fn ready(summary: &str) {
     );
 }
 
-/// The configuration was reloaded.
-pub fn reloaded(summary: &str) {
-    tracing::info!(
-        message_id = MESSAGE_ID_RELOAD,
-        "configuration reloaded: {summary}"
-    );
+/// The configuration was reloaded; `kept` are `[daemon]` keys that
+/// changed but apply only at the next start (also in the field
+/// `JAILWARDEN_RESTART_NEEDED`, space-separated).
+pub fn reloaded(summary: &str, kept: &[&str]) {
+    if kept.is_empty() {
+        tracing::info!(
+            message_id = MESSAGE_ID_RELOAD,
+            "configuration reloaded: {summary}"
+        );
+    } else {
+        tracing::warn!(
+            message_id = MESSAGE_ID_RELOAD,
+            jailwarden_restart_needed = kept.join(" "),
+            "configuration reloaded: {summary}; changed [daemon] {} take effect at the next start (systemctl restart jailwarden)",
+            kept.join(", ")
+        );
+    }
 }
 
 /// A configuration problem; the running configuration is kept.

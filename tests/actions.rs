@@ -110,6 +110,7 @@ fn process_gone(pid: i32) -> bool {
 
 #[test]
 fn ban_and_unban_commands_run_in_order_per_address() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let w = Work::new();
     let d = Daemon::start(
@@ -156,6 +157,7 @@ unban = ["WORK/act.sh", "unban", "{address}", "{net}"]
 
 #[test]
 fn start_stop_and_restore_of_bans_in_force() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let w = Work::new();
     let mut d = Daemon::start(
@@ -194,6 +196,7 @@ ban = ["WORK/act.sh", "ban", "{address}", "{timeout}"]
 
 #[test]
 fn reload_replaces_changed_actions_in_order_and_removed_jails_unban() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let w = Work::new();
     let action = |tag: &str| {
@@ -242,6 +245,7 @@ unban = ["WORK/act.sh", "unban-{tag}", "{{address}}"]
 
 #[test]
 fn a_hanging_command_is_killed_at_its_timeout_and_reported() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let w = Work::new();
     let d = Daemon::start(
@@ -301,6 +305,7 @@ concurrency = 1
 
 #[test]
 fn hosts_deny_follows_the_bans_and_keeps_other_lines() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let w = Work::new();
     let admin = "# admin's rules\nsshd: 198.51.100.1\nALL: .evil.example\n";
@@ -349,6 +354,7 @@ daemon = "sshd"
 
 #[test]
 fn mail_goes_through_sendmail_with_the_matched_lines_and_is_rate_limited() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let w = Work::new();
     w.script(

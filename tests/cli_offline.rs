@@ -378,3 +378,83 @@ fn filters_json_shape_is_as_documented() {
         "an undocumented field: {sshd}"
     );
 }
+
+/// On a terminal, test-filter shows a progress line while it reads a large
+/// file (lines, percentage, lines/s) and erases it; piped, or with stderr
+/// not a terminal, nothing. The terminal is a real pty (script(1)).
+#[test]
+fn test_filter_shows_progress_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut text = String::new();
+    for i in 0..30_000 {
+        text.push_str(&format!(
+            "Feb 25 14:34:{:02} srv sshd[{i}]: Failed password for root from 192.0.2.{} port 22 ssh2\n",
+            i % 60,
+            i % 250
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let bin = env!("CARGO_BIN_EXE_jailwarden");
+    let on_tty = |shell: &str| {
+        let o = Command::new("script")
+            .args(["-qec", shell, "/dev/null"])
+            .env("JAILWARDEN_FILTER_PATH", filters())
+            .stdin(Stdio::null())
+            .output()
+            .expect("script (util-linux)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let log = log.display();
+    let screen = on_tty(&format!(
+        "{bin} test-filter sshd {log} --format tsv > /dev/null"
+    ));
+    let frames: Vec<&str> = screen
+        .split('\r')
+        .filter(|f| f.contains(" lines/s"))
+        .collect();
+    assert!(
+        !frames.is_empty(),
+        "no progress line on the terminal: {screen:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.contains('%') && f.contains(" lines ") && f.contains("left")),
+        "{frames:?}"
+    );
+    assert!(
+        screen.ends_with("\r\x1b[K"),
+        "the line is erased at the end: {screen:?}"
+    );
+    // The summary on the same terminal starts on a clean line.
+    let screen = on_tty(&format!("{bin} test-filter sshd {log}"));
+    assert!(
+        screen.contains("\x1b[KFilter:") || screen.contains("\nFilter:"),
+        "{screen:?}"
+    );
+    // Piped stdout, or stderr not a terminal: no progress at all.
+    let piped = on_tty(&format!(
+        "{bin} test-filter sshd {log} --format tsv | tail -1"
+    ));
+    assert!(
+        !piped.contains("lines/s") && !piped.contains('\x1b'),
+        "{piped:?}"
+    );
+    let out = jailwarden(
+        &[
+            "test-filter",
+            "sshd",
+            &log.to_string(),
+            "--filter-dir",
+            &filters(),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.is_empty(),
+        "progress written when stderr is no terminal: {err:?}"
+    );
+}

@@ -13,6 +13,7 @@ use bus_support::{Daemon, DaemonSpec, cli, no_bus, ok, stderr, stdout, wait_for}
 
 #[test]
 fn cli_works_over_the_socket_with_no_bus() {
+    bus_support::needs_root!();
     let daemon = Daemon::start(DaemonSpec::default());
     // The bus is joined in the background: its absence is logged after the
     // socket is up, not necessarily before the socket appears.

@@ -33,6 +33,7 @@ fn failed(j: &PrivateJournald, addr: &str) {
 
 #[test]
 fn bans_at_maxretry_and_spares_ignored_and_successful_addresses() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let d = Daemon::start(&j, SSHD);
     for _ in 0..5 {
@@ -76,6 +77,7 @@ fn bans_at_maxretry_and_spares_ignored_and_successful_addresses() {
 /// cursor, so failures are neither lost nor counted twice.
 #[test]
 fn restarts_resume_from_the_cursor_without_loss_or_double_count() {
+    support::needs_root!();
     for kill in [false, true] {
         let j = PrivateJournald::started();
         let mut d = Daemon::start(&j, &SSHD.replace("maxretry = 3", "maxretry = 4"));
@@ -110,6 +112,7 @@ fn restarts_resume_from_the_cursor_without_loss_or_double_count() {
 
 #[test]
 fn a_first_start_catches_an_attack_already_under_way() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     for _ in 0..3 {
         failed(&j, "192.0.2.30");
@@ -120,6 +123,7 @@ fn a_first_start_catches_an_attack_already_under_way() {
 
 #[test]
 fn repeat_offenders_get_escalating_bans_and_bans_expire() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let config = SSHD
         .replace("bantime = \"10m\"", "bantime = \"2s\"")
@@ -152,6 +156,7 @@ fn repeat_offenders_get_escalating_bans_and_bans_expire() {
 
 #[test]
 fn keeps_working_when_journald_restarts_under_it() {
+    support::needs_root!();
     let mut j = PrivateJournald::started();
     let d = Daemon::start(&j, SSHD);
     failed(&j, "192.0.2.50");
@@ -170,6 +175,7 @@ fn keeps_working_when_journald_restarts_under_it() {
 
 #[test]
 fn follows_log_files_through_rotation_by_rename_and_copytruncate() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let logs = tempfile::tempdir().expect("tempdir");
     let log = logs.path().join("auth.log");
@@ -221,6 +227,7 @@ fn follows_log_files_through_rotation_by_rename_and_copytruncate() {
 
 #[test]
 fn reload_adds_a_jail_and_a_broken_config_keeps_the_running_one() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let d = Daemon::start(&j, SSHD);
     failed(&j, "192.0.2.70");
@@ -272,6 +279,7 @@ fn reload_adds_a_jail_and_a_broken_config_keeps_the_running_one() {
 
 #[test]
 fn a_flood_of_distinct_addresses_stays_within_the_tracking_cap() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let d = Daemon::start(
         &j,
@@ -325,6 +333,7 @@ journal.send("Failed password for root from 192.0.2.90 port 22 ssh2", SYSLOG_IDE
 /// tampering by the periodic check, and stay in the kernel across a restart.
 #[test]
 fn nftables_bans_reach_the_kernel_and_survive_tampering_and_restarts() {
+    support::needs_root!();
     let ns = support::NamedNetns::new("daemon");
     let j = PrivateJournald::started();
     let config = SSHD

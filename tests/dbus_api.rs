@@ -57,6 +57,7 @@ fn error_name(out: &std::process::Output) -> String {
 
 #[test]
 fn bus_methods_properties_and_typed_errors() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     let out = ok(&call(&bus, MANAGER_PATH, MGR, &["ListJails"]));
     assert_eq!(
@@ -308,6 +309,7 @@ fn call_json(bus: &PrivateBus, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn ban_details_history_and_histogram() {
+    bus_support::needs_root!();
     let bus = PrivateBus::start();
     let daemon = Daemon::start(DaemonSpec {
         bus: Some(&bus),
@@ -579,6 +581,7 @@ fn ranges_the_jail_bans_by_and_a_permanent_javascript_can_send() {
 
 #[test]
 fn signals_and_coalesced_property_changes() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     let rt = runtime();
     rt.block_on(async {
@@ -749,6 +752,7 @@ fn interfaces(xml: &str) -> BTreeMap<String, Iface> {
 
 #[test]
 fn introspection_matches_the_shipped_xml() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     let shipped = std::fs::read_to_string(bus_support::repo().join("dbus/org.jailwarden1.xml"))
         .expect("dbus/org.jailwarden1.xml");
@@ -806,6 +810,7 @@ fn introspection_matches_the_shipped_xml() {
 
 #[test]
 fn object_manager_follows_reload() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     let rt = runtime();
     rt.block_on(async {
@@ -921,6 +926,7 @@ fn object_manager_follows_reload() {
 
 #[test]
 fn unprivileged_callers_read_but_cannot_change_and_cannot_take_the_name() {
+    bus_support::needs_root!();
     let (bus, daemon) = started();
     ok(&call(
         &bus,
@@ -1120,6 +1126,7 @@ impl FakeAuthority {
 
 #[test]
 fn polkit_is_asked_about_the_caller_not_the_daemon() {
+    bus_support::needs_root!();
     use std::os::unix::fs::PermissionsExt;
     let bus = PrivateBus::start_with(
         r#"<policy user="root"><allow own="org.freedesktop.PolicyKit1"/></policy>

@@ -117,6 +117,7 @@ fn hostname() -> String {
 
 #[test]
 fn only_matching_entries_arrive_dispatched_to_their_jails() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let ssh = j.unit("ssh.service");
     let cron = j.unit("cron.service");
@@ -205,6 +206,7 @@ fn only_matching_entries_arrive_dispatched_to_their_jails() {
 
 #[test]
 fn follows_new_entries_promptly() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
@@ -234,6 +236,7 @@ fn follows_new_entries_promptly() {
 
 #[test]
 fn first_start_reads_from_now_minus_since() {
+    support::needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let now = Timestamp::now().as_microsecond() as u64;
     let min = 60_000_000;
@@ -276,6 +279,7 @@ fn first_start_reads_from_now_minus_since() {
 
 #[test]
 fn resumes_after_the_saved_cursor_without_loss_or_duplicates() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let jails = || vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-resume"]))];
     let (handle, mut rx) = spawn(options(j.log_dir(), jails(), hour()));
@@ -306,6 +310,7 @@ fn resumes_after_the_saved_cursor_without_loss_or_duplicates() {
 
 #[test]
 fn vacuumed_cursor_falls_back_to_the_last_time() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let ident = "SYSLOG_IDENTIFIER=jw-vacuum";
     let jails = || vec![(id("j1"), jm(&[ident]))];
@@ -350,6 +355,7 @@ fn vacuumed_cursor_falls_back_to_the_last_time() {
 
 #[test]
 fn binary_and_huge_messages_are_kept_as_bytes_and_capped() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
@@ -423,6 +429,7 @@ fn stdout_lines_journald_cut_at_line_max_are_flagged() {
 
 #[test]
 fn keeps_reading_across_journald_restarts() {
+    support::needs_root!();
     let mut j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
@@ -449,6 +456,7 @@ fn keeps_reading_across_journald_restarts() {
 
 #[test]
 fn keeps_reading_across_rotation_and_vacuuming() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),
@@ -476,6 +484,7 @@ fn keeps_reading_across_rotation_and_vacuuming() {
 
 #[test]
 fn picks_up_journal_files_that_appear_later() {
+    support::needs_root!();
     // The reader opens an empty directory; journald then creates the
     // machine-id directory and its files.
     let mut j = PrivateJournald::new();
@@ -492,6 +501,7 @@ fn picks_up_journal_files_that_appear_later() {
 
 #[test]
 fn reopens_a_journal_directory_replaced_under_it() {
+    support::needs_root!();
     // sd-journal watches the directory it opened, not the path: a collector
     // that recreates its output directory would go unnoticed.
     let base = tempfile::tempdir().unwrap();
@@ -522,6 +532,7 @@ fn reopens_a_journal_directory_replaced_under_it() {
 
 #[test]
 fn a_missing_directory_is_an_error_at_start() {
+    support::needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let err = JournalSource::spawn(options(
         dir.path().join("missing"),
@@ -535,6 +546,7 @@ fn a_missing_directory_is_an_error_at_start() {
 
 #[test]
 fn waits_for_a_slow_core_and_still_stops_promptly() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     // A backlog of more than two batches, with room for one in the channel:
     // the reader must wait for the core with the second.
@@ -579,6 +591,7 @@ fn waits_for_a_slow_core_and_still_stops_promptly() {
 
 #[test]
 fn stops_promptly_when_idle_and_exits_when_the_receiver_goes() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let jails = || vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=jw-idle"]))];
     let (handle, _rx) = spawn(options(j.log_dir(), jails(), hour()));
@@ -603,6 +616,7 @@ fn stops_promptly_when_idle_and_exits_when_the_receiver_goes() {
 /// thread inherits the namespace.
 #[test]
 fn reads_the_local_journal_when_no_directory_is_given() {
+    support::needs_root!();
     use std::os::fd::AsRawFd;
 
     let j = PrivateJournald::started();
@@ -640,6 +654,7 @@ fn reads_the_local_journal_when_no_directory_is_given() {
 /// the handle dropped there too.
 #[tokio::test]
 async fn serves_an_async_core() {
+    support::needs_root!();
     let j = PrivateJournald::started();
     let (handle, mut rx) = spawn(options(
         j.log_dir(),

@@ -60,6 +60,7 @@ fn rule_text() -> String {
 
 #[test]
 fn bans_are_elements_with_the_remaining_time_as_timeout() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut nft = backend(&[jail("sshd")]);
@@ -147,6 +148,7 @@ fn bans_are_elements_with_the_remaining_time_as_timeout() {
 
 #[test]
 fn the_kernel_expires_elements_on_time() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut nft = backend(&[jail("sshd")]);
@@ -172,6 +174,7 @@ fn the_kernel_expires_elements_on_time() {
 
 #[test]
 fn reconcile_restores_what_was_flushed_or_deleted_behind_our_back() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut nft = backend(&[jail("sshd"), jail("web")]);
@@ -253,6 +256,7 @@ fn reconcile_restores_what_was_flushed_or_deleted_behind_our_back() {
 
 #[test]
 fn a_restarted_daemon_keeps_every_element_and_fixes_only_what_differs() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let jails = [jail("sshd")];
@@ -327,6 +331,7 @@ fn a_restarted_daemon_keeps_every_element_and_fixes_only_what_differs() {
 
 #[test]
 fn ipv6_prefix_bans_are_interval_elements() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut j = jail("sshd");
@@ -368,6 +373,7 @@ fn ipv6_prefix_bans_are_interval_elements() {
 
 #[test]
 fn rules_follow_ports_protocols_and_verdict() {
+    support::needs_root!();
     in_netns(|| {
         let mut j = jail("sshd");
         j.ports = vec![
@@ -438,6 +444,7 @@ fn rules_follow_ports_protocols_and_verdict() {
 
 #[test]
 fn jails_no_longer_configured_lose_their_sets_others_keep_theirs() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut nft = backend(&[jail("a"), jail("b")]);
@@ -481,6 +488,7 @@ fn jails_no_longer_configured_lose_their_sets_others_keep_theirs() {
 
 #[test]
 fn odd_and_long_jail_names_get_safe_stable_set_names() {
+    support::needs_root!();
     in_netns(|| {
         let long = "x".repeat(300);
         let names = ["my jail/ü", long.as_str()];
@@ -498,6 +506,7 @@ fn odd_and_long_jail_names_get_safe_stable_set_names() {
 
 #[test]
 fn a_full_set_names_the_element_that_did_not_fit_and_changes_nothing() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut j = jail("sshd");
@@ -529,6 +538,7 @@ fn a_full_set_names_the_element_that_did_not_fit_and_changes_nothing() {
 
 #[test]
 fn wrong_family_or_prefix_is_a_clear_error() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut nft = backend(&[jail("sshd")]);
@@ -569,6 +579,7 @@ fn wrong_family_or_prefix_is_a_clear_error() {
 
 #[test]
 fn other_programs_tables_are_never_touched() {
+    support::needs_root!();
     in_netns(|| {
         nft_script(
             "table inet other {
@@ -610,6 +621,7 @@ fn other_programs_tables_are_never_touched() {
 
 #[test]
 fn shutdown_leaves_bans_in_force_unless_asked_to_flush() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut nft = backend(&[jail("sshd")]);
@@ -628,6 +640,7 @@ fn shutdown_leaves_bans_in_force_unless_asked_to_flush() {
 
 #[test]
 fn long_bans_are_capped_and_reported_for_renewal() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut nft = backend(&[jail("sshd")]);
@@ -681,6 +694,7 @@ fn long_bans_are_capped_and_reported_for_renewal() {
 
 #[test]
 fn older_kernels_get_the_fallbacks() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut nft = backend(&[jail("sshd")]);
@@ -731,6 +745,7 @@ fn older_kernels_get_the_fallbacks() {
 
 #[test]
 fn big_sets_are_read_back_by_key_and_extras_still_found() {
+    support::needs_root!();
     in_netns(|| {
         let now = Timestamp::now();
         let mut nft = backend(&[jail("big")]);
@@ -821,6 +836,7 @@ fn drop_cap_net_admin() {
 
 #[test]
 fn without_cap_net_admin_the_error_says_so() {
+    support::needs_root!();
     in_netns(|| {
         drop_cap_net_admin();
         let mut nft = Nftables::new().expect("opening the socket needs no privilege");
@@ -837,6 +853,7 @@ fn without_cap_net_admin_the_error_says_so() {
 /// ports bans every port of every protocol, whatever `protocol` says.
 #[test]
 fn protocol_without_port_blocks_every_protocol() {
+    support::needs_root!();
     in_netns(|| {
         let mut udp_only = jail("dns");
         udp_only.protocols = vec![Protocol::Udp];

@@ -53,6 +53,7 @@ fn ban(net: &str, secs: i64) -> Ban {
 
 #[test]
 fn a_banned_peer_is_cut_off_until_the_kernel_lifts_its_ban() {
+    support::needs_root!();
     in_netns(|| {
         let banned = NamedNetns::new("banned");
         let other = NamedNetns::new("other");

@@ -27,11 +27,14 @@ impl Daemon {
         std::fs::create_dir(dir.path().join("state")).expect("create state dir");
         let config = format!(
             "[daemon]\nbackend = \"none\"\nfilter_dirs = [{filters:?}]\n\
+             socket = {socket:?}\ndbus = false\n\
              [defaults]\nmaxretry = 3\nignoreip = []\n\
              [jails.sshd]\nenabled = true\nfilter = \"sshd\"\njournal_match = []\n\
              logpath = [{log:?}]\n",
             filters = filters.display().to_string(),
             log = dir.path().join("auth.log").display().to_string(),
+            // Not /run/jailwarden: the test runs as any user.
+            socket = dir.path().join("control.sock").display().to_string(),
         );
         std::fs::write(dir.path().join("jailwarden.toml"), config).expect("write config");
         let sock_path = dir.path().join("notify.sock");

@@ -18,6 +18,9 @@
 //!
 //! `cargo test --test nspawn -- --nocapture` shows each step and its time.
 
+#[path = "support/root.rs"]
+mod root;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
@@ -619,6 +622,9 @@ fn child_named(parent: u32, name: &str) -> Option<u32> {
 
 #[test]
 fn service_in_a_booted_debian() {
+    if root::skip_unless_root() {
+        return;
+    }
     let started = Instant::now();
     step(started, "building the .deb");
     let deb = build_deb();

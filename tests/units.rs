@@ -72,12 +72,32 @@ fn verify_root() -> tempfile::TempDir {
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
     }
+    // verify runs man(1) on each Documentation=man:... page: the pages the
+    // binary generates (and the package installs) must be the ones named.
+    let man = r.join("usr/share/man");
+    let generated = run(Command::new(env!("CARGO_BIN_EXE_jailwarden"))
+        .args(["generate", "man"])
+        .arg(&man));
+    assert!(
+        generated.status.success(),
+        "generate man: {}",
+        text(&generated)
+    );
+    for (page, section) in [
+        ("jailwarden.8", "man8"),
+        ("jailwarden.toml.5", "man5"),
+        ("jailwarden-filter.5", "man5"),
+    ] {
+        std::fs::create_dir_all(man.join(section)).expect("mkdir");
+        std::fs::rename(man.join(page), man.join(section).join(page)).expect("move page");
+    }
     root
 }
 
 fn verify(root: &Path) {
     let o = run(Command::new("systemd-analyze")
         .arg("verify")
+        .env("MANPATH", root.join("usr/share/man"))
         .arg(format!("--root={}", root.display()))
         .args(["jailwarden.service", "jailwarden.socket"]));
     let out = text(&o);

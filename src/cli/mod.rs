@@ -4,6 +4,7 @@
 pub mod check_config;
 pub mod complete;
 pub mod filters;
+mod progress;
 pub mod test_filter;
 
 use std::path::{Path, PathBuf};

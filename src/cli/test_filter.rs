@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use jiff::tz::TimeZone;
 
+use super::progress::Progress;
 use crate::config::reader::Diagnostics;
 use crate::filter::date::DateFinder;
 use crate::filter::{Failure, Filter, FilterLoader, MAX_LINE, Outcome, Scan};
@@ -70,11 +71,15 @@ pub fn run(opts: &Options) -> i32 {
         return 2;
     };
     let filter = Arc::new(filter);
+    let mut size = None;
     let input: Box<dyn Read + Send> = if opts.log == Path::new("-") {
         Box::new(io::stdin())
     } else {
         match std::fs::File::open(&opts.log) {
-            Ok(f) => Box::new(f),
+            Ok(f) => {
+                size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+                Box::new(f)
+            }
             Err(e) => {
                 eprintln!("jailwarden: cannot open {}: {e}", opts.log.display());
                 return 1;
@@ -83,7 +88,8 @@ pub fn run(opts: &Options) -> i32 {
     };
     let stdout = io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
-    match scan(&filter, input, opts.format, &mut out) {
+    let progress = Progress::new(size);
+    match scan(&filter, input, opts.format, &mut out, progress) {
         Ok(()) => match out.flush() {
             Ok(()) => 0,
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
@@ -120,6 +126,7 @@ fn scan(
     input: Box<dyn Read + Send>,
     format: Format,
     out: &mut impl Write,
+    mut progress: Progress,
 ) -> io::Result<()> {
     let started = Instant::now();
     let tz = TimeZone::system();
@@ -143,7 +150,7 @@ fn scan(
     let truncated = std::thread::scope(|scope| -> io::Result<u64> {
         let (batch_tx, batch_rx) = mpsc::sync_channel::<Batch>(workers * 2);
         let batch_rx = Arc::new(Mutex::new(batch_rx));
-        let (result_tx, result_rx) = mpsc::sync_channel::<(u64, u64, Vec<Scan>)>(workers * 2);
+        let (result_tx, result_rx) = mpsc::sync_channel::<(u64, u64, u64, Vec<Scan>)>(workers * 2);
         for _ in 0..workers {
             let batch_rx = batch_rx.clone();
             let result_tx = result_tx.clone();
@@ -161,8 +168,11 @@ fn scan(
                         scans.push(scanner.file_line(&batch.bytes[start..end]));
                         start = end;
                     }
+                    // Bytes the batch stood for in the input (its lines and
+                    // their newlines), for the progress percentage.
+                    let bytes = (batch.bytes.len() + batch.ends.len()) as u64;
                     if result_tx
-                        .send((batch.seq, batch.first_line, scans))
+                        .send((batch.seq, batch.first_line, bytes, scans))
                         .is_err()
                     {
                         return;
@@ -206,9 +216,10 @@ fn scan(
         // Results arrive out of order; the story is told in order.
         let mut waiting = BTreeMap::new();
         let mut next = 0u64;
-        for (seq, first_line, scans) in result_rx {
-            waiting.insert(seq, (first_line, scans));
-            while let Some((first_line, scans)) = waiting.remove(&next) {
+        let mut done_bytes = 0u64;
+        for (seq, first_line, bytes, scans) in result_rx {
+            waiting.insert(seq, (first_line, bytes, scans));
+            while let Some((first_line, bytes, scans)) = waiting.remove(&next) {
                 next += 1;
                 for (i, scan) in scans.into_iter().enumerate() {
                     s.lines += 1;
@@ -229,14 +240,20 @@ fn scan(
                                 Some(f) => {
                                     s.failures += 1;
                                     s.attempts += u64::from(f.attempts);
+                                    if format != Format::Text || s.failures <= TEXT_SHOWN {
+                                        progress.before_output();
+                                    }
                                     emit(format, out, &tz, first_line + i as u64, &f, s.failures)?;
                                 }
                             }
                         }
                     }
                 }
+                done_bytes += bytes;
+                progress.update(s.lines, done_bytes, out);
             }
         }
+        progress.clear();
         reader
             .join()
             .map_err(|_| io::Error::other("reader thread panicked"))?

@@ -82,6 +82,34 @@ pub struct DaemonConfig {
     pub recheck: Duration,
 }
 
+impl DaemonConfig {
+    /// The `[daemon]` keys read only at start (`keys::Applies::AtStart`)
+    /// whose value differs in `new`: a reload keeps the running value and
+    /// names these in its event.
+    pub fn changed_at_start(&self, new: &DaemonConfig) -> Vec<&'static str> {
+        keys::DAEMON
+            .iter()
+            .filter(|k| k.applies == keys::Applies::AtStart)
+            .filter(|k| self.differs(k.name, new) != Some(false))
+            .map(|k| k.name)
+            .collect()
+    }
+
+    /// Whether `key` differs; `None` for a key this does not know (a key
+    /// added to the table as at-start must be added here: a test checks).
+    fn differs(&self, key: &str, new: &DaemonConfig) -> Option<bool> {
+        Some(match key {
+            "backend" => self.backend != new.backend,
+            "socket" => self.socket != new.socket,
+            "dbus" => self.dbus != new.dbus,
+            "state_dir" => self.state_dir != new.state_dir,
+            "recheck" => self.recheck != new.recheck,
+            "flush_on_exit" => self.flush_on_exit != new.flush_on_exit,
+            _ => return None,
+        })
+    }
+}
+
 /// `[jails.NAME.increment]`: longer bans for repeat offenders.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Increment {

@@ -443,3 +443,28 @@ fn every_documented_key_is_read_by_the_reader() {
         );
     }
 }
+
+/// Every at-start key of the table is compared on reload, and only those.
+#[test]
+fn reload_names_the_changed_at_start_keys() {
+    let dir = setup("[daemon]\nbackend = \"none\"\n[jails.svc]\n", &[]);
+    let old = load(&dir.path().join("jailwarden.toml")).unwrap().daemon;
+    for k in keys::DAEMON
+        .iter()
+        .filter(|k| k.applies == keys::Applies::AtStart)
+    {
+        assert_eq!(
+            old.differs(k.name, &old),
+            Some(false),
+            "{} is not compared",
+            k.name
+        );
+    }
+    assert!(old.changed_at_start(&old).is_empty());
+    let dir2 = setup(
+        "[daemon]\nbackend = \"nftables\"\nrecheck = \"5m\"\ndbpurgeage = \"3d\"\n[jails.svc]\n",
+        &[],
+    );
+    let new = load(&dir2.path().join("jailwarden.toml")).unwrap().daemon;
+    assert_eq!(old.changed_at_start(&new), ["backend", "recheck"]);
+}

@@ -96,16 +96,31 @@ pub fn run_with(opts: Options, surfaces: Vec<Surface>) -> i32 {
 
 /// The state directory: `--state-dir`, then `$STATE_DIRECTORY` (systemd's
 /// StateDirectory=), then `[daemon] state_dir`, then /var/lib/jailwarden.
+/// A `[daemon] state_dir` that loses to either is named in a warning.
 fn state_dir(opts: &Options, cfg: &Config) -> PathBuf {
-    opts.state_dir
-        .clone()
-        .or_else(|| {
-            std::env::var_os("STATE_DIRECTORY")
-                .and_then(|v| std::env::split_paths(&v).next())
-                .filter(|p| !p.as_os_str().is_empty())
-        })
-        .or_else(|| cfg.daemon.state_dir.clone())
-        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_STATE_DIR))
+    let env = std::env::var_os("STATE_DIRECTORY")
+        .and_then(|v| std::env::split_paths(&v).next())
+        .filter(|p| !p.as_os_str().is_empty());
+    let (dir, by) = match (&opts.state_dir, env) {
+        (Some(d), _) => (d.clone(), "--state-dir"),
+        (None, Some(d)) => (d, "$STATE_DIRECTORY (the unit's StateDirectory=)"),
+        (None, None) => {
+            return cfg
+                .daemon
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_STATE_DIR));
+        }
+    };
+    if let Some(configured) = cfg.daemon.state_dir.as_ref().filter(|c| **c != dir) {
+        warn!(
+            "[daemon] state_dir {} is overridden by {by}: the state is in {}; \
+             under systemd, move it with StateDirectory= in a drop-in",
+            configured.display(),
+            dir.display()
+        );
+    }
+    dir
 }
 
 fn make_banner(cfg: &Config) -> Box<dyn Banner> {
@@ -251,6 +266,9 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
         .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
     let store = Store::open(&dir).context("cannot open the state database")?;
     let flush_on_exit = opts.flush_on_exit || cfg.daemon.flush_on_exit;
+    // What the [daemon] keys read only at start were: a reload that changes
+    // them says they wait for a restart.
+    let started_daemon = cfg.daemon.clone();
     let cfg = Arc::new(cfg);
     let (handle, mut requests) = CoreHandle::new(256);
     let handle = match store.reader() {
@@ -358,7 +376,7 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             },
             Some(req) = requests.recv() => match req {
                 Request::Reload(reply) => {
-                    let r = reload(&opts.config, &mut core, &mut sources).await;
+                    let r = reload(&opts.config, &started_daemon, &mut core, &mut sources).await;
                     let _ = reply.send(r);
                 }
                 req => core.request(req, Timestamp::now()),
@@ -372,7 +390,7 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             _ = sleep_until_instant(status.due()) => {},
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
             _ = sighup.recv() => {
-                if let Err(e) = reload(&opts.config, &mut core, &mut sources).await {
+                if let Err(e) = reload(&opts.config, &started_daemon, &mut core, &mut sources).await {
                     warn!("reload refused: {e}");
                 }
             },
@@ -471,7 +489,12 @@ fn release_startup_pages() {
 
 /// Reload the configuration: on any problem, report every one and keep
 /// the running configuration.
-async fn reload(path: &Path, core: &mut Core, sources: &mut Sources) -> Result<(), ControlError> {
+async fn reload(
+    path: &Path,
+    started: &config::DaemonConfig,
+    core: &mut Core,
+    sources: &mut Sources,
+) -> Result<(), ControlError> {
     notify::reloading();
     let result = match config::load(path) {
         Err(problems) => {
@@ -482,6 +505,7 @@ async fn reload(path: &Path, core: &mut Core, sources: &mut Sources) -> Result<(
             Err(ControlError::Config(text.join("\n")))
         }
         Ok(cfg) => {
+            let kept = started.changed_at_start(&cfg.daemon);
             core.reconfigure(Arc::new(cfg), Timestamp::now());
             let effects = core.take_effects();
             if effects.restart_journal {
@@ -498,7 +522,7 @@ async fn reload(path: &Path, core: &mut Core, sources: &mut Sources) -> Result<(
                     Err(e) => error!("{e:#}"),
                 }
             }
-            events::reloaded(&core.status_line());
+            events::reloaded(&core.status_line(), &kept);
             Ok(())
         }
     };

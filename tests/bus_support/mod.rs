@@ -15,7 +15,23 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
+#[path = "../support/root.rs"]
+pub mod root;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_jailwarden");
+
+/// First line of a root-only test: when not root it returns at once, says
+/// so on the terminal, and the suite ends with the count of tests skipped.
+#[allow(unused_macros)]
+macro_rules! needs_root {
+    () => {
+        if $crate::bus_support::root::skip_unless_root() {
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use needs_root;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -312,3 +312,11 @@ impl Drop for Daemon {
         self.kill();
     }
 }
+
+impl Daemon {
+    /// Every field of the entries matching `matches`, as `journalctl -o
+    /// verbose` prints them.
+    pub fn journal_fields(&self, matches: &[&str]) -> String {
+        self.journal(matches, "verbose")
+    }
+}

@@ -24,7 +24,22 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod daemon;
+pub mod fail2ban;
 pub mod netns;
+pub mod root;
+
+/// First line of a root-only test: when not root it returns at once, says
+/// so on the terminal, and the suite ends with the count of tests skipped.
+#[allow(unused_macros)]
+macro_rules! needs_root {
+    () => {
+        if $crate::support::root::skip_unless_root() {
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use needs_root;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use netns::{Elem, NamedNetns, elements, in_netns, nft_json, nft_script, output, run, values};
@@ -61,6 +76,7 @@ impl PrivateJournald {
     /// A directory for a journald, not started yet (so a reader can be
     /// pointed at `log_dir()` before any journal file exists).
     pub fn new() -> Self {
+        root::require_root("a private journald (TESTING.md 1: mount namespaces, cgroups)");
         let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
         let dir = tempfile::Builder::new()

@@ -1,0 +1,153 @@
+//! What the manual pages and docs say about behaviour that used to be
+//! silent, checked against the real daemon (private journald) and the
+//! shipped files: a reload names the [daemon] keys that wait for a
+//! restart, a state_dir that loses to --state-dir is named in a warning,
+//! and every drop-in the catalog and the pages name ships under that name.
+//!
+//! The daemon tests need root (the private journald; TESTING.md 1).
+
+mod support;
+
+use std::path::Path;
+
+use support::PrivateJournald;
+use support::daemon::{Daemon, RELOAD_ID};
+
+const CONFIG: &str = r#"
+[daemon]
+backend = "none"
+journal_directory = "{journal}"
+filter_dirs = ["{filters}"]
+recheck = "60s"
+[jails.sshd]
+journal_match = ["SYSLOG_IDENTIFIER=sshd"]
+"#;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// jailwarden.toml(5): keys marked "at start" keep their running value on
+/// reload, and the reload event names them; the others apply.
+#[test]
+fn reload_names_daemon_keys_that_wait_for_a_restart() {
+    support::needs_root!();
+    let j = PrivateJournald::started();
+    let d = Daemon::start(&j, CONFIG);
+    d.reload();
+    let last = |d: &Daemon| d.messages(RELOAD_ID).last().cloned().unwrap_or_default();
+    assert!(!last(&d).contains("next start"), "{}", last(&d));
+    // recheck and dbus wait for a restart; dbpurgeage applies now.
+    d.write_config(
+        &CONFIG
+            .replace("recheck = \"60s\"", "recheck = \"5m\"\ndbpurgeage = \"3d\"")
+            .replace("[daemon]", "[daemon]\ndbus = true"),
+    );
+    d.reload();
+    let msg = last(&d);
+    assert!(
+        msg.contains("changed [daemon] dbus, recheck take effect at the next start"),
+        "{msg}"
+    );
+    let fields = d.journal_fields(&[&format!("MESSAGE_ID={RELOAD_ID}")]);
+    assert!(
+        fields.contains("JAILWARDEN_RESTART_NEEDED=dbus recheck"),
+        "{fields}"
+    );
+    // Back to what the daemon started with: nothing waits any more.
+    d.write_config(CONFIG);
+    d.reload();
+    assert!(!last(&d).contains("next start"), "{}", last(&d));
+}
+
+/// jailwarden.toml(5), STATE DIRECTORY: --state-dir and $STATE_DIRECTORY
+/// win over [daemon] state_dir, and the daemon says so.
+#[test]
+fn an_overridden_state_dir_is_named_in_a_warning() {
+    support::needs_root!();
+    let j = PrivateJournald::started();
+    let d = Daemon::start(
+        &j,
+        &CONFIG.replace("[daemon]", "[daemon]\nstate_dir = \"/var/lib/jw-nowhere\""),
+    );
+    let log = d.log().join("\n");
+    assert!(
+        log.contains("[daemon] state_dir /var/lib/jw-nowhere is overridden by --state-dir")
+            && log.contains(&d.state().display().to_string()),
+        "{log}"
+    );
+    assert!(!Path::new("/var/lib/jw-nowhere").exists());
+}
+
+/// Every drop-in the catalog, the unit and the man pages name is shipped
+/// under that name (as NAME.conf.example, to copy as NAME.conf).
+#[test]
+fn every_named_drop_in_ships() {
+    let shipped: Vec<String> = std::fs::read_dir(repo().join("units/jailwarden.service.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jailwarden"))
+        .args(["generate", "man"])
+        .arg(std::env::temp_dir().join(format!("jw-claims-man-{}", std::process::id())))
+        .output()
+        .unwrap();
+    // (text, strict): where a text describes the examples directory, a
+    // bare NAME.conf is a file that is not there; only a path into
+    // jailwarden.service.d/ (where the copy goes) may drop .example.
+    let mut texts = vec![
+        (
+            std::fs::read_to_string(repo().join("units/jailwarden.catalog")).unwrap(),
+            true,
+        ),
+        (
+            std::fs::read_to_string(repo().join("units/jailwarden.service")).unwrap(),
+            false,
+        ),
+        (
+            std::fs::read_to_string(repo().join("README.md")).unwrap(),
+            true,
+        ),
+    ];
+    for page in String::from_utf8_lossy(&out.stdout).lines() {
+        texts.push((
+            std::fs::read_to_string(page).unwrap().replace("\\-", "-"),
+            true,
+        ));
+        let _ = std::fs::remove_file(page);
+    }
+    let mut named = 0;
+    for (text, strict) in &texts {
+        for word in
+            text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '/'))
+        {
+            // Paths elsewhere (/etc/nftables.conf) are not drop-ins.
+            let (word, copy) = match word.rsplit_once('/') {
+                Some((dir, file)) if dir.ends_with("examples") => (file, false),
+                Some((dir, file)) if dir.ends_with("jailwarden.service.d") => (file, true),
+                Some(_) => continue,
+                None => (word, false),
+            };
+            let word = word.trim_end_matches('.');
+            let Some(stem) = word
+                .strip_suffix(".conf.example")
+                .or_else(|| word.strip_suffix(".conf"))
+            else {
+                continue;
+            };
+            if stem.is_empty() || stem.contains('.') || stem == "jailwarden" {
+                continue;
+            }
+            named += 1;
+            assert!(
+                !strict || copy || word.ends_with(".conf.example"),
+                "{word}: the shipped file is {stem}.conf.example"
+            );
+            assert!(
+                shipped.contains(&format!("{stem}.conf.example")),
+                "{word} is named but units/jailwarden.service.d/{stem}.conf.example does not exist"
+            );
+        }
+    }
+    assert!(named >= 6, "only {named} drop-in names found");
+}
