@@ -508,6 +508,7 @@ fn ban_details_history_and_histogram() {
 
 #[test]
 fn ranges_the_jail_bans_by_and_a_permanent_javascript_can_send() {
+    bus_support::needs_root!();
     let bus = PrivateBus::start();
     let daemon = Daemon::start(DaemonSpec {
         bus: Some(&bus),
