@@ -307,10 +307,24 @@ mod web {
         let line = "203.0.113.5 - x 192.0.2.9 - - [20/Jan/2015:19:53:28 +0100] \
                     \"GET / HTTP/1.1\" 400 47 \"-\" \"-\"";
         assert_eq!(one("nginx-bad-request", line).as_deref(), Some(REAL));
-        // The virtual host (the client's Host header) first.
-        let line = "192.0.2.9 203.0.113.5 - - [20/Jan/2015:19:53:28 +0100] \
+        // A virtual host (maybe the client's Host header) first: a name.
+        let line = "www.example.net 203.0.113.5 - - [20/Jan/2015:19:53:28 +0100] \
                     \"GET / HTTP/1.1\" 400 47 \"-\" \"-\"";
         assert_eq!(one("nginx-bad-request", line).as_deref(), Some(REAL));
+        // Two addresses first read two ways: a vhost and the client, or
+        // lighttpd's client and the Host header it was sent. Not counted;
+        // lighttpd's format has a mode of its own, where the first is the
+        // client whatever the Host says.
+        let line = "192.0.2.9 203.0.113.5 - - [20/Jan/2015:19:53:28 +0100] \
+                    \"GET / HTTP/1.1\" 400 47 \"-\" \"-\"";
+        assert_eq!(one("nginx-bad-request", line), None);
+        let lighttpd = "203.0.113.5 192.0.2.9 - [20/Jan/2015:19:53:28 +0100] \
+                        \"GET / HTTP/1.1\" 400 47 \"-\" \"-\"";
+        assert_eq!(one("nginx-bad-request", lighttpd), None);
+        assert_eq!(
+            host("nginx-bad-request", "lighttpd", lighttpd).as_deref(),
+            Some(REAL)
+        );
         // A request, referer and agent that look like a whole other line.
         let line = "203.0.113.5 - - [05/Mar/2007:14:39:21 +0100] \
                     \"GET /?192.0.2.9 - - \\\"GET / HTTP/1.0\\\" HTTP/1.0\" 301 459 \
