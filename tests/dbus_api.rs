@@ -854,7 +854,9 @@ fn object_manager_follows_reload() {
             .expect("Jail interface")
             .1;
         assert_eq!(u32::try_from(&props["MaxRetry"]).ok(), Some(3));
-        assert_eq!(props.len(), 10, "every property");
+        assert_eq!(props.len(), 12, "every property");
+        assert!(<&str>::try_from(&props["JournalMatch"]).is_ok(), "JournalMatch is a string");
+        assert!(<Vec<String>>::try_from(props["LogPath"].clone()).is_ok(), "LogPath is a list");
 
         let mut added = om.receive_interfaces_added().await.expect("subscribe");
         let mut removed = om.receive_interfaces_removed().await.expect("subscribe");

@@ -693,6 +693,19 @@ impl Jail {
     async fn total_banned(&self) -> fdo::Result<u64> {
         Ok(self.status().await?.total_banned)
     }
+
+    /// The journal entries it reads, in journalctl's syntax
+    /// (`A=x B=y + C=z`); empty when it reads no journal.
+    #[zbus(property)]
+    async fn journal_match(&self) -> fdo::Result<String> {
+        Ok(self.status().await?.journal_match)
+    }
+
+    /// The log files it reads, as configured (paths or globs).
+    #[zbus(property)]
+    async fn log_path(&self) -> fdo::Result<Vec<String>> {
+        Ok(self.status().await?.logpath)
+    }
 }
 
 #[cfg(test)]
