@@ -114,7 +114,7 @@ socket = "$W/control-$RANDOM.sock"
 journal_directory = "$JD/log"
 filter_dirs = ["$PWD/config/filters"]
 [jails.sshd]
-journal_match = ["SYSLOG_IDENTIFIER=sshd"]
+journal_match = ["_UID=0", "SYSLOG_IDENTIFIER=sshd"]
 maxretry = 1
 [jails.sshd-file]
 filter = "sshd"

@@ -26,7 +26,7 @@ filter_dirs = ["{filters}"]
 ignoreip = ["127.0.0.0/8"]
 ignoreself = false
 [jails.sshd]
-journal_match = ["SYSLOG_IDENTIFIER=sshd"]
+journal_match = ["_UID=0", "SYSLOG_IDENTIFIER=sshd"]
 maxretry = 2
 findtime = "10m"
 "#;

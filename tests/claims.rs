@@ -20,7 +20,7 @@ journal_directory = "{journal}"
 filter_dirs = ["{filters}"]
 recheck = "60s"
 [jails.sshd]
-journal_match = ["SYSLOG_IDENTIFIER=sshd"]
+journal_match = ["_UID=0", "SYSLOG_IDENTIFIER=sshd"]
 "#;
 
 fn repo() -> &'static Path {

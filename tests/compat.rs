@@ -60,7 +60,7 @@ impl Fail2banServer {
             format!(
                 "[DEFAULT]\nbanaction = dummy\nbanaction_allports = dummy\nignoreself = false\n\
                  [sshd]\nenabled = true\nbackend = polling\nlogpath = {d}/auth.log\naction = dummy[target={d}/bans.txt]\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\n\
-                 [zz-journal]\nenabled = true\nfilter = sshd\nbackend = systemd[journalpath={j}]\njournalmatch = _SYSTEMD_UNIT=sshd.service + _COMM=sshd\naction = dummy[target={d}/bans-journal.txt]\n\
+                 [zz-journal]\nenabled = true\nfilter = sshd\nbackend = systemd[journalpath={j}]\njournalmatch = _SYSTEMD_UNIT=sshd.service + _COMM=sshd _UID=0\naction = dummy[target={d}/bans-journal.txt]\n\
                  [zz-web]\nenabled = true\nfilter = nginx-http-auth\nbackend = polling\nlogpath = {d}/web.log\naction = dummy[target={d}/bans-web.txt]\nmaxretry = 5\nbantime = -1\n",
                 j = journal.display()
             ),
@@ -173,7 +173,7 @@ ignoreself = false
 
 [jails.zz-journal]
 filter = "sshd"
-journal_match = ["_SYSTEMD_UNIT=sshd.service", "+", "_COMM=sshd"]
+journal_match = ["_SYSTEMD_UNIT=sshd.service", "+", "_COMM=sshd", "_UID=0"]
 
 [jails.zz-web]
 filter = "nginx-http-auth"

@@ -18,7 +18,7 @@ filter_dirs = ["{filters}"]
 ignoreip = ["127.0.0.0/8", "198.51.100.0/24"]
 ignoreself = false
 [jails.sshd]
-journal_match = ["SYSLOG_IDENTIFIER=sshd"]
+journal_match = ["_UID=0", "SYSLOG_IDENTIFIER=sshd"]
 maxretry = 3
 findtime = "10m"
 bantime = "10m"
@@ -181,7 +181,7 @@ fn follows_log_files_through_rotation_by_rename_and_copytruncate() {
     let log = logs.path().join("auth.log");
     std::fs::write(&log, "").unwrap();
     let config = SSHD.replace(
-        "journal_match = [\"SYSLOG_IDENTIFIER=sshd\"]",
+        "journal_match = [\"_UID=0\", \"SYSLOG_IDENTIFIER=sshd\"]",
         &format!("logpath = [\"{}\"]", log.display()),
     );
     let d = Daemon::start(&j, &config);
@@ -242,7 +242,7 @@ fn reload_adds_a_jail_and_a_broken_config_keeps_the_running_one() {
     )
     .unwrap();
     let more = format!(
-        "{SSHD}\n[jails.demo]\njournal_match = [\"SYSLOG_IDENTIFIER=demo\"]\nmaxretry = 2\n"
+        "{SSHD}\n[jails.demo]\njournal_match = [\"_UID=0\", \"SYSLOG_IDENTIFIER=demo\"]\nmaxretry = 2\n"
     )
     .replace(
         "filter_dirs = [\"{filters}\"]",

@@ -48,7 +48,60 @@ pub fn valid_field_name(name: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Fields journald sets itself that say who wrote an entry, and that no
+/// unprivileged local user can choose: the unit, slice and cgroup (a
+/// process is placed there by root) and the user and group IDs (the
+/// kernel's credentials of the sender). Fields without a leading `_` are
+/// the writer's to choose (`logger --journald` sets any, `logger -t`
+/// SYSLOG_IDENTIFIER); so are `_COMM` (`prctl`, a renamed copy), `_EXE` and
+/// `_CMDLINE` (anyone may run /usr/sbin/sshd, in a namespace of their own
+/// with any address), `_HOSTNAME`, and `_SYSTEMD_USER_UNIT` (the user's own
+/// manager names it).
+pub const WRITER_FIELDS: &[&str] = &[
+    "_SYSTEMD_UNIT",
+    "_SYSTEMD_SLICE",
+    "_SYSTEMD_CGROUP",
+    "_UID",
+    "_GID",
+];
+
+/// `_TRANSPORT` values only the kernel or journald itself produce.
+const KERNEL_TRANSPORTS: &[&[u8]] = &[b"kernel", b"audit", b"driver"];
+
 impl JournalMatch {
+    /// Index, among `terms`, of the first term of each group (what a
+    /// positioned message about a group points at).
+    pub fn group_starts<S: AsRef<str>>(terms: &[S]) -> Vec<usize> {
+        let mut starts = Vec::new();
+        let mut open = false;
+        for (i, t) in terms.iter().enumerate() {
+            if t.as_ref() == "+" {
+                open = false;
+            } else if !open {
+                starts.push(i);
+                open = true;
+            }
+        }
+        starts
+    }
+
+    /// Groups (by index) that name no writer journald vouches for: any
+    /// local user can write entries they match.
+    pub fn forgeable_groups(&self) -> impl Iterator<Item = (usize, &MatchGroup)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| !g.names_writer())
+    }
+
+    /// Add `field=value` to every group (AND): e.g. `_UID` of the daemon
+    /// for a filter over jailwarden's own events.
+    pub fn require(&mut self, field: &str, value: &[u8]) {
+        for g in &mut self.groups {
+            g.fields.insert(field.to_string(), vec![value.to_vec()]);
+        }
+    }
+
     /// Parse terms; an empty list means "no journal match" (matches nothing
     /// from the journal: the jail reads no journal).
     pub fn parse<S: AsRef<str>>(terms: &[S]) -> Result<Self, MatchTermError> {
@@ -106,6 +159,19 @@ impl JournalMatch {
 }
 
 impl MatchGroup {
+    /// Whether the group names a writer no unprivileged local user can
+    /// be: one of [`WRITER_FIELDS`], or a `_TRANSPORT` only the kernel or
+    /// journald write (kernel, audit, driver).
+    pub fn names_writer(&self) -> bool {
+        self.fields.iter().any(|(field, values)| {
+            WRITER_FIELDS.contains(&field.as_str())
+                || (field == "_TRANSPORT"
+                    && values
+                        .iter()
+                        .all(|v| KERNEL_TRANSPORTS.contains(&v.as_slice())))
+        })
+    }
+
     /// `(field, values)` pairs: AND over pairs, OR over values.
     pub fn terms(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])> {
         self.fields.iter().map(|(f, v)| (f.as_str(), v.as_slice()))
@@ -118,6 +184,31 @@ impl MatchGroup {
     }
 }
 
+impl fmt::Display for MatchGroup {
+    /// The group's terms as journalctl takes them: `A=x A=y B=z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (field, values) in &self.fields {
+            for v in values {
+                if !first {
+                    f.write_str(" ")?;
+                }
+                first = false;
+                write!(f, "{field}={}", String::from_utf8_lossy(v))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The problem with a group that names no writer journald vouches for,
+/// for a positioned configuration error.
+pub fn forgeable_message(group: &MatchGroup) -> String {
+    format!(
+        "journal_match group \"{group}\" names no writer journald vouches for: any local user can write entries it matches (logger --journald, logger -t, a renamed program); add the writer's _SYSTEMD_UNIT=, _SYSTEMD_SLICE= or _UID= to the group"
+    )
+}
+
 impl fmt::Display for JournalMatch {
     /// journalctl's own syntax, e.g. `_SYSTEMD_UNIT=ssh.service + _COMM=sshd`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -127,16 +218,7 @@ impl fmt::Display for JournalMatch {
                 f.write_str(" + ")?;
             }
             first_group = false;
-            let mut first = true;
-            for (field, values) in &g.fields {
-                for v in values {
-                    if !first {
-                        f.write_str(" ")?;
-                    }
-                    first = false;
-                    write!(f, "{field}={}", String::from_utf8_lossy(v))?;
-                }
-            }
+            g.fmt(f)?;
         }
         Ok(())
     }
@@ -210,6 +292,53 @@ mod tests {
             Err(MatchTermError::EmptyGroup)
         );
         assert!(JournalMatch::parse::<&str>(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn groups_must_name_a_writer_journald_vouches_for() {
+        let m = JournalMatch::parse(&[
+            "_SYSTEMD_UNIT=ssh.service",
+            "+",
+            "SYSLOG_IDENTIFIER=sshd",
+            "_COMM=sshd",
+            "_EXE=/usr/sbin/sshd",
+            "+",
+            "_TRANSPORT=audit",
+            "+",
+            "_TRANSPORT=syslog",
+            "+",
+            "MESSAGE_ID=x",
+            "_UID=0",
+            "+",
+            "_SYSTEMD_SLICE=system-ssh.slice",
+        ])
+        .unwrap();
+        let bad: Vec<(usize, String)> = m
+            .forgeable_groups()
+            .map(|(i, g)| (i, g.to_string()))
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                (
+                    1,
+                    "SYSLOG_IDENTIFIER=sshd _COMM=sshd _EXE=/usr/sbin/sshd".to_string()
+                ),
+                (3, "_TRANSPORT=syslog".to_string())
+            ]
+        );
+        assert_eq!(
+            JournalMatch::group_starts(&["A=1", "B=2", "+", "C=3", "+", "D=4"]),
+            [0, 3, 5]
+        );
+        let mut own = JournalMatch::parse(&["MESSAGE_ID=x", "+", "MESSAGE_ID=y"]).unwrap();
+        assert_eq!(own.forgeable_groups().count(), 2);
+        own.require("_UID", b"998");
+        assert_eq!(own.forgeable_groups().count(), 0);
+        assert_eq!(
+            own.to_string(),
+            "MESSAGE_ID=x _UID=998 + MESSAGE_ID=y _UID=998"
+        );
     }
 
     #[test]

@@ -168,7 +168,7 @@ pub const JAIL: &[Key] = &[
         "journal_match",
         "the filter's",
         "[\"_SYSTEMD_UNIT=ssh.service\", \"+\", \"_SYSTEMD_UNIT=sshd.service\"]",
-        "Journal entries the jail reads, as journalctl match terms FIELD=VALUE: terms on the same field are OR'ed, different fields AND'ed, \"+\" starts a new OR'ed group. [] reads no journal. Without it, the filter's own journal_match applies, unless logpath is given.",
+        "Journal entries the jail reads, as journalctl match terms FIELD=VALUE: terms on the same field are OR'ed, different fields AND'ed, \"+\" starts a new OR'ed group. [] reads no journal. Without it, the filter's own journal_match applies, unless logpath is given. Every group must name its writer by a field journald sets itself and no unprivileged local user can choose: _SYSTEMD_UNIT, _SYSTEMD_SLICE, _SYSTEMD_CGROUP, _UID, _GID, or _TRANSPORT=kernel/audit/driver; a group of only other fields (SYSLOG_IDENTIFIER, MESSAGE_ID, _COMM, _EXE: logger --journald, logger -t or a renamed or copied program write those for anyone) is a configuration error at its first term. Add the service's unit to it (\"_SYSTEMD_UNIT=apache2.service\", \"SYSLOG_IDENTIFIER=apache2\"), or _UID=0 for a root daemon without a unit of its own.",
     ),
     key(
         "logpath",
@@ -462,7 +462,7 @@ pub const FILTER: &[Key] = &[
         "journal_match",
         "[]",
         "[\"_SYSTEMD_UNIT=ssh.service\", \"+\", \"_SYSTEMD_UNIT=sshd.service\"]",
-        "The journal entries a jail using this filter reads unless it sets its own journal_match or logpath. Use fields journald sets itself (_SYSTEMD_UNIT, _COMM), not ones the logging program chooses.",
+        "The journal entries a jail using this filter reads unless it sets its own journal_match or logpath. Every group must name its writer by a field journald sets itself and no unprivileged local user can choose: _SYSTEMD_UNIT, _SYSTEMD_SLICE, _SYSTEMD_CGROUP, _UID, _GID, or _TRANSPORT=kernel/audit/driver; a group of only other fields (SYSLOG_IDENTIFIER, MESSAGE_ID, _COMM, _EXE: logger --journald, logger -t or a renamed or copied program write those for anyone) is a configuration error at its first term. Add the service's unit to it (\"_SYSTEMD_UNIT=apache2.service\", \"SYSLOG_IDENTIFIER=apache2\"), or _UID=0 for a root daemon without a unit of its own.",
     ),
     key(
         "prefregex",
@@ -505,6 +505,12 @@ pub const FILTER: &[Key] = &[
         "-",
         "\"JAILWARDEN_ADDRESS\"",
         "For journal entries: take the host from this field instead of the message (jailwarden's own events, for recidive).",
+    ),
+    key(
+        "journal_own_events",
+        "false",
+        "true",
+        "The filter reads jailwarden's own events from the journal (recidive): a jail using it reads only entries the daemon wrote itself, whatever its journal_match says, because the daemon adds its own _UID to every group. Other entries with the same MESSAGE_ID, which any local user can write, are never read.",
     ),
     key(
         "date_after",

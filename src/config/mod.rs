@@ -176,6 +176,20 @@ pub struct Config {
     pub files: Vec<PathBuf>,
 }
 
+impl JailConfig {
+    /// The journal entries the jail reads: its journal_match, and for a
+    /// filter over jailwarden's own events (recidive) only those the
+    /// daemon running as `own_uid` wrote itself (`_UID` added to every
+    /// group): any local user can write an entry with our MESSAGE_ID.
+    pub fn journal_reads(&self, own_uid: u32) -> JournalMatch {
+        let mut m = self.journal_match.clone();
+        if self.filter.journal_own_events() {
+            m.require("_UID", own_uid.to_string().as_bytes());
+        }
+        m
+    }
+}
+
 impl Config {
     /// Enabled jails.
     pub fn enabled(&self) -> impl Iterator<Item = &JailConfig> {
@@ -464,7 +478,19 @@ fn read_jail(
     {
         Some(terms) => {
             match JournalMatch::parse(&terms.iter().map(|t| t.value.as_str()).collect::<Vec<_>>()) {
-                Ok(m) => Some(m),
+                Ok(m) => {
+                    // Forged entries: every group must name its writer (a
+                    // filter over our own events gets the daemon's _UID).
+                    if !filter.as_ref().is_some_and(|f| f.journal_own_events()) {
+                        let starts = JournalMatch::group_starts(&terms);
+                        for (i, g) in m.forgeable_groups() {
+                            if let Some(term) = starts.get(i).and_then(|&t| terms.get(t)) {
+                                term.error(diags, journal_match::forgeable_message(g));
+                            }
+                        }
+                    }
+                    Some(m)
+                }
                 Err(e) => {
                     terms.first().map_or_else(
                         || at.error(diags, e.to_string()),

@@ -180,6 +180,12 @@ pub struct Located<T> {
     pub span: Range<usize>,
 }
 
+impl AsRef<str> for Located<String> {
+    fn as_ref(&self) -> &str {
+        &self.value
+    }
+}
+
 impl<T> Located<T> {
     /// Report a problem about this value.
     pub fn error(&self, diags: &Diagnostics, message: impl Into<String>) {

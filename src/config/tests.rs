@@ -7,7 +7,7 @@ use super::*;
 
 const FILTER: &str = r#"
 description = "test service"
-journal_match = ["SYSLOG_IDENTIFIER=svc"]
+journal_match = ["_SYSTEMD_UNIT=svc.service"]
 failregex = ['^fail from <HOST>$']
 [modes.aggressive]
 failregex = ['^probe from <HOST>$']
@@ -68,7 +68,7 @@ maxretry = 3
     assert_eq!(j.mode, "aggressive");
     assert_eq!(j.filter.mode(), "aggressive");
     assert!(j.ignoreip.contains("::1".parse().unwrap()));
-    assert_eq!(j.journal_match.to_string(), "SYSLOG_IDENTIFIER=svc");
+    assert_eq!(j.journal_match.to_string(), "_SYSTEMD_UNIT=svc.service");
     assert!(!c.jails["other"].enabled);
     assert_eq!(c.enabled().count(), 1);
     assert_eq!(c.files.len(), 3);
@@ -117,7 +117,7 @@ fn filter_errors_point_into_the_filter_file() {
     let dir = setup("[jails.bad]\n", &[]);
     fs::write(
         dir.path().join("filters/bad.toml"),
-        "journal_match = [\"A=b\"]\nfailregex = ['^x <HOST> (']\n",
+        "journal_match = [\"_UID=0\"]\nfailregex = ['^x <HOST> (']\n",
     )
     .unwrap();
     assert_eq!(
@@ -333,7 +333,7 @@ fn a_broken_filter_shared_by_jails_is_reported_once() {
     );
     fs::write(
         dir.path().join("filters/bad.toml"),
-        "journal_match = [\"SYSLOG_IDENTIFIER=bad\"]\nfailregex = ['^fail from <HOST> (']\n",
+        "journal_match = [\"_SYSTEMD_UNIT=bad.service\"]\nfailregex = ['^fail from <HOST> (']\n",
     )
     .unwrap();
     let errs = errors(dir.path());
@@ -494,4 +494,53 @@ fn trusted_proxies_are_cidrs_with_positioned_errors() {
     assert!(t.contains("10.1.2.3".parse().unwrap()));
     assert!(t.contains("2001:db8:1::9".parse().unwrap()));
     assert!(!t.contains("192.0.2.1".parse().unwrap()));
+}
+
+#[test]
+fn journal_matches_must_name_their_writer() {
+    // Any local user writes SYSLOG_IDENTIFIER, MESSAGE_ID, _COMM...: such a
+    // group alone is refused, at its first term.
+    let dir = setup(
+        "[jails.svc]\njournal_match = [\"_SYSTEMD_UNIT=svc.service\", \"+\", \"SYSLOG_IDENTIFIER=svc\", \"_COMM=svc\"]\n",
+        &[],
+    );
+    let errs = errors(dir.path());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "jailwarden.toml:2:52: journal_match group \"SYSLOG_IDENTIFIER=svc _COMM=svc\" names no writer"
+        ),
+        "{errs:?}"
+    );
+    // With a field journald vouches for, in the same group, it loads.
+    let dir = setup(
+        "[jails.svc]\njournal_match = [\"_UID=0\", \"SYSLOG_IDENTIFIER=svc\", \"+\", \"_SYSTEMD_SLICE=system-svc.slice\", \"+\", \"_TRANSPORT=kernel\"]\n",
+        &[],
+    );
+    assert_eq!(errors(dir.path()), Vec::<String>::new());
+    // A filter's own default is checked in the filter file.
+    fs::write(
+        dir.path().join("filters/forged.toml"),
+        "journal_match = [\"SYSLOG_IDENTIFIER=x\"]\nfailregex = ['^x <HOST>$']\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("jailwarden.toml"), "[jails.forged]\n").unwrap();
+    let errs = errors(dir.path());
+    assert!(
+        errs.len() == 1 && errs[0].starts_with("filters/forged.toml:1:18: journal_match group"),
+        "{errs:?}"
+    );
+    // A filter over jailwarden's own events gets the daemon's _UID added
+    // to any match: MESSAGE_ID alone is fine there.
+    fs::write(
+        dir.path().join("filters/own.toml"),
+        "journal_match = [\"MESSAGE_ID=x\"]\njournal_own_events = true\nfailregex = ['^x <HOST>$']\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("jailwarden.toml"),
+        "[jails.own]\n[jails.own2]\nfilter = \"own\"\njournal_match = [\"MESSAGE_ID=y\"]\n",
+    )
+    .unwrap();
+    assert_eq!(errors(dir.path()), Vec::<String>::new());
 }

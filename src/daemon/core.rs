@@ -1028,7 +1028,7 @@ impl Core {
         // expire; new bans use the new prefix.
         let journal_of = |c: &Config| -> Vec<(String, String)> {
             c.enabled()
-                .map(|j| (j.name.clone(), j.journal_match.to_string()))
+                .map(|j| (j.name.clone(), j.journal_reads(0).to_string()))
                 .collect()
         };
         let files_of = |c: &Config| -> Vec<(String, Vec<String>)> {

@@ -156,10 +156,11 @@ fn start_journal(core: &Core, s: &mut Sources) -> Result<()> {
     }
     s.journal_rx = None;
     let cfg = core.config();
+    let own_uid = rustix::process::getuid().as_raw();
     let jails: Vec<(JailId, _)> = cfg
         .enabled()
         .filter(|j| !j.journal_match.is_empty())
-        .map(|j| (JailId::from(j.name.as_str()), j.journal_match.clone()))
+        .map(|j| (JailId::from(j.name.as_str()), j.journal_reads(own_uid)))
         .collect();
     if jails.is_empty() {
         return Ok(());

@@ -118,6 +118,9 @@ pub struct FilterDef {
     /// For journal entries: take the host from this field instead of the
     /// message (e.g. `JAILWARDEN_ADDRESS` for recidive).
     pub journal_host_field: Option<String>,
+    /// The filter reads jailwarden's own events from the journal: only
+    /// entries the daemon itself wrote (its `_UID`) are read.
+    pub journal_own_events: bool,
     /// The longest line the service writes (it cuts longer ones itself,
     /// e.g. nginx's error log at 2047 bytes): a line this long or longer
     /// may have been cut, so its end is not taken for an end.
@@ -154,6 +157,7 @@ impl FilterDef {
             modes: BTreeMap::new(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             journal_host_field: t.string("journal_host_field").map(|s| s.value),
+            journal_own_events: t.bool("journal_own_events").is_some_and(|v| v.value),
             date_after: t.string("date_after"),
             line_limit: t
                 .integer("line_limit", 64..=(crate::filter::MAX_LINE as i64))

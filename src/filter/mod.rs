@@ -35,7 +35,7 @@ use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
 
 use crate::addr::{Host, parse_addr, parse_forwarded, parse_host};
-use crate::config::journal_match::JournalMatch;
+use crate::config::journal_match::{JournalMatch, forgeable_message};
 use crate::config::reader::{Diagnostics, Located, SourceFile, Table};
 use date::DateFinder;
 use def::{FilterDef, FilterPath, PatternDef, Role};
@@ -117,6 +117,7 @@ pub struct Filter {
     description: String,
     journal_match: JournalMatch,
     journal_host_field: Option<String>,
+    journal_own_events: bool,
     /// All failregexes in one automaton, without captures: finds which
     /// pattern matches (if any) in one DFA pass.
     fail: Regex,
@@ -188,6 +189,12 @@ impl Filter {
     /// Journal field that supplies the host for journal entries, if any.
     pub fn journal_host_field(&self) -> Option<&str> {
         self.journal_host_field.as_deref()
+    }
+    /// Whether the filter reads jailwarden's own events: a jail using it
+    /// reads only journal entries the daemon wrote itself (the daemon adds
+    /// its `_UID` to every group of the jail's journal_match).
+    pub fn journal_own_events(&self) -> bool {
+        self.journal_own_events
     }
     /// The failregexes in match-priority order.
     pub fn patterns(&self) -> &[PatternInfo] {
@@ -274,7 +281,18 @@ impl Filter {
                 .map(|t| t.value.as_str())
                 .collect::<Vec<_>>(),
         ) {
-            Ok(m) => m,
+            Ok(m) => {
+                // Forged entries: the default match must name its writer.
+                if !def.journal_own_events {
+                    let starts = JournalMatch::group_starts(&def.journal_match);
+                    for (i, g) in m.forgeable_groups() {
+                        if let Some(term) = starts.get(i).and_then(|&t| def.journal_match.get(t)) {
+                            term.error(diags, forgeable_message(g));
+                        }
+                    }
+                }
+                m
+            }
             Err(e) => {
                 if let Some(first) = def.journal_match.first() {
                     first.error(diags, e.to_string());
@@ -489,6 +507,7 @@ impl Filter {
             description: def.description.clone(),
             journal_match,
             journal_host_field: def.journal_host_field.clone(),
+            journal_own_events: def.journal_own_events,
             fail,
             singles,
             patterns: infos,

@@ -190,6 +190,48 @@ impl PrivateJournald {
         self.send_from(Some(&cg), entries);
     }
 
+    /// Send entries from a process in the cgroup `rel` (below the cgroup2
+    /// root, e.g. `system.slice/system-ssh.slice/ssh@x.service`): journald
+    /// names `_SYSTEMD_UNIT`, `_SYSTEMD_SLICE` after it. Make the unit part
+    /// unique with [`unit`](Self::unit); the cgroups made are removed on
+    /// drop when empty.
+    pub fn send_in_cgroup(&self, rel: &str, entries: &[Fields]) {
+        let root = cgroup2_root();
+        let cg = root.join(rel);
+        let mut tries = 0;
+        while let Err(e) = std::fs::create_dir_all(&cg) {
+            tries += 1;
+            assert!(tries < 50, "create cgroup {}: {e}", cg.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        {
+            let mut made = self.cgroups.lock().unwrap();
+            // Innermost first, so parents empty before they are removed;
+            // system.slice itself is shared and stays.
+            let mut dir = cg.clone();
+            while dir != root && dir != root.join("system.slice") {
+                if !made.contains(&dir) {
+                    made.push(dir.clone());
+                }
+                match dir.parent() {
+                    Some(p) => dir = p.to_path_buf(),
+                    None => break,
+                }
+            }
+        }
+        self.send_from(Some(&cg), entries);
+    }
+
+    /// Run `program` in journald's mount namespace as user and group
+    /// `nobody` (65534): an unprivileged local user writing to the journal.
+    pub fn as_nobody(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("-t")
+            .arg(self.pid().to_string())
+            .args(["-m", "-S", "65534", "-G", "65534", program]);
+        c
+    }
+
     /// Write everything journald has received to disk before returning.
     pub fn sync(&self) {
         let status = self
@@ -381,6 +423,9 @@ impl Drop for PrivateJournald {
         // The senders have exited; their (empty) unit cgroups can go.
         // system.slice itself is shared with other tests and stays.
         let cgroups = std::mem::take(&mut *self.cgroups.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut cgroups = cgroups;
+        // Deepest first: a slice goes after the units inside it.
+        cgroups.sort_by_key(|c| std::cmp::Reverse(c.components().count()));
         for cg in cgroups {
             let _ = std::fs::remove_dir(cg);
         }
