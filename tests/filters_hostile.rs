@@ -443,14 +443,62 @@ mod vsftpd {
 
     #[test]
     fn vsftpd_user_names_cannot_supply_the_client() {
+        // A user name holding a quote reads two ways (see the next test):
+        // not counted, and never for the address inside it.
         let line = "Fri Jan 19 12:20:33 2007 [pid 1] [x] FAIL LOGIN: Client \
                     \"192.0.2.9\"] FAIL LOGIN: Client \"203.0.113.5\"";
+        assert_eq!(one("vsftpd", line), None);
+        let line = "Fri Jan 19 12:20:33 2007 [pid 1] [x] FAIL LOGIN: Client \
+                    ] FAIL LOGIN: Client \"203.0.113.5\"";
+        assert_eq!(one("vsftpd", line).as_deref(), Some(REAL));
+        let line = "Thu Sep  8 00:39:49 2016 [pid 1] [guest] FAIL LOGIN: Client \
+                    \"203.0.113.5\", \"User is not in the allow user list.\"";
         assert_eq!(one("vsftpd", line).as_deref(), Some(REAL));
         // PAM: a user name with spaces shifts the tokens; not counted.
         let line = "Oct 23 21:15:42 vps vsftpd: pam_unix(vsftpd:auth): authentication \
                     failure; logname= uid=0 euid=0 tty=ftp ruser=x rhost=192.0.2.9 \
                     rhost=203.0.113.5 user=x rhost=192.0.2.9";
         assert_ne!(one("vsftpd", line).as_deref(), Some(VICTIM));
+    }
+
+    /// vsftpd ends many lines with attacker text after the real client: the
+    /// anonymous password, paths, whole FTP commands. Each could end in a
+    /// forged '] FAIL LOGIN: Client "VICTIM"'; none may count.
+    #[test]
+    fn lines_ending_in_attacker_text_never_forge_a_fail_login() {
+        let forged = format!("x] FAIL LOGIN: Client \"{VICTIM}");
+        for line in [
+            // An anonymous login (no account needed): the password.
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [ftp] OK LOGIN: Client \"{REAL}\", anon password \"{forged}\""
+            ),
+            // Paths of a logged-in user.
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] OK MKDIR: Client \"{REAL}\", \"/{forged}\""
+            ),
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] FAIL DELETE: Client \"{REAL}\", \"/{forged}\""
+            ),
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] OK RENAME: Client \"{REAL}\", \"/a /{forged}\""
+            ),
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] OK UPLOAD: Client \"{REAL}\", \"/{forged}\", 10 bytes, 1.00Kbyte/sec"
+            ),
+            // log_ftp_protocol: every command, before and after login.
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] FTP command: Client \"{REAL}\", \"USER {forged}\""
+            ),
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] FTP command: Client \"{REAL}\", \"SITE {forged}\""
+            ),
+            // Through syslog (syslog_enable: no date, identifier vsftpd).
+            format!(
+                "Jan 19 12:20:33 ftp vsftpd[1]: [pid 1] [ftp] OK LOGIN: Client \"{REAL}\", anon password \"{forged}\""
+            ),
+        ] {
+            assert_eq!(one("vsftpd", &line), None, "{line}");
+        }
     }
 }
 
@@ -603,9 +651,24 @@ mod apps {
 
     #[test]
     fn databases_user_names() {
-        real(
+        // A user holding "'@'" reads two ways: not counted.
+        none(
             "mysqld-auth",
             "2019-01-03T08:50:04.634875Z 113 [Note] [MY-010926] [Server] Access denied for user 'x'@'192.0.2.9' (using password: NO)'@'203.0.113.5' (using password: NO)",
+        );
+        // MariaDB (log_warnings >= 2) logs a denied database, which the
+        // client chose: it must not end the line like a failed login.
+        none(
+            "mysqld-auth",
+            "2026-12-01 23:56:31 4 [Warning] Access denied for user 'u'@'203.0.113.5' to database 'x'@'192.0.2.9'",
+        );
+        real(
+            "mysqld-auth",
+            "2026-12-01 23:56:31 5 [Warning] Access denied for user 'o\'neil'@'203.0.113.5' (using password: YES)",
+        );
+        real(
+            "mysqld-auth",
+            "2020-01-16 21:34:14 4644 [Warning] Access denied for user 'root'@'203.0.113.5'",
         );
         real(
             "mssql-auth",
@@ -890,5 +953,195 @@ mod cut_lines {
             &format!(" from {REAL} port 22 ssh2"),
         );
         assert_eq!(last("sshd", "normal", &[&line]).as_deref(), Some(REAL));
+    }
+}
+
+/// Time from attacker text: a date written in a field the client chose
+/// (an access log's user, filled from any Authorization header) must never
+/// date the line. Dated 2001, the attack would be dropped as stale and
+/// never banned.
+mod attacker_dates {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use jailwarden::config::reader::Diagnostics;
+    use jailwarden::filter::date::DateFinder;
+    use jailwarden::filter::def::FilterPath;
+    use jailwarden::filter::{Filter, FilterLoader, Outcome};
+    use jiff::Timestamp;
+    use jiff::tz::TimeZone;
+
+    fn compile(name: &str) -> Arc<Filter> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/filters");
+        let loader = FilterLoader::new(FilterPath::new(vec![dir]));
+        let diags = Diagnostics::new();
+        let f = loader.compile(name, "normal", &diags);
+        Arc::new(f.unwrap_or_else(|| panic!("{name}: {:?}", diags.into_sorted())))
+    }
+
+    /// (host, time) a file line blames, with "now" in late November 2025.
+    fn failure(name: &str, line: &str) -> Option<(String, Option<String>)> {
+        let now = Timestamp::from_second(1_764_070_000).expect("now");
+        let mut m = compile(name).matcher(DateFinder::new(TimeZone::UTC, now));
+        match m.file_line(line.as_bytes()) {
+            Outcome::Matched {
+                failure: Some(f), ..
+            } => Some((f.host_text, f.time.map(|t| t.to_string()))),
+            _ => None,
+        }
+    }
+
+    const REAL_TIME: &str = "2025-11-25T10:20:30Z";
+
+    #[test]
+    fn an_access_logs_user_field_never_dates_the_line() {
+        for user in [
+            "2001-01-01T00:00:00Z",
+            "[01/Jan/2001:00:00:00 +0000]",
+            "x [01/Jan/2001:00:00:00 +0000] y",
+            "Jan  1 00:00:00",
+        ] {
+            let line = format!(
+                "192.0.2.171 - {user} [25/Nov/2025:10:20:30 +0000] \"GET /phpmyadmin/ \
+                 HTTP/1.1\" 404 162 \"-\" \"-\""
+            );
+            assert_eq!(
+                failure("nginx-botsearch", &line),
+                Some(("192.0.2.171".to_string(), Some(REAL_TIME.to_string()))),
+                "user {user:?}"
+            );
+            let line = format!(
+                "192.0.2.171 - {user} [25/Nov/2025:10:20:30 +0000] \"GET / HTTP/1.1\" \
+                 200 814 \"-\" \"EmailCollector\""
+            );
+            assert_eq!(
+                failure("apache-badbots", &line),
+                Some(("192.0.2.171".to_string(), Some(REAL_TIME.to_string()))),
+                "user {user:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_escaped_quote_in_the_user_does_not_hide_the_real_date() {
+        // Apache writes a quote in the user as \": the date after it is
+        // still the server's.
+        let line = "192.0.2.171 - a\\\" [01/Jan/2001:00:00:00 +0000] \\\"b \
+                    [25/Nov/2025:10:20:30 +0000] \"GET / HTTP/1.1\" 200 814 \"-\" \
+                    \"EmailCollector\"";
+        let f = failure("apache-badbots", line);
+        assert_ne!(
+            f.as_ref().and_then(|f| f.1.as_deref()),
+            Some("2001-01-01T00:00:00Z"),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_date_anywhere_but_the_formats_place_is_not_the_lines_date() {
+        // A syslog line dates from its head; a date in the message (here a
+        // user name) is text, not the line's time.
+        let line = "Nov 25 10:20:30 h sshd[1]: Invalid user 2001-01-01T00:00:00Z \
+                    from 192.0.2.171 port 22";
+        assert_eq!(
+            failure("sshd", line),
+            Some(("192.0.2.171".to_string(), Some(REAL_TIME.to_string())))
+        );
+        // Without a date where the format puts one, the line has none
+        // (the reader's time applies), whatever dates its text holds.
+        let line = "192.0.2.171 - 2001-01-01T00:00:00Z \"GET /phpmyadmin/ HTTP/1.1\" 404 \
+                    162 \"-\" \"-\"";
+        assert_eq!(failure("nginx-botsearch", line).and_then(|f| f.1), None);
+    }
+
+    #[test]
+    fn journal_entries_are_dated_by_the_journal_never_by_their_text() {
+        let entry_time = Timestamp::from_second(1_764_066_030).expect("time");
+        let mut m = compile("nginx-http-auth").matcher(DateFinder::new(TimeZone::UTC, entry_time));
+        let text = "web nginx[9]: 2001/01/01 00:00:00 [error] 9#9: *1 user \"u\": password \
+                    mismatch, client: 192.0.2.171, server: s, request: \"GET / HTTP/1.1\", \
+                    host: \"h\"";
+        match m.journal_line(text.as_bytes(), entry_time, None, false) {
+            Outcome::Matched {
+                failure: Some(f), ..
+            } => {
+                assert_eq!(f.host_text, "192.0.2.171");
+                assert_eq!(f.time, Some(entry_time));
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+}
+
+/// Evasion and false blame: attacker text that hides a failure (an ident
+/// with commas), a legitimate client blamed for what another page said
+/// (a Referer), and messages of the same service whose end is attacker
+/// text forging another message's tail.
+mod evasion_and_false_blame {
+    use super::mail_family_support::one;
+    use super::web_family_support::{REAL, VICTIM};
+
+    #[test]
+    fn courier_ident_with_commas_does_not_hide_the_client() {
+        // The ident is the client host's own identd answer: anything.
+        let line = format!(
+            "Apr 10 03:47:57 mx courieresmtpd: error,relay=::ffff:{REAL},ident=a,b=c,\
+             from=<x@example.org>,to=<nobody@example.com>: 550 User unknown."
+        );
+        assert_eq!(one("courier-smtp", &line).as_deref(), Some(REAL));
+        let line = format!(
+            "Apr 10 03:47:57 mx courieresmtpd: error,relay=::ffff:{REAL},ident=,,,,\
+             msg=\"535 Authentication failed.\",cmd: AUTH LOGIN"
+        );
+        assert_eq!(one("courier-smtp", &line).as_deref(), Some(REAL));
+        // Still the relay= client, whatever the ident says.
+        let line = format!(
+            "Apr 10 03:47:57 mx courieresmtpd: error,relay=::ffff:{REAL},ident=x,relay=::ffff:{VICTIM},\
+             from=<x@example.org>,to=<nobody@example.com>: 550 User unknown."
+        );
+        assert_eq!(one("courier-smtp", &line).as_deref(), Some(REAL));
+    }
+
+    #[test]
+    fn a_referer_never_makes_a_missing_file_a_script_probe() {
+        // A browser on /index.php missing an image is not a scanner.
+        for line in [
+            format!(
+                "[Sat Jun 01 11:23:08 2013] [error] [client {REAL}] File does not exist: \
+                 /var/www/img/logo.png, referer: http://example.com/index.php"
+            ),
+            format!(
+                "[Sat Jun 01 11:23:08.123456 2013] [core:info] [pid 1] [client {REAL}:5555] \
+                 AH00128: File does not exist: /var/www/img/logo.png, referer: \
+                 http://example.com/blog/~"
+            ),
+        ] {
+            assert_eq!(one("apache-noscript", &line), None, "{line}");
+            assert_eq!(one("apache-nohome", &line), None, "{line}");
+        }
+        // The path itself still counts, with or without a referer.
+        let line = format!(
+            "[Sat Jun 01 11:23:08 2013] [error] [client {REAL}] File does not exist: \
+             /var/www/phpmyadmin/index.php, referer: http://example.com/"
+        );
+        assert_eq!(one("apache-noscript", &line).as_deref(), Some(REAL));
+        let line = format!(
+            "[Sat Jun 01 11:23:08 2013] [error] [client {REAL}] File does not exist: /var/www/~"
+        );
+        assert_eq!(one("apache-nohome", &line).as_deref(), Some(REAL));
+    }
+
+    #[test]
+    fn freepbx_log_lines_ending_in_a_caller_id_do_not_forge_a_rejection() {
+        let line = format!(
+            "[2013-11-11 14:33:38] WARNING[6756][C-0000001d] Ext. s: \"Unknown call from \
+             a: \"Rejecting unknown SIP connection from {VICTIM}\""
+        );
+        assert_eq!(one("asterisk", &line), None);
+        let line = format!(
+            "Mar  1 15:35:53 pbx asterisk[2350]: WARNING[1195][C-00000b43]: Ext. s:6 in @ \
+             from-sip-external: \"Rejecting unknown SIP connection from {REAL}\""
+        );
+        assert_eq!(one("asterisk", &line).as_deref(), Some(REAL));
     }
 }
