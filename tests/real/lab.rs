@@ -598,7 +598,26 @@ impl<'s> Lab<'s> {
             );
             !String::from_utf8_lossy(&out.stdout).trim().is_empty()
         });
-        assert!(ok, "{}: nothing listens on {proto}/{port}", self.name);
+        if !ok {
+            let mut outs = String::new();
+            for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "out") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(10).collect();
+                    outs.push_str(&format!(
+                        "\n--- {} ---\n{}",
+                        p.display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ));
+                }
+            }
+            panic!(
+                "{}: nothing listens on {proto}/{port} after {} s{outs}",
+                self.name,
+                limit.as_secs()
+            );
+        }
     }
 
     /// A client command in the client namespace, bounded by `limit`.

@@ -124,9 +124,31 @@ fn build_layers(services: &[Box<dyn Service>]) {
     );
 }
 
+/// Labs starting their daemons at once: 2 cores cannot start a dozen
+/// servers together without some taking a minute.
+const STARTING_AT_ONCE: usize = 4;
+static STARTING: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static STARTED: std::sync::Condvar = std::sync::Condvar::new();
+
 fn run_service(suite: &Suite, index: usize, svc: &dyn Service) -> Vec<Row> {
+    {
+        let mut n = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= STARTING_AT_ONCE {
+            n = STARTED.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+    }
+    struct Started;
+    impl Drop for Started {
+        fn drop(&mut self) {
+            *STARTING.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+            STARTED.notify_one();
+        }
+    }
+    let starting = Started;
     let lab = Lab::new(suite, index, svc.name(), svc.group());
     svc.start(&lab);
+    drop(starting);
     if let Some(secs) = std::env::var("JW_REAL_PAUSE")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())

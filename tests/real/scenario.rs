@@ -312,6 +312,40 @@ impl<'l, 's> Warden<'l, 's> {
         out
     }
 
+    /// What to show when a check on the kernel or the daemon fails: the
+    /// ruleset and the daemon's last messages.
+    pub fn diagnose(&self) -> String {
+        let nft = run_limited(
+            {
+                let mut c = Command::new("ip");
+                c.args([
+                    "netns",
+                    "exec",
+                    &self.lab.server_ns,
+                    "nft",
+                    "list",
+                    "table",
+                    "inet",
+                    "jailwarden",
+                ]);
+                c
+            },
+            Duration::from_secs(20),
+        );
+        let log = self
+            .lab
+            .suite
+            .journal_text(&[&format!("_PID={}", self.pid)]);
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        format!(
+            "\n--- nft list table inet jailwarden ---\n{}{}\n--- jailwarden's last messages ---\n{}\n--- its stderr ---\n{}",
+            String::from_utf8_lossy(&nft.stdout),
+            String::from_utf8_lossy(&nft.stderr),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            std::fs::read_to_string(self.lab.dir.join("jailwarden.out")).unwrap_or_default()
+        )
+    }
+
     /// Is `addr` in one of the server namespace's jailwarden sets?
     pub fn in_kernel(&self, addr: &str) -> bool {
         let out = run_limited(
@@ -478,7 +512,8 @@ pub fn run_jail(warden: &Warden, t: &JailTest, index: usize, version: &str) -> R
         banned_after.push(ev.failures);
         assert!(
             warden.in_kernel(src),
-            "{name}: {src} banned but not in the kernel set"
+            "{name}: {src} banned but not in the kernel set{}",
+            warden.diagnose()
         );
         assert!(
             !lab.tcp_connects(src, t.port),
@@ -523,8 +558,9 @@ pub fn run_jail(warden: &Warden, t: &JailTest, index: usize, version: &str) -> R
         );
         assert!(
             wait_until(Duration::from_secs(10), || warden.in_kernel(&a.burst)),
-            "{name}: {} banned but not in the kernel set",
-            a.burst
+            "{name}: {} banned but not in the kernel set{}",
+            a.burst,
+            warden.diagnose()
         );
         assert!(
             !lab.tcp_connects(&a.burst, t.port),

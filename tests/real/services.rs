@@ -35,21 +35,22 @@ pub trait Service: Sync {
     fn stop(&self, _lab: &Lab) {}
 }
 
-/// Every service, in report order.
+/// Every service, the slowest first (they start first; PAM and the mail
+/// servers' delays make those the longest).
 pub fn all() -> Vec<Box<dyn Service>> {
     vec![
+        Box::new(Courier),
+        Box::new(Postfix),
+        Box::new(Vsftpd),
+        Box::new(PureFtpd),
         Box::new(Sshd),
+        Box::new(Proftpd),
+        Box::new(Exim),
+        Box::new(Bind),
         Box::new(Apache),
         Box::new(Nginx),
         Box::new(Lighttpd),
-        Box::new(Vsftpd),
-        Box::new(Proftpd),
-        Box::new(PureFtpd),
-        Box::new(Postfix),
-        Box::new(Courier),
-        Box::new(Exim),
         Box::new(Mariadb),
-        Box::new(Bind),
     ]
 }
 
@@ -806,7 +807,7 @@ mkdir -p /run/dovecot"
             Some("dovecot.service"),
             &["/usr/sbin/dovecot", "-F"],
         );
-        lab.wait_listen("tcp", 143, Duration::from_secs(30));
+        lab.wait_listen("tcp", 143, Duration::from_secs(60));
         // As postfix@-.service starts it (forking; master.pid).
         lab.spawn(
             "postfix",
@@ -817,7 +818,7 @@ mkdir -p /run/dovecot"
                 "/usr/lib/postfix/configure-instance.sh - && exec /usr/sbin/postmulti -i - -p start",
             ],
         );
-        lab.wait_listen("tcp", 25, Duration::from_secs(30));
+        lab.wait_listen("tcp", 25, Duration::from_secs(60));
     }
     fn stop(&self, lab: &Lab) {
         lab.stop_pidfile("/var/spool/postfix/pid/master.pid");
