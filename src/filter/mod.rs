@@ -22,6 +22,7 @@ pub mod template;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
 
-use crate::addr::{Host, parse_addr, parse_host};
+use crate::addr::{Host, parse_addr, parse_forwarded, parse_host};
 use crate::config::journal_match::JournalMatch;
 use crate::config::reader::{Diagnostics, Located, SourceFile, Table};
 use date::DateFinder;
@@ -62,6 +63,12 @@ pub struct Failure {
     /// Counts only for an address that already has a counted failure in
     /// the jail's window (role `repeat`); never bans alone.
     pub repeat: bool,
+    /// The proxies' X-Forwarded-For elements the line carries before
+    /// `host` (the hop the service saw), left (client-supplied) to right
+    /// (nearest); `None` for an element that is no address. A jail with
+    /// `trusted_proxies` takes the client from them (see
+    /// [`crate::addr::client_behind`]); without, `host` is the client.
+    pub forwarded: Vec<Option<IpAddr>>,
 }
 
 /// What became of one line.
@@ -98,6 +105,7 @@ pub struct PatternInfo {
     user: Option<usize>,
     /// `<F-ATTEMPTS>`: how many attempts the line reports.
     attempts: Option<usize>,
+    forwarded: Option<usize>,
     session: Option<usize>,
     content: Option<usize>,
 }
@@ -382,6 +390,7 @@ impl Filter {
                 host: None,
                 user: None,
                 attempts: None,
+                forwarded: None,
                 session: None,
                 content: None,
             });
@@ -462,6 +471,7 @@ impl Filter {
             info.host = gi.to_index(pid, "host");
             info.user = gi.to_index(pid, "user");
             info.attempts = gi.to_index(pid, "attempts");
+            info.forwarded = gi.to_index(pid, "forwarded");
             info.session = gi.to_index(pid, "session");
             info.content = gi.to_index(pid, "content");
             singles.push(single);
@@ -669,6 +679,8 @@ pub struct Hit {
     pub attempts: Option<u32>,
     /// The connection the line belongs to (hash of the `session` capture).
     pub session: Option<u64>,
+    /// The `forwarded` capture's elements (see [`Failure::forwarded`]).
+    pub forwarded: Vec<Option<IpAddr>>,
 }
 
 impl Scanner {
@@ -878,6 +890,9 @@ impl Scanner {
             user: group(info.user).map(|u| String::from_utf8_lossy(u).into_owned()),
             attempts: group(info.attempts).map(reported_attempts),
             session: group(info.session).map(session_key),
+            forwarded: group(info.forwarded)
+                .map(parse_forwarded)
+                .unwrap_or_default(),
         })
     }
 }
@@ -944,6 +959,12 @@ impl Story {
             }
         };
         let info = &self.filter.patterns[hit.regex];
+        // A forwarded-for list belongs to the host of its own line.
+        let forwarded = if hit.host.is_some() {
+            hit.forwarded
+        } else {
+            Vec::new()
+        };
         let event = Event {
             role: info.role,
             host: hit.host,
@@ -951,6 +972,7 @@ impl Story {
             step: info.step_index,
             attempts: hit.attempts.unwrap_or(1),
         };
+
         let verdict = match hit.session {
             Some(key) => self.sessions.apply(key, event, hit.time),
             None => Sessions::stateless(event),
@@ -966,6 +988,7 @@ impl Story {
                 user: hit.user,
                 users: v.users,
                 repeat: v.repeat,
+                forwarded,
             }),
         }
     }
