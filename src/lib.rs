@@ -21,6 +21,7 @@ pub mod control;
 pub mod daemon;
 pub mod events;
 pub mod filter;
+pub mod r#import;
 pub mod jail;
 pub mod lines;
 pub mod manual;

@@ -89,6 +89,42 @@ enum Command {
               value_hint = clap::ValueHint::FilePath)]
         config: PathBuf,
     },
+    /// Translate a Fail2ban configuration into jailwarden's (a dry run
+    /// unless --write): jails, filters, actions, and a report of every
+    /// item not carried over exactly.
+    #[command(name = "import-fail2ban")]
+    ImportFail2ban {
+        /// Fail2ban's configuration directory (jail.conf, jail.d/, jail.local,
+        /// filter.d/, action.d/).
+        #[arg(default_value = "/etc/fail2ban", value_name = "DIR")]
+        dir: PathBuf,
+        /// jailwarden's configuration directory to write into (jail.d/50-fail2ban.toml,
+        /// filters/).
+        #[arg(long, default_value = "/etc/jailwarden", value_name = "DIR")]
+        output: PathBuf,
+        /// Write the files (they are printed otherwise); runs the checks of
+        /// check-config on the result and writes nothing if they fail.
+        #[arg(long)]
+        write: bool,
+        /// Replace files that exist and differ (never done otherwise).
+        #[arg(long, requires = "write")]
+        force: bool,
+        /// Carry over the bans Fail2ban holds now, with their remaining time
+        /// (from its database; listed in a dry run).
+        #[arg(long)]
+        bans: bool,
+        /// Fail2ban's database [default: its dbfile setting,
+        /// /var/lib/fail2ban/fail2ban.sqlite3].
+        #[arg(long, value_name = "PATH")]
+        fail2ban_db: Option<PathBuf>,
+        /// jailwarden's state directory, for --bans while the daemon is stopped
+        /// [default: the configuration's state_dir, then /var/lib/jailwarden].
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Control socket of a running daemon, for --bans [default: as the client commands].
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
     #[command(flatten)]
     Client(jailwarden::control::cli::Command),
     /// Write the manual pages or print shell completions (for packaging).
@@ -161,6 +197,25 @@ fn main() -> ExitCode {
             format,
             filter_dirs,
             config,
+        }),
+        Command::ImportFail2ban {
+            dir,
+            output,
+            write,
+            force,
+            bans,
+            fail2ban_db,
+            state_dir,
+            socket,
+        } => jailwarden::r#import::run(&jailwarden::r#import::Options {
+            dir,
+            output,
+            write,
+            force,
+            bans,
+            fail2ban_db,
+            state_dir,
+            socket,
         }),
         Command::Client(command) => jailwarden::control::cli::run(command),
         Command::Generate(Generate::Man { dir }) => {

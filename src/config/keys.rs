@@ -501,6 +501,12 @@ pub const FILTER: &[Key] = &[
         "For journal entries: take the host from this field instead of the message (jailwarden's own events, for recidive).",
     ),
     key(
+        "date_after",
+        "- (the date starts the line)",
+        "'^(?:[^\"\\\\]|\\\\.)*\\['",
+        "Where a file line's date is: it begins right where this pattern, matched from the line's start, ends. Without it the date must start the line (after a syslog <PRI> or a [). Never the first date anywhere: in an access log the user field (any Authorization header) comes before the date, in a JSON log the client's fields may; a date written there would date the line. Journal entries always use the entry's time.",
+    ),
+    key(
         "line_limit",
         "-",
         "2047",

@@ -259,6 +259,13 @@ pub(super) fn socket_path(c: &Connect) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
 }
 
+/// Connect to the daemon as the client commands do (the control socket,
+/// else the system bus); the error says why not. For other clients of
+/// the API (import-fail2ban --bans, the fail2ban-client mode).
+pub async fn connect_daemon(socket: Option<PathBuf>) -> Result<Connection, String> {
+    connect(&Connect { socket }).await.map_err(|f| f.message)
+}
+
 /// Connect to the daemon: the control socket, else the system bus.
 pub(super) async fn connect(c: &Connect) -> Result<Connection, Failure> {
     let path = socket_path(c);

@@ -107,9 +107,36 @@ impl DateFinder {
         }
     }
 
+    /// The date that starts `line` (after a syslog `<PRI>` and an opening
+    /// bracket), if any: where most formats put it, before any text a
+    /// client could have chosen.
+    pub fn find_start(&mut self, line: &[u8]) -> Option<FoundDate> {
+        let (span, parts) = find_at_start(line)?;
+        let time = self.resolve(parts)?;
+        Some(FoundDate { span, time })
+    }
+
+    /// The date that begins exactly at byte `at` (a format's fixed place
+    /// for it, e.g. after an access log's `[`), brackets around it
+    /// included in the span.
+    pub fn find_at(&mut self, line: &[u8], at: usize) -> Option<FoundDate> {
+        if at == 0 {
+            return self.find_start(line);
+        }
+        let prev = *line.get(at - 1)?;
+        let (end, parts) = parse_any(line, at, prev)?;
+        let time = self.resolve(parts)?;
+        let mut span = at..end;
+        if prev == b'[' && line.get(end) == Some(&b']') {
+            span = at - 1..end + 1;
+        }
+        Some(FoundDate { span, time })
+    }
+
     /// Find the first date in `line`: at the start (after a syslog
     /// `<PRI>` and an opening bracket), or else at the first word start
-    /// where a date format parses.
+    /// where a date format parses. Only for formats where no text a
+    /// client chose can come before the date.
     pub fn find(&mut self, line: &[u8]) -> Option<FoundDate> {
         if let Some((span, parts)) = find_at_start(line) {
             if let Some(time) = self.resolve(parts) {

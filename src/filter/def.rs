@@ -122,6 +122,9 @@ pub struct FilterDef {
     /// e.g. nginx's error log at 2047 bytes): a line this long or longer
     /// may have been cut, so its end is not taken for an end.
     pub line_limit: Option<usize>,
+    /// Where a file line's date is: right after what this pattern matches
+    /// from the line's start. `None`: the date starts the line.
+    pub date_after: Option<Located<String>>,
     /// The steps of one authentication attempt, in the order the service
     /// logs them for one connection (see [`FilterDef::attempt`]).
     pub attempt: Vec<Located<String>>,
@@ -151,6 +154,7 @@ impl FilterDef {
             modes: BTreeMap::new(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             journal_host_field: t.string("journal_host_field").map(|s| s.value),
+            date_after: t.string("date_after"),
             line_limit: t
                 .integer("line_limit", 64..=(crate::filter::MAX_LINE as i64))
                 .map(|v| v.value as usize),

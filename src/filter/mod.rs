@@ -121,6 +121,23 @@ pub struct Filter {
     session_timeout: std::time::Duration,
     /// The service's own line limit (filter key `line_limit`).
     line_limit: Option<usize>,
+    /// Where a file line's date is.
+    date: DatePlace,
+}
+
+/// Where a file line's date is (filter key `date_after`). Never the
+/// first date anywhere: in many formats text a client chose (an access
+/// log's user, a JSON log's fields) comes before the real date, and a date
+/// written there would date the line (to a time long gone, so the attack
+/// is never counted).
+#[derive(Debug)]
+enum DatePlace {
+    /// The date starts the line (after a syslog `<PRI>` or a `[`).
+    Start,
+    /// The date starts the line (a syslog head's, written before any
+    /// message), or else begins right where this pattern, anchored at the
+    /// line's start, ends its match.
+    After(Regex),
 }
 
 /// Largest compiled regex we accept (keeps check-config and memory sane).
@@ -190,6 +207,7 @@ impl Filter {
             caps: self.singles.iter().map(Regex::create_captures).collect(),
             ignore_cache: self.ignore.as_ref().map(Regex::create_cache),
             dates,
+            date_cache: None,
             scratch: Vec::new(),
             line_limit: self.line_limit,
         }
@@ -381,9 +399,33 @@ impl Filter {
                 Err(e) => p.error(diags, format!("ignoreregex: {e}")),
             }
         }
+        let date_after = def.date_after.as_ref().and_then(|p| {
+            let e = expand(&p.value, &lookup)
+                .map_err(|e| p.error(diags, format!("date_after: {e}")))
+                .ok()?;
+            if e.has_host {
+                p.error(diags, "date_after: no <HOST> or <ADDR> here");
+                return None;
+            }
+            if let Err(err) = check_regex(&e.regex) {
+                p.error(diags, format!("date_after: {err}"));
+                return None;
+            }
+            Some(e.regex)
+        });
         if diags.len() > before {
             return None;
         }
+        let date = match date_after {
+            None => DatePlace::Start,
+            Some(re) => match build(&[re], Use::Find) {
+                Ok(r) => DatePlace::After(r),
+                Err(e) => {
+                    diags.error(&def.file, 0, format!("cannot compile date_after: {e}"));
+                    return None;
+                }
+            },
+        };
         if regexes.is_empty() {
             diags.error(
                 &def.file,
@@ -443,6 +485,7 @@ impl Filter {
             ignore,
             session_timeout: def.session_timeout,
             line_limit: def.line_limit,
+            date,
         })
     }
 }
@@ -588,6 +631,8 @@ pub struct Scanner {
     caps: Vec<Captures>,
     ignore_cache: Option<meta::Cache>,
     dates: DateFinder,
+    /// For the filter's `date_after` pattern, made on first use.
+    date_cache: Option<meta::Cache>,
     scratch: Vec<u8>,
     /// Lines this long or longer may have been cut (the filter's
     /// `line_limit`, lowered by [`limit_lines`](Self::limit_lines)).
@@ -666,7 +711,18 @@ impl Scanner {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let cut = cut || self.may_be_cut(line.len());
         let line = &line[..line.len().min(MAX_LINE)];
-        let found = self.dates.find(line);
+        let found = match &self.filter.date {
+            DatePlace::Start => self.dates.find_start(line),
+            DatePlace::After(re) => match self.dates.find_start(line) {
+                Some(found) => Some(found),
+                None => re
+                    .search_with(
+                        self.date_cache.get_or_insert_with(|| re.create_cache()),
+                        &Input::new(line).anchored(Anchored::Yes),
+                    )
+                    .and_then(|m| self.dates.find_at(line, m.end())),
+            },
+        };
         let time = found.as_ref().map(|f| f.time);
         let out = match found {
             Some(found) if found.span.start == 0 => {
@@ -1461,8 +1517,48 @@ failregex = [
     }
 
     #[test]
+    fn the_date_is_where_the_format_puts_it() {
+        let f = compile(
+            "date_after = '^\\S+ '\nfailregex = ['^<HOST> fail$']",
+            "normal",
+        )
+        .unwrap();
+        let mut m = matcher(&f);
+        let time = |m: &mut Matcher, line: &str| match m.file_line(line.as_bytes()) {
+            Outcome::Matched {
+                failure: Some(f), ..
+            } => f.time.map(|t| t.to_string()),
+            o => panic!("{line}: {o:?}"),
+        };
+        // At the start, or where date_after ends.
+        assert_eq!(
+            time(&mut m, "2005-02-21 09:21:54 192.0.2.3 fail").as_deref(),
+            Some("2005-02-21T09:21:54Z")
+        );
+        assert_eq!(
+            time(&mut m, "192.0.2.3 2005-02-21T09:21:54Z fail").as_deref(),
+            Some("2005-02-21T09:21:54Z")
+        );
+        // Nowhere else.
+        let f = compile("failregex = ['^<HOST> fail']", "normal").unwrap();
+        let mut m = matcher(&f);
+        assert_eq!(time(&mut m, "192.0.2.3 fail 2005-02-21T09:21:54Z"), None);
+        let errs = compile(
+            "date_after = '^<HOST> '\nfailregex = ['^<HOST> fail$']",
+            "normal",
+        )
+        .unwrap_err();
+        assert_eq!(errs, ["t.toml:1:14: date_after: no <HOST> or <ADDR> here"]);
+    }
+
+    #[test]
     fn dates_inside_lines_are_removed_before_matching() {
-        let f = compile(r#"failregex = ['^<HOST> -\S* \S+ "GET /admin']"#, "normal").unwrap();
+        let f = compile(
+            r#"date_after = '^[^"]*\['
+failregex = ['^<HOST> -\S* \S+ "GET /admin']"#,
+            "normal",
+        )
+        .unwrap();
         let mut m = matcher(&f);
         match m
             .file_line(b"192.0.2.3 - bob [21/Feb/2005:09:21:54 +0100] \"GET /admin HTTP/1.1\" 401")

@@ -134,7 +134,9 @@ For journal entries use journal_match terms journald sets itself; journal_host_f
 ";
 
 const DATES: &str = "
-File lines: jailwarden finds the time stamp (syslog, ISO 8601 / RFC 3339, Apache and nginx formats, epoch seconds, and more), and a failure's time is that time. Lines without a recognisable date count as read now. Journal entries use the entry's realtime, never a date written in the message.
+File lines: a failure's time is the line's own date, read where the format puts it: at the start of the line (syslog, ISO 8601 / RFC 3339, bracketed, epoch seconds, and more; after a syslog <PRI>), or, for formats that put it elsewhere, right where the filter's date_after pattern ends (an access log's bracket after the user field: <ACCESS_DATE>). A date anywhere else on the line is text: in an access log the user field, filled from any Authorization header, comes before the real date, and a date written there would date the line to a time long gone, so the attack would never count. A line without a date where its format puts one counts as read now.
+
+Journal entries use the entry's realtime (when journald received it), never a date written in the message.
 ";
 
 const TESTING: &str = "

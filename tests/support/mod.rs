@@ -24,6 +24,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod daemon;
+pub mod fail2ban;
 pub mod netns;
 pub mod root;
 
