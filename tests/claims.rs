@@ -104,8 +104,14 @@ fn every_named_drop_in_ships() {
             std::fs::read_to_string(repo().join("units/jailwarden.service")).unwrap(),
             false,
         ),
+        // The README also names Fail2ban's files: only its lines about drop-ins.
         (
-            std::fs::read_to_string(repo().join("README.md")).unwrap(),
+            std::fs::read_to_string(repo().join("README.md"))
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("drop-in") || l.contains(".service.d"))
+                .collect::<Vec<_>>()
+                .join("\n"),
             true,
         ),
     ];
@@ -122,11 +128,12 @@ fn every_named_drop_in_ships() {
             text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '/'))
         {
             // Paths elsewhere (/etc/nftables.conf) are not drop-ins.
-            let (word, copy) = match word.rsplit_once('/') {
-                Some((dir, file)) if dir.ends_with("examples") => (file, false),
-                Some((dir, file)) if dir.ends_with("jailwarden.service.d") => (file, true),
+            // `in_dir`: a path into our examples or drop-in directory.
+            let (word, copy, in_dir) = match word.rsplit_once('/') {
+                Some((dir, file)) if dir.ends_with("examples") => (file, false, true),
+                Some((dir, file)) if dir.ends_with("jailwarden.service.d") => (file, true, true),
                 Some(_) => continue,
-                None => (word, false),
+                None => (word, false, false),
             };
             let word = word.trim_end_matches('.');
             let Some(stem) = word
@@ -136,6 +143,11 @@ fn every_named_drop_in_ships() {
                 continue;
             };
             if stem.is_empty() || stem.contains('.') || stem == "jailwarden" {
+                continue;
+            }
+            let ours = shipped.contains(&format!("{stem}.conf.example"));
+            if !ours && !in_dir && !word.ends_with(".conf.example") {
+                // Another program's file (Fail2ban's jail.conf, ...).
                 continue;
             }
             named += 1;
