@@ -145,6 +145,20 @@ enum Generate {
 const COMPLETE_VAR: &str = "JAILWARDEN_COMPLETE";
 
 fn main() -> ExitCode {
+    // Installed as fail2ban-client (make install-compat): Fail2ban's
+    // client commands, for scripts and monitoring written for it.
+    let mut args = std::env::args_os();
+    if args
+        .next()
+        .is_some_and(|a| jailwarden::compat::invoked_as_client(&a))
+    {
+        // SAFETY: as below, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+        let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+        return ExitCode::from(u8::try_from(jailwarden::compat::run(rest)).unwrap_or(255));
+    }
     // A completion request from a shell script: answer and exit.
     clap_complete::CompleteEnv::with_factory(Cli::command)
         .var(COMPLETE_VAR)

@@ -240,7 +240,7 @@ fn bus_methods_properties_and_typed_errors() {
                 ban.as_str(),
                 "string:sshd",
                 "string:192.0.2.1",
-                "uint64:18446744073709551614",
+                "uint64:9007199254740991",
             ],
             "org.jailwarden1.Error.InvalidDuration",
         ),
@@ -502,6 +502,80 @@ fn ban_details_history_and_histogram() {
         row[3].as_u64().unwrap() - row[2].as_u64().unwrap(),
         1_000_000,
         "{row}"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn ranges_the_jail_bans_by_and_a_permanent_javascript_can_send() {
+    bus_support::needs_root!();
+    let bus = PrivateBus::start();
+    let daemon = Daemon::start(DaemonSpec {
+        bus: Some(&bus),
+        extra: "[jails.v6]\nfilter = \"dummy\"\njournal_match = [\"_SYSTEMD_UNIT=v6.service\"]\nipv6_prefix = 64\n",
+        ..Default::default()
+    });
+    ok(&call(
+        &bus,
+        MANAGER_PATH,
+        MGR,
+        &["Ban", "sst", "v6", "2001:db8:5::/64", "0"],
+    ));
+    ok(&call(
+        &bus,
+        MANAGER_PATH,
+        MGR,
+        &["Ban", "sst", "sshd", "198.51.100.8/32", "9007199254740992"],
+    ));
+    let ban = |jail: &str, addr: &str| {
+        bus.dbus_send(
+            false,
+            &[
+                "--dest=org.jailwarden1",
+                MANAGER_PATH,
+                "org.jailwarden1.Manager.Ban",
+                &format!("string:{jail}"),
+                &format!("string:{addr}"),
+                "uint64:0",
+            ],
+        )
+    };
+    for (jail, addr) in [
+        ("v6", "2001:db8:6::/48"),
+        ("sshd", "198.51.100.0/24"),
+        ("sshd", "2001:db8::/64"),
+    ] {
+        let out = ban(jail, addr);
+        assert_eq!(
+            error_name(&out),
+            "org.jailwarden1.Error.InvalidAddress",
+            "{jail} {addr}"
+        );
+        assert!(
+            stderr(&out).contains("only such a range can be banned"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let d = call_json(&bus, &["ListBans", "s", ""]);
+    let bans: Vec<(String, u64)> = d[0]
+        .as_array()
+        .expect("bans")
+        .iter()
+        .map(|b| {
+            (
+                b[1].as_str().unwrap_or_default().to_string(),
+                b[3].as_u64().unwrap_or(1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bans,
+        [
+            ("198.51.100.8".to_string(), 0),
+            ("2001:db8:5::/64".to_string(), bans[1].1)
+        ],
+        "2^53 µs is permanent"
     );
     drop(daemon);
 }
@@ -780,7 +854,9 @@ fn object_manager_follows_reload() {
             .expect("Jail interface")
             .1;
         assert_eq!(u32::try_from(&props["MaxRetry"]).ok(), Some(3));
-        assert_eq!(props.len(), 10, "every property");
+        assert_eq!(props.len(), 12, "every property");
+        assert!(<&str>::try_from(&props["JournalMatch"]).is_ok(), "JournalMatch is a string");
+        assert!(<Vec<String>>::try_from(props["LogPath"].clone()).is_ok(), "LogPath is a list");
 
         let mut added = om.receive_interfaces_added().await.expect("subscribe");
         let mut removed = om.receive_interfaces_removed().await.expect("subscribe");

@@ -438,14 +438,62 @@ mod vsftpd {
 
     #[test]
     fn vsftpd_user_names_cannot_supply_the_client() {
+        // A user name holding a quote reads two ways (see the next test):
+        // not counted, and never for the address inside it.
         let line = "Fri Jan 19 12:20:33 2007 [pid 1] [x] FAIL LOGIN: Client \
                     \"192.0.2.9\"] FAIL LOGIN: Client \"203.0.113.5\"";
+        assert_eq!(one("vsftpd", line), None);
+        let line = "Fri Jan 19 12:20:33 2007 [pid 1] [x] FAIL LOGIN: Client \
+                    ] FAIL LOGIN: Client \"203.0.113.5\"";
+        assert_eq!(one("vsftpd", line).as_deref(), Some(REAL));
+        let line = "Thu Sep  8 00:39:49 2016 [pid 1] [guest] FAIL LOGIN: Client \
+                    \"203.0.113.5\", \"User is not in the allow user list.\"";
         assert_eq!(one("vsftpd", line).as_deref(), Some(REAL));
         // PAM: a user name with spaces shifts the tokens; not counted.
         let line = "Oct 23 21:15:42 vps vsftpd: pam_unix(vsftpd:auth): authentication \
                     failure; logname= uid=0 euid=0 tty=ftp ruser=x rhost=192.0.2.9 \
                     rhost=203.0.113.5 user=x rhost=192.0.2.9";
         assert_ne!(one("vsftpd", line).as_deref(), Some(VICTIM));
+    }
+
+    /// vsftpd ends many lines with attacker text after the real client: the
+    /// anonymous password, paths, whole FTP commands. Each could end in a
+    /// forged '] FAIL LOGIN: Client "VICTIM"'; none may count.
+    #[test]
+    fn lines_ending_in_attacker_text_never_forge_a_fail_login() {
+        let forged = format!("x] FAIL LOGIN: Client \"{VICTIM}");
+        for line in [
+            // An anonymous login (no account needed): the password.
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [ftp] OK LOGIN: Client \"{REAL}\", anon password \"{forged}\""
+            ),
+            // Paths of a logged-in user.
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] OK MKDIR: Client \"{REAL}\", \"/{forged}\""
+            ),
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] FAIL DELETE: Client \"{REAL}\", \"/{forged}\""
+            ),
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] OK RENAME: Client \"{REAL}\", \"/a /{forged}\""
+            ),
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] OK UPLOAD: Client \"{REAL}\", \"/{forged}\", 10 bytes, 1.00Kbyte/sec"
+            ),
+            // log_ftp_protocol: every command, before and after login.
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] FTP command: Client \"{REAL}\", \"USER {forged}\""
+            ),
+            format!(
+                "Fri Jan 19 12:20:33 2007 [pid 1] [bob] FTP command: Client \"{REAL}\", \"SITE {forged}\""
+            ),
+            // Through syslog (syslog_enable: no date, identifier vsftpd).
+            format!(
+                "Jan 19 12:20:33 ftp vsftpd[1]: [pid 1] [ftp] OK LOGIN: Client \"{REAL}\", anon password \"{forged}\""
+            ),
+        ] {
+            assert_eq!(one("vsftpd", &line), None, "{line}");
+        }
     }
 }
 
@@ -598,9 +646,24 @@ mod apps {
 
     #[test]
     fn databases_user_names() {
-        real(
+        // A user holding "'@'" reads two ways: not counted.
+        none(
             "mysqld-auth",
             "2019-01-03T08:50:04.634875Z 113 [Note] [MY-010926] [Server] Access denied for user 'x'@'192.0.2.9' (using password: NO)'@'203.0.113.5' (using password: NO)",
+        );
+        // MariaDB (log_warnings >= 2) logs a denied database, which the
+        // client chose: it must not end the line like a failed login.
+        none(
+            "mysqld-auth",
+            "2026-12-01 23:56:31 4 [Warning] Access denied for user 'u'@'203.0.113.5' to database 'x'@'192.0.2.9'",
+        );
+        real(
+            "mysqld-auth",
+            "2026-12-01 23:56:31 5 [Warning] Access denied for user 'o\'neil'@'203.0.113.5' (using password: YES)",
+        );
+        real(
+            "mysqld-auth",
+            "2020-01-16 21:34:14 4644 [Warning] Access denied for user 'root'@'203.0.113.5'",
         );
         real(
             "mssql-auth",
@@ -1002,5 +1065,78 @@ mod attacker_dates {
             }
             o => panic!("{o:?}"),
         }
+    }
+}
+
+/// Evasion and false blame: attacker text that hides a failure (an ident
+/// with commas), a legitimate client blamed for what another page said
+/// (a Referer), and messages of the same service whose end is attacker
+/// text forging another message's tail.
+mod evasion_and_false_blame {
+    use super::mail_family_support::one;
+    use super::web_family_support::{REAL, VICTIM};
+
+    #[test]
+    fn courier_ident_with_commas_does_not_hide_the_client() {
+        // The ident is the client host's own identd answer: anything.
+        let line = format!(
+            "Apr 10 03:47:57 mx courieresmtpd: error,relay=::ffff:{REAL},ident=a,b=c,\
+             from=<x@example.org>,to=<nobody@example.com>: 550 User unknown."
+        );
+        assert_eq!(one("courier-smtp", &line).as_deref(), Some(REAL));
+        let line = format!(
+            "Apr 10 03:47:57 mx courieresmtpd: error,relay=::ffff:{REAL},ident=,,,,\
+             msg=\"535 Authentication failed.\",cmd: AUTH LOGIN"
+        );
+        assert_eq!(one("courier-smtp", &line).as_deref(), Some(REAL));
+        // Still the relay= client, whatever the ident says.
+        let line = format!(
+            "Apr 10 03:47:57 mx courieresmtpd: error,relay=::ffff:{REAL},ident=x,relay=::ffff:{VICTIM},\
+             from=<x@example.org>,to=<nobody@example.com>: 550 User unknown."
+        );
+        assert_eq!(one("courier-smtp", &line).as_deref(), Some(REAL));
+    }
+
+    #[test]
+    fn a_referer_never_makes_a_missing_file_a_script_probe() {
+        // A browser on /index.php missing an image is not a scanner.
+        for line in [
+            format!(
+                "[Sat Jun 01 11:23:08 2013] [error] [client {REAL}] File does not exist: \
+                 /var/www/img/logo.png, referer: http://example.com/index.php"
+            ),
+            format!(
+                "[Sat Jun 01 11:23:08.123456 2013] [core:info] [pid 1] [client {REAL}:5555] \
+                 AH00128: File does not exist: /var/www/img/logo.png, referer: \
+                 http://example.com/blog/~"
+            ),
+        ] {
+            assert_eq!(one("apache-noscript", &line), None, "{line}");
+            assert_eq!(one("apache-nohome", &line), None, "{line}");
+        }
+        // The path itself still counts, with or without a referer.
+        let line = format!(
+            "[Sat Jun 01 11:23:08 2013] [error] [client {REAL}] File does not exist: \
+             /var/www/phpmyadmin/index.php, referer: http://example.com/"
+        );
+        assert_eq!(one("apache-noscript", &line).as_deref(), Some(REAL));
+        let line = format!(
+            "[Sat Jun 01 11:23:08 2013] [error] [client {REAL}] File does not exist: /var/www/~"
+        );
+        assert_eq!(one("apache-nohome", &line).as_deref(), Some(REAL));
+    }
+
+    #[test]
+    fn freepbx_log_lines_ending_in_a_caller_id_do_not_forge_a_rejection() {
+        let line = format!(
+            "[2013-11-11 14:33:38] WARNING[6756][C-0000001d] Ext. s: \"Unknown call from \
+             a: \"Rejecting unknown SIP connection from {VICTIM}\""
+        );
+        assert_eq!(one("asterisk", &line), None);
+        let line = format!(
+            "Mar  1 15:35:53 pbx asterisk[2350]: WARNING[1195][C-00000b43]: Ext. s:6 in @ \
+             from-sip-external: \"Rejecting unknown SIP connection from {REAL}\""
+        );
+        assert_eq!(one("asterisk", &line).as_deref(), Some(REAL));
     }
 }

@@ -325,9 +325,23 @@ fn make_install_stages_everything_and_keeps_an_existing_config() {
         "usr/share/dbus-1/system-services/org.jailwarden1.service",
         "usr/share/dbus-1/interfaces/org.jailwarden1.xml",
         "usr/share/polkit-1/actions/org.jailwarden1.policy",
+        "usr/share/cockpit/jailwarden/manifest.json",
+        "usr/share/cockpit/jailwarden/index.html",
+        "usr/share/cockpit/jailwarden/jailwarden.js",
+        "usr/share/cockpit/jailwarden/jailwarden.css",
     ] {
         assert!(d.join(f).is_file(), "{f} not installed");
     }
+    // Cockpit (Python bridge) shows the page only where the binary is.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("usr/share/cockpit/jailwarden/manifest.json"))
+            .expect("manifest"),
+    )
+    .expect("manifest is JSON");
+    assert_eq!(
+        manifest["conditions"][0]["path-exists"], "/usr/local/bin/jailwarden",
+        "manifest condition not rewritten for PREFIX"
+    );
 
     // An admin's configuration survives a re-install and an uninstall.
     let conf = d.join("etc/jailwarden/jailwarden.toml");
@@ -337,6 +351,11 @@ fn make_install_stages_everything_and_keeps_an_existing_config() {
     make("uninstall", &["PREFIX=/usr/local"]);
     assert_eq!(std::fs::read_to_string(&conf).expect("config"), "# mine\n");
     assert!(!d.join("usr/local/bin/jailwarden").exists());
+    assert!(!d.join("usr/share/cockpit/jailwarden").exists());
+    assert!(
+        !d.join("usr/local/lib/systemd/user/jailwarden-notify.service")
+            .exists()
+    );
     assert!(!d.join("usr/share/jailwarden").exists());
     make("uninstall", &["PREFIX=/usr/local", "PURGE=1"]);
     assert!(!d.join("etc/jailwarden").exists());

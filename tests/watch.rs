@@ -151,6 +151,7 @@ fn addresses() -> Vec<String> {
 
 #[test]
 fn a_thousand_bans_in_order_restarts_and_reloads() {
+    bus_support::needs_root!();
     let mut daemon = Daemon::start(DaemonSpec::default());
     let mut w = Watch::spawn(watch_cmd(&daemon, &["--json"]));
     let c = w.until("connected", Duration::from_secs(20));
@@ -232,6 +233,7 @@ fn a_thousand_bans_in_order_restarts_and_reloads() {
 
 #[test]
 fn text_lines_and_a_wrong_jail() {
+    bus_support::needs_root!();
     let daemon = Daemon::start(DaemonSpec::default());
     let mut w = Watch::spawn(watch_cmd(&daemon, &[]));
     let line = w.next(Duration::from_secs(20)).expect("connected line");
@@ -258,6 +260,7 @@ fn text_lines_and_a_wrong_jail() {
 
 #[test]
 fn over_the_bus_as_nobody_only_the_daemon_is_believed() {
+    bus_support::needs_root!();
     let bus = PrivateBus::start();
     let daemon = Daemon::start(DaemonSpec {
         bus: Some(&bus),
@@ -490,6 +493,7 @@ fn parse_monitor(log: &str) -> Vec<Notified> {
 
 #[test]
 fn notify_posts_rate_limited_desktop_notifications() {
+    bus_support::needs_root!();
     let desktop = Desktop::start();
     let mut daemon = Daemon::start(DaemonSpec::default());
     let mut cmd = watch_cmd(&daemon, &["--notify", "--json"]);

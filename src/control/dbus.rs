@@ -35,6 +35,10 @@ use crate::store::{HistogramQuery, HistoryQuery};
 
 /// A D-Bus `duration_usec` that asks for a permanent ban.
 pub const PERMANENT_USEC: u64 = u64::MAX;
+/// Durations from this one up are permanent too: 2^53 µs (285 years) is
+/// the first "permanent" that clients whose numbers are doubles can send
+/// (JavaScript; Cockpit's bridge takes no integer beyond i64::MAX).
+pub const PERMANENT_FROM_USEC: u64 = 1 << 53;
 /// The longest finite ban accepted (as in the configuration: 100 years).
 pub const MAX_BAN_USEC: u64 = 100 * 366 * 86_400 * 1_000_000;
 /// The shortest ban accepted: nftables timeouts count milliseconds, and a
@@ -237,7 +241,7 @@ fn timestamp(usec: u64) -> Timestamp {
 pub fn ban_duration(usec: u64) -> Result<Option<BanTime>, CallError> {
     match usec {
         0 => Ok(None),
-        PERMANENT_USEC => Ok(Some(BanTime::Permanent)),
+        u if u >= PERMANENT_FROM_USEC => Ok(Some(BanTime::Permanent)),
         u if u < MIN_BAN_USEC => {
             Err(Error::InvalidDuration(format!("a ban lasts at least 1 s ({u} µs given)")).into())
         }
@@ -310,8 +314,10 @@ impl Manager {
     }
 
     /// Ban an address in a jail. duration_usec: 0 = the jail's bantime
-    /// (with its increment), 18446744073709551615 (u64 max) = permanent,
-    /// else 1 s to 100 years. Needs root or polkit org.jailwarden1.manage.
+    /// (with its increment), 18446744073709551615 (u64 max), or anything
+    /// from 9007199254740992 (2^53) up, = permanent, else 1 s to 100
+    /// years. address may be a range the jail bans by (an IPv6 prefix of
+    /// its ipv6_prefix). Needs root or polkit org.jailwarden1.manage.
     #[zbus(proxy(allow_interactive_auth))]
     async fn ban(
         &self,
@@ -718,6 +724,19 @@ impl Jail {
     async fn total_banned(&self) -> fdo::Result<u64> {
         Ok(self.status().await?.total_banned)
     }
+
+    /// The journal entries it reads, in journalctl's syntax
+    /// (`A=x B=y + C=z`); empty when it reads no journal.
+    #[zbus(property)]
+    async fn journal_match(&self) -> fdo::Result<String> {
+        Ok(self.status().await?.journal_match)
+    }
+
+    /// The log files it reads, as configured (paths or globs).
+    #[zbus(property)]
+    async fn log_path(&self) -> fdo::Result<Vec<String>> {
+        Ok(self.status().await?.logpath)
+    }
 }
 
 #[cfg(test)]
@@ -735,8 +754,11 @@ mod tests {
             ban_duration(90_000_000).ok(),
             Some(Some(BanTime::For(Duration::from_secs(90))))
         );
-        for bad in [1, 999_999, MAX_BAN_USEC + 1, u64::MAX - 1] {
+        for bad in [1, 999_999, MAX_BAN_USEC + 1, PERMANENT_FROM_USEC - 1] {
             assert!(ban_duration(bad).is_err(), "{bad}");
+        }
+        for permanent in [PERMANENT_FROM_USEC, i64::MAX as u64, u64::MAX - 1] {
+            assert_eq!(ban_duration(permanent).ok(), Some(Some(BanTime::Permanent)));
         }
     }
 

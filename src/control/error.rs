@@ -58,7 +58,9 @@ impl From<ControlError> for Error {
         let text = e.to_string();
         match e {
             ControlError::NoSuchJail(_) => Error::NoSuchJail(text),
-            ControlError::InvalidAddress(_) => Error::InvalidAddress(text),
+            ControlError::InvalidAddress(_) | ControlError::InvalidRange(_) => {
+                Error::InvalidAddress(text)
+            }
             ControlError::IgnoredAddress(_) => Error::IgnoredAddress(text),
             ControlError::Config(_) => Error::Config(text),
             ControlError::ShuttingDown => Error::ShuttingDown(text),

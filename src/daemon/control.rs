@@ -23,6 +23,9 @@ pub enum ControlError {
     NoSuchJail(String),
     #[error("{0:?} is not an IP address")]
     InvalidAddress(String),
+    /// A range that cannot be banned (the message says why).
+    #[error("{0}")]
+    InvalidRange(String),
     #[error("{0} is in the jail's ignoreip list (or is this host's own address)")]
     IgnoredAddress(String),
     #[error("the configuration has problems:\n{0}")]

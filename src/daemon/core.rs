@@ -863,8 +863,42 @@ impl Core {
         duration: Option<BanTime>,
         now: Timestamp,
     ) -> Result<Ban, ControlError> {
-        let addr = self.check(jail, address)?;
+        let addr = match address.trim().split_once('/') {
+            // A range: only as the jail bans (IPv6 by its prefix).
+            Some(_) => self.check_range(jail, address)?,
+            None => self.check(jail, address)?,
+        };
         Ok(self.ban_now(jail, addr, 0, duration, now))
+    }
+
+    /// A range to ban by hand: only one the jail bans anyway (an IPv6
+    /// prefix of its `ipv6_prefix`, or a single address as /32, /128);
+    /// the firewall's sets hold nothing else. Returns its first address.
+    fn check_range(&self, jail: &str, address: &str) -> Result<IpAddr, ControlError> {
+        let rt = self
+            .jails
+            .get(jail)
+            .ok_or_else(|| ControlError::NoSuchJail(jail.to_string()))?;
+        let net: IpNet = address
+            .trim()
+            .parse()
+            .map_err(|_| ControlError::InvalidAddress(address.to_string()))?;
+        let v6_prefix = rt.config.ipv6_prefix;
+        let fits = match net {
+            IpNet::V4(n) => n.prefix_len() == 32,
+            IpNet::V6(n) => n.prefix_len() == 128 || n.prefix_len() == v6_prefix,
+        };
+        if !fits {
+            let v6 = if v6_prefix < 128 {
+                format!("IPv6 prefixes of /{v6_prefix}")
+            } else {
+                "single IPv6 addresses".to_string()
+            };
+            return Err(ControlError::InvalidRange(format!(
+                "{net}: jail {jail} bans single IPv4 addresses and {v6}, so only such a range can be banned (unban takes any range)"
+            )));
+        }
+        self.check(jail, &net.trunc().addr().to_string())
     }
 
     fn manual_unban(

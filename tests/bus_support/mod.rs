@@ -247,6 +247,12 @@ pub struct DaemonSpec<'a> {
     pub socket: Option<PathBuf>,
     /// Wait until the bus name is owned by this daemon.
     pub wait_for_name: bool,
+    /// Ban in nftables (else backend "none"); run it in `netns` then.
+    pub nftables: bool,
+    /// Run inside this named network namespace (`ip netns exec`).
+    pub netns: Option<&'a str>,
+    /// More `[daemon]` keys (TOML lines).
+    pub daemon_keys: &'a str,
 }
 
 impl Default for DaemonSpec<'_> {
@@ -256,6 +262,9 @@ impl Default for DaemonSpec<'_> {
             extra: "",
             socket: None,
             wait_for_name: true,
+            nftables: false,
+            netns: None,
+            daemon_keys: "",
         }
     }
 }
@@ -266,6 +275,9 @@ pub struct Daemon {
     child: Option<Child>,
     socket: PathBuf,
     bus_address: String,
+    netns: Option<String>,
+    /// The start of config(): backend and [daemon] keys.
+    head: String,
 }
 
 /// A bus address where no bus listens.
@@ -295,9 +307,14 @@ impl Daemon {
             .socket
             .clone()
             .unwrap_or_else(|| d.join("run/jailwarden/control.sock"));
+        let head = format!(
+            "backend = \"{}\"\n{}",
+            if spec.nftables { "nftables" } else { "none" },
+            spec.daemon_keys
+        );
         std::fs::write(
             d.join("etc/jailwarden.toml"),
-            config(d, &socket, spec.extra),
+            config(d, &socket, &head, spec.extra),
         )
         .expect("write config");
         let bus_address = match spec.bus {
@@ -309,6 +326,8 @@ impl Daemon {
             child: None,
             socket,
             bus_address,
+            netns: spec.netns.map(str::to_string),
+            head,
         }
     }
 
@@ -321,7 +340,15 @@ impl Daemon {
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match &self.netns {
+            // ip execs the daemon: the child's PID is the daemon's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("daemon")
             .arg("--config")
             .arg(self.config_path())
@@ -398,7 +425,7 @@ impl Daemon {
     pub fn rewrite_config(&self, extra: &str) {
         std::fs::write(
             self.config_path(),
-            config(self.dir.path(), &self.socket, extra),
+            config(self.dir.path(), &self.socket, &self.head, extra),
         )
         .expect("rewrite config");
     }
@@ -432,10 +459,10 @@ impl Drop for Daemon {
     }
 }
 
-fn config(d: &Path, socket: &Path, extra: &str) -> String {
+fn config(d: &Path, socket: &Path, head: &str, extra: &str) -> String {
     format!(
         r#"[daemon]
-backend = "none"
+{head}
 journal_directory = "{journal}"
 socket = "{socket}"
 
