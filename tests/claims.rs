@@ -223,6 +223,14 @@ fn status_shows_the_backlog_progress_of_a_first_start() {
     let mut text_seen = None;
     let end = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
+        // The text form too, on every round until it showed the backlog
+        // (it may be over between two calls).
+        if text_seen.is_none() {
+            let t = status(false);
+            if t.contains("reading the journal backlog: ") {
+                text_seen = Some(t);
+            }
+        }
         let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
         if v["backlog"].is_null() {
             if !seen.is_empty() {
@@ -236,16 +244,11 @@ fn status_shows_the_backlog_progress_of_a_first_start() {
                     && v["backlog"]["position_usec"].as_u64() > Some(now - span - 1)
             );
             seen.push((f, n));
-            if text_seen.is_none() {
-                let t = status(false);
-                if t.contains("reading the journal backlog: ") {
-                    text_seen = Some(t);
-                }
-            }
         }
         assert!(
             std::time::Instant::now() < end,
-            "backlog never finished: {seen:?}"
+            "backlog never seen or never finished: {seen:?}\n{}",
+            d.log().join("\n")
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -332,6 +332,11 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
                     journal_read += batch.len() as u64;
                     let batch_end = batch.last().map(|e| e.time);
                     core.journal_batch(batch, Timestamp::now());
+                    // Batches may arrive back to back for minutes (a
+                    // backlog, a flood): let the control surfaces' tasks
+                    // (connections, D-Bus handshakes) run between them, so
+                    // `status` answers meanwhile.
+                    tokio::task::yield_now().await;
                     if !backlog_done {
                         let position = batch_end.unwrap_or(backlog_span.0);
                         core.set_backlog(Some(control::Backlog {
