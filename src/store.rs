@@ -64,8 +64,11 @@ const MIGRATIONS: &[&str] = &[
     // prefix length of range bans (NULL: a single address). Rows from
     // before are closed unless they are the newest of a ban still in
     // force; when they ended is not known, so their expiry (or start) is
-    // the estimate and the reason "unknown".
-    "ALTER TABLE history ADD COLUMN ended_at INTEGER;
+    // the estimate and the reason "unknown". The time index also holds the
+    // jail, so counting bans per jail and time reads the index alone.
+    "DROP INDEX history_time;
+    CREATE INDEX history_time ON history (banned_at, jail);
+    ALTER TABLE history ADD COLUMN ended_at INTEGER;
     ALTER TABLE history ADD COLUMN failures INTEGER;
     ALTER TABLE history ADD COLUMN reason TEXT;
     ALTER TABLE history ADD COLUMN prefix INTEGER;

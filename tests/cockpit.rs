@@ -396,6 +396,7 @@ fn the_cockpit_page_in_a_real_browser() {
                     daemon.wait_ready(Some(&bus));
                 }
                 "add-jail" => daemon.rewrite_config(POSTFIX_JAIL),
+                "break-config" => daemon.rewrite_config("[jails.bad]\nbogus = 1\n"),
                 other => panic!("the driver asked for {other:?}"),
             }
             writeln!(to_driver, "ok").expect("answer the driver");
@@ -427,6 +428,7 @@ fn the_cockpit_page_in_a_real_browser() {
         "chart-30d",
         "reloaded",
         "read-only",
+        "read-only-dark",
         "stopped",
         "shell-page",
         "shell-logs",

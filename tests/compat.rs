@@ -18,6 +18,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -121,6 +122,15 @@ impl Drop for Fail2banServer {
     }
 }
 
+/// The end of a `--with-time` line (`ADDR \tSTART + N = END`), Unix seconds.
+fn end_of(line: &str) -> i64 {
+    let end = line.rsplit(" = ").next().unwrap();
+    jiff::tz::TimeZone::system()
+        .to_timestamp(jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", end).unwrap())
+        .unwrap()
+        .as_second()
+}
+
 /// Our binary under the name scripts call.
 fn compat_client(dir: &Path) -> PathBuf {
     let link = dir.join("bin/fail2ban-client");
@@ -185,6 +195,30 @@ fn fail2ban_client_commands_answer_like_fail2ban() {
     let daemon = Daemon::start(&j, &CONFIG.replace("@F2B@", &f2b.dir.display().to_string()));
     let socket = daemon.dir.path().join("control.sock");
     let client = compat_client(tmp.path());
+
+    // One failed login in the shared log: both count it.
+    let now = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system());
+    let line = format!(
+        "{} host1 sshd[4242]: Failed password for root from 192.0.2.50 port 40000 ssh2\n",
+        now.strftime("%b %e %H:%M:%S")
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(f2b.dir.join("auth.log"))
+        .unwrap()
+        .write_all(line.as_bytes())
+        .unwrap();
+    let failed = |o: &Output| String::from_utf8_lossy(&o.stdout).contains("Total failed:\t1");
+    assert!(
+        wait_until(Duration::from_secs(15), || failed(
+            &f2b.client(&["status", "sshd"])
+        ) && failed(&ours(
+            &client,
+            &socket,
+            &["status", "sshd"]
+        ))),
+        "both count the failure"
+    );
 
     // (command, compare stdout exactly, or with times masked)
     let steps: &[(&str, bool)] = &[
@@ -315,6 +349,65 @@ fn fail2ban_client_commands_answer_like_fail2ban() {
         String::from_utf8_lossy(&o.stderr).contains("jailwarden is not running"),
         "{o:?}"
     );
+
+    // --bans with the daemon running: through its API, with the time left.
+    f2b.client(&["set", "sshd", "banip", "192.0.2.30"]);
+    let f2b_end: i64 = {
+        let l =
+            String::from_utf8_lossy(&f2b.client(&["get", "sshd", "banip", "--with-time"]).stdout)
+                .into_owned();
+        let line = l
+            .lines()
+            .find(|l| l.starts_with("192.0.2.30 "))
+            .expect("banned")
+            .to_string();
+        end_of(&line)
+    };
+    let out1 = tmp.path().join("jailwarden-running");
+    std::fs::create_dir_all(&out1).unwrap();
+    std::fs::write(
+        out1.join("jailwarden.toml"),
+        format!(
+            "[daemon]\nfilter_dirs = [\"{}\"]\n",
+            support::daemon::filters_dir().display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jailwarden"))
+        .arg("import-fail2ban")
+        .arg(f2b.conf())
+        .args([
+            "--output",
+            out1.to_str().unwrap(),
+            "--write",
+            "--bans",
+            "--socket",
+            socket.to_str().unwrap(),
+        ])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap();
+    let t = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("bans in force through the running daemon"),
+        "{t}"
+    );
+    let o = ours(&client, &socket, &["get", "sshd", "banip", "--with-time"]);
+    let mine = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = mine
+        .lines()
+        .find(|l| l.starts_with("192.0.2.30 "))
+        .unwrap_or_else(|| panic!("carried over: {mine}"));
+    assert!(
+        (end_of(line) - f2b_end).abs() <= 2,
+        "the same end of ban: {line} vs {f2b_end}"
+    );
+    f2b.client(&["set", "sshd", "unbanip", "192.0.2.30"]);
     drop(daemon);
     drop(j);
 

@@ -756,3 +756,54 @@ fn debian_stock_configuration_imports_and_runs() {
     }
     println!("{t}");
 }
+
+#[test]
+fn every_stock_jail_enabled_imports_and_passes_check_config() {
+    // Debian's jail.conf with all its 90-odd jails enabled: each becomes a
+    // jailwarden jail that check-config accepts, or is listed as left out.
+    fail2ban::require();
+    let tmp = tempfile::tempdir().unwrap();
+    let f2b = tmp.path().join("fail2ban");
+    fail2ban::copy_dir(Path::new("/etc/fail2ban"), &f2b);
+    std::fs::write(f2b.join("jail.local"), "[DEFAULT]\nenabled = true\n").unwrap();
+    let out = tmp.path().join("jailwarden");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("jailwarden.toml"),
+        format!(
+            "[daemon]\nfilter_dirs = [\"{}\"]\n",
+            repo().join("config/filters").display()
+        ),
+    )
+    .unwrap();
+    let o = jw(&[
+        "import-fail2ban",
+        f2b.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--write",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let theirs: BTreeSet<String> = fail2ban_jails(&f2b).into_keys().collect();
+    let cfg = jailwarden::config::load(&out.join("jailwarden.toml")).expect("check-config passes");
+    let ours: BTreeSet<String> = cfg.jails.keys().cloned().collect();
+    assert!(theirs.len() > 80, "{} jails", theirs.len());
+    for missing in theirs.difference(&ours) {
+        assert!(
+            t.contains(&format!("[{missing}] filter")) && t.contains("the jail is left out"),
+            "{missing} is neither imported nor reported left out:\n{t}"
+        );
+    }
+    assert!(
+        theirs.difference(&ours).count() <= 2,
+        "left out: {:?}",
+        theirs.difference(&ours).collect::<Vec<_>>()
+    );
+    println!(
+        "{} of Fail2ban's {} jails imported",
+        ours.len(),
+        theirs.len()
+    );
+    print!("{}", &t[t.find("JAIL ").unwrap_or(0)..]);
+}

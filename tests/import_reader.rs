@@ -327,3 +327,125 @@ fn stock_patterns_translate_or_are_refused_with_a_reason() {
     println!("translated {ok}, refused {refused}: {reasons:#?}");
     assert!(ok > 10 * refused, "translated {ok}, refused {refused}");
 }
+
+/// The translations against Python's own `re`: patterns using the
+/// rewritten idioms (lookarounds, tempered tokens) run on many generated
+/// lines by Python and, translated, by the regex crate; the same lines
+/// must match, with the same captures.
+#[test]
+fn rewritten_patterns_match_like_python() {
+    use jailwarden::r#import::pyre::{Context, translate};
+    let patterns = [
+        r"^for (?P<user>(?:(?! from ).)*?) from (?P<rest>\S+)$",
+        r"^for (?P<user>(?:(?! from ).)*) from (?P<rest>.*)$",
+        r"^u (?P<user>(?:(?! from ).)+) from (?P<rest>.*)$",
+        r"^a(?:(?!ab).)*ab(?P<rest>.*)$",
+        r"^x(?:(?!aa).)*aa(?P<rest>.*)$",
+        r"^k(?P<user>(?:(?!abab).)*)abab",
+        r"^(?P<user>(?:(?!,).)*),",
+        r#"^"(?P<user>(?:(?!").)*)" (?P<rest>.*)"#,
+        r"^q (?P<user>\S+)(?= from)",
+        r"(?<=k=)(?P<user>\w+)",
+        r"^a (?P<user>\w+)(?![\w.])",
+        r"(?i)^from (?P<user>[a-z]+)(?=\.| fr)",
+        r"^(?P<user>[^ ]+)(?:(?!x)\S)+ b",
+        r"^a (?P<user>\S+) failed:(?! from|ab x| fr)",
+        r"^x(?P<user>\w*)(?!aa|abab)",
+    ];
+    let tokens = [
+        " from ", " fr", "om ", "from", "a", "b", "ab", "aa", ",", "x", "k=", " ", "q ", ".", "\"",
+        "\" ", "u ", "for ", "abab", "A", " failed:", "failed:",
+    ];
+    // A small deterministic generator: every line from a linear congruence.
+    let mut lines: Vec<String> = Vec::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..1500 {
+        let mut s = String::new();
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let n = (seed >> 60) as usize;
+        for _ in 0..n {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            s.push_str(tokens[(seed >> 33) as usize % tokens.len()]);
+        }
+        lines.push(s);
+    }
+    let base = lines.clone();
+    for p in [
+        "for ", "u ", "a", "x", "k", "q ", "k=", "from ", "\"", "q x", "a x", "a ",
+    ] {
+        for i in 0..300 {
+            let t = tokens[i % tokens.len()];
+            lines.push(format!("{p}{}{t}{}", base[i], base[i + 1]));
+        }
+    }
+    let input = serde_json::json!({"patterns": patterns, "lines": lines});
+    let mut py = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(
+            "import json,re,sys\n\
+             d=json.load(sys.stdin)\n\
+             out=[]\n\
+             for p in d['patterns']:\n\
+             \x20 r=re.compile(p)\n\
+             \x20 row=[]\n\
+             \x20 for l in d['lines']:\n\
+             \x20   m=r.search(l)\n\
+             \x20   row.append(None if m is None else {k:v for k,v in m.groupdict().items() if v is not None})\n\
+             \x20 out.append(row)\n\
+             print(json.dumps(out))",
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    py.stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let res = py.wait_with_output().unwrap();
+    assert!(res.status.success());
+    let theirs: Vec<Vec<Value>> = serde_json::from_slice(&res.stdout).unwrap();
+    let mut checked = 0;
+    for (pi, p) in patterns.iter().enumerate() {
+        let t = translate(
+            p,
+            &Context {
+                end_is_line_end: true,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert!(!t.notes.is_empty(), "{p}: a rewrite was expected");
+        assert!(t.exact, "{p}: rewrites are exact");
+        let e = jailwarden::filter::template::expand(&t.text, &|_| None).unwrap();
+        let re =
+            regex::Regex::new(&e.regex).unwrap_or_else(|err| panic!("{p} -> {}: {err}", e.regex));
+        let matched = theirs[pi].iter().filter(|v| !v.is_null()).count();
+        assert!(
+            matched >= 5 && matched + 5 <= lines.len(),
+            "{p}: the lines exercise it ({matched} of {} match)",
+            lines.len()
+        );
+        for (li, l) in lines.iter().enumerate() {
+            let ours = re.captures(l).map(|c| {
+                re.capture_names()
+                    .flatten()
+                    .filter_map(|n| {
+                        c.name(n)
+                            .map(|m| (n.to_string(), Value::String(m.as_str().to_string())))
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+            });
+            let want = &theirs[pi][li];
+            let got = ours.map(Value::Object).unwrap_or(Value::Null);
+            assert_eq!(&got, want, "{p} on {l:?} (ours: {})", e.regex);
+            checked += 1;
+        }
+    }
+    println!("{checked} (pattern, line) pairs agree with Python's re");
+}

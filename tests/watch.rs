@@ -262,7 +262,7 @@ fn text_lines_and_a_wrong_jail() {
 fn over_the_bus_as_nobody_only_the_daemon_is_believed() {
     bus_support::needs_root!();
     let bus = PrivateBus::start();
-    let daemon = Daemon::start(DaemonSpec {
+    let mut daemon = Daemon::start(DaemonSpec {
         bus: Some(&bus),
         ..Default::default()
     });
@@ -307,6 +307,19 @@ fn over_the_bus_as_nobody_only_the_daemon_is_believed() {
         w.drain(Duration::from_millis(500)).is_empty(),
         "{:#?}",
         w.seen
+    );
+
+    // The daemon leaves the bus and comes back under a new unique name.
+    daemon.stop();
+    w.until("disconnected", Duration::from_secs(10));
+    daemon.spawn();
+    daemon.wait_ready(Some(&bus));
+    let c = w.until("connected", Duration::from_secs(20));
+    assert_eq!(c["via"], "bus", "{c}");
+    ok(&daemon.cli(&["ban", "nginx-http-auth", "198.51.100.3"]));
+    assert_eq!(
+        w.until("banned", Duration::from_secs(10))["address"],
+        "198.51.100.3"
     );
 }
 

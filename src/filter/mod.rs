@@ -22,6 +22,7 @@ pub mod template;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
 
-use crate::addr::{Host, parse_addr, parse_host};
+use crate::addr::{Host, parse_addr, parse_forwarded, parse_host};
 use crate::config::journal_match::JournalMatch;
 use crate::config::reader::{Diagnostics, Located, SourceFile, Table};
 use date::DateFinder;
@@ -62,6 +63,12 @@ pub struct Failure {
     /// Counts only for an address that already has a counted failure in
     /// the jail's window (role `repeat`); never bans alone.
     pub repeat: bool,
+    /// The proxies' X-Forwarded-For elements the line carries before
+    /// `host` (the hop the service saw), left (client-supplied) to right
+    /// (nearest); `None` for an element that is no address. A jail with
+    /// `trusted_proxies` takes the client from them (see
+    /// [`crate::addr::client_behind`]); without, `host` is the client.
+    pub forwarded: Vec<Option<IpAddr>>,
 }
 
 /// What became of one line.
@@ -96,6 +103,9 @@ pub struct PatternInfo {
     addr_only: bool,
     host: Option<usize>,
     user: Option<usize>,
+    /// `<F-ATTEMPTS>`: how many attempts the line reports.
+    attempts: Option<usize>,
+    forwarded: Option<usize>,
     session: Option<usize>,
     content: Option<usize>,
 }
@@ -379,6 +389,8 @@ impl Filter {
                 addr_only: e.addr_only || pref.as_ref().is_some_and(|(_, _, pe)| pe.addr_only),
                 host: None,
                 user: None,
+                attempts: None,
+                forwarded: None,
                 session: None,
                 content: None,
             });
@@ -458,6 +470,8 @@ impl Filter {
             let pid = PatternID::ZERO;
             info.host = gi.to_index(pid, "host");
             info.user = gi.to_index(pid, "user");
+            info.attempts = gi.to_index(pid, "attempts");
+            info.forwarded = gi.to_index(pid, "forwarded");
             info.session = gi.to_index(pid, "session");
             info.content = gi.to_index(pid, "content");
             singles.push(single);
@@ -661,8 +675,12 @@ pub struct Hit {
     pub time: Option<Timestamp>,
     pub host: Option<(Host, String)>,
     pub user: Option<String>,
+    /// Attempts the line reports itself (`<F-ATTEMPTS>`), if it does.
+    pub attempts: Option<u32>,
     /// The connection the line belongs to (hash of the `session` capture).
     pub session: Option<u64>,
+    /// The `forwarded` capture's elements (see [`Failure::forwarded`]).
+    pub forwarded: Vec<Option<IpAddr>>,
 }
 
 impl Scanner {
@@ -870,10 +888,27 @@ impl Scanner {
             time,
             host,
             user: group(info.user).map(|u| String::from_utf8_lossy(u).into_owned()),
+            attempts: group(info.attempts).map(reported_attempts),
             session: group(info.session).map(session_key),
+            forwarded: group(info.forwarded)
+                .map(parse_forwarded)
+                .unwrap_or_default(),
         })
     }
 }
+
+/// The count in an `<F-ATTEMPTS>` capture: at least 1, at most
+/// [`MAX_REPORTED_ATTEMPTS`] (a jail needs no more than maxretry).
+fn reported_attempts(digits: &[u8]) -> u32 {
+    let mut n: u32 = 0;
+    for d in digits.iter().filter(|d| d.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add(u32::from(d - b'0'));
+    }
+    n.clamp(1, MAX_REPORTED_ATTEMPTS)
+}
+
+/// Most attempts one line may stand for.
+pub const MAX_REPORTED_ATTEMPTS: u32 = 1000;
 
 /// Sessions are keyed by a 64-bit hash of the captured key (a pid): no
 /// allocation per line, and collisions among the few thousand live
@@ -924,12 +959,20 @@ impl Story {
             }
         };
         let info = &self.filter.patterns[hit.regex];
+        // A forwarded-for list belongs to the host of its own line.
+        let forwarded = if hit.host.is_some() {
+            hit.forwarded
+        } else {
+            Vec::new()
+        };
         let event = Event {
             role: info.role,
             host: hit.host,
             user: hit.user.clone(),
             step: info.step_index,
+            attempts: hit.attempts.unwrap_or(1),
         };
+
         let verdict = match hit.session {
             Some(key) => self.sessions.apply(key, event, hit.time),
             None => Sessions::stateless(event),
@@ -945,6 +988,7 @@ impl Story {
                 user: hit.user,
                 users: v.users,
                 repeat: v.repeat,
+                forwarded,
             }),
         }
     }
@@ -1366,6 +1410,43 @@ failregex = [
             }
         }
         assert_eq!(counted, 3, "three attempts of two lines each");
+    }
+
+    #[test]
+    fn a_line_that_reports_several_attempts_counts_them() {
+        let f = compile(
+            r#"failregex = ['^Disconnected \(auth failed, <F-ATTEMPTS>\d+</F-ATTEMPTS> attempts\): rip=<ADDR>$']"#,
+            "normal",
+        )
+        .unwrap();
+        let mut m = matcher(&f);
+        let attempts = |m: &mut Matcher, line: &str| match m.file_line(line.as_bytes()) {
+            Outcome::Matched {
+                failure: Some(f), ..
+            } => f.attempts,
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(
+            attempts(
+                &mut m,
+                "Disconnected (auth failed, 3 attempts): rip=192.0.2.1"
+            ),
+            3
+        );
+        assert_eq!(
+            attempts(
+                &mut m,
+                "Disconnected (auth failed, 0 attempts): rip=192.0.2.1"
+            ),
+            1
+        );
+        assert_eq!(
+            attempts(
+                &mut m,
+                "Disconnected (auth failed, 99999999999999 attempts): rip=192.0.2.1"
+            ),
+            MAX_REPORTED_ATTEMPTS
+        );
     }
 
     #[test]

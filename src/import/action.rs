@@ -150,10 +150,36 @@ pub fn translate(
                 Some(first) if first.port == this.port && first.protocol == this.protocol => {
                     report.add(&a.pos, Some(jail), Kind::Translated, what, format!("a second firewall action like {}: one nftables rule covers both address families", first.action));
                 }
+                Some(first) if first.port == this.port => {
+                    // tcp and udp on the same ports (asterisk, freeswitch, nsd): both.
+                    let first_action = first.action.clone();
+                    if let Some(f) = fw.as_mut() {
+                        f.protocol = Some("all".into());
+                    }
+                    report.add(&a.pos, Some(jail), Kind::Translated, what, format!(
+                        "a second firewall action like {first_action} for protocol {}: the jail's rule covers tcp and udp",
+                        this.protocol.as_deref().unwrap_or("tcp")
+                    ));
+                }
                 Some(first) => {
-                    report.add(&a.pos, Some(jail), Kind::LeftOut, what, format!(
-                        "a second firewall action with other ports or protocol than {}: jailwarden has one rule per jail (the first is kept)",
-                        first.action
+                    // Other ports too (counter-strike: tcp A, udp B): one
+                    // rule on both lists and protocols, broader than Fail2ban's.
+                    let first_action = first.action.clone();
+                    let port = match (&first.port, &this.port) {
+                        (Some(a), Some(b)) => Some(format!("{a},{b}")),
+                        _ => None,
+                    };
+                    let same_protocol = first.protocol == this.protocol;
+                    if let Some(f) = fw.as_mut() {
+                        f.port = port.clone();
+                        if !same_protocol {
+                            f.protocol = Some("all".into());
+                        }
+                    }
+                    report.add(&a.pos, Some(jail), Kind::Translated, what, format!(
+                        "a second firewall action like {first_action} with other ports: jailwarden has one rule per jail, on {}{} (broader than Fail2ban's two)",
+                        port.as_deref().map_or("every port".to_string(), |p| format!("ports {p}")),
+                        if same_protocol { "" } else { " for tcp and udp" }
                     ));
                 }
             }

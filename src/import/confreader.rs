@@ -355,6 +355,13 @@ impl Merged {
                         ),
                     )
                 })?;
+            // Values the importer made up (fail2ban_confpath) take the
+            // position of the reference.
+            let value = if value.pos().line == 0 && value.pos().file.as_os_str().is_empty() {
+                Spanned::new(value.text(), raw.pos_at(p))
+            } else {
+                value
+            };
             if value.text().contains('%') {
                 if depth >= MAX_DEPTH || chain.contains(&var) {
                     chain.push(var);

@@ -457,6 +457,7 @@ pub fn plan(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        (None, true) if our.is_none() => format!("jailwarden has no {} filter", f.name),
         (None, true) => "the jail sets its own patterns".into(),
     };
     let t = match translate_patterns(

@@ -483,10 +483,13 @@ pub fn translate(
     if inc && base_bantime.is_some() {
         increment.push("enabled = true".into());
         report.carried(Some(jn));
+        // Every number is written: another file's [defaults] or jail table
+        // must not change the escalation.
+        let mut factor = 1.0;
         if let Some(v) = j.opt("bantime.factor") {
             match v.text().trim().parse::<f64>() {
                 Ok(f) if f > 0.0 => {
-                    increment.push(format!("factor = {f:?}"));
+                    factor = f;
                     report.carried(Some(jn));
                 }
                 _ => report.add(
@@ -498,6 +501,7 @@ pub fn translate(
                 ),
             }
         }
+        increment.push(format!("factor = {factor:?}"));
         if let Some(v) = j
             .opt("bantime.multipliers")
             .filter(|v| !v.text().trim().is_empty())
@@ -545,6 +549,7 @@ pub fn translate(
             Some(_) | None => {
                 let base = base_bantime.unwrap_or(600);
                 let ours = (base * 7 * 24).min(5 * 7 * 86_400);
+                increment.push(format!("maxtime = {}", toml_str(&secs(ours))));
                 let pos = j
                     .opt("bantime.increment")
                     .map_or_else(|| j.pos.clone(), |v| v.pos());
@@ -560,9 +565,12 @@ pub fn translate(
                 );
             }
         }
-        if let Some((s, _)) = number("bantime.rndtime", report).filter(|(s, _)| *s > 0) {
-            increment.push(format!("rndtime = {}", toml_str(&secs(s))));
-            report.carried(Some(jn));
+        match number("bantime.rndtime", report).filter(|(s, _)| *s > 0) {
+            Some((s, _)) => {
+                increment.push(format!("rndtime = {}", toml_str(&secs(s))));
+                report.carried(Some(jn));
+            }
+            None => increment.push("rndtime = \"0s\"".into()),
         }
         let all = j
             .opt("bantime.overalljails")

@@ -16,7 +16,15 @@
 //! - a lookahead on one character before one character, `(?!")\S`,
 //!   `(?:(?!,).)*` → the class difference `[\S&&[^"]]`, `(?:[^\n&&[^,]])*`;
 //! - a negative lookahead on one character at the end, `a(?![\w.])` →
-//!   `a(?:[^\w.]|\z)` (when the pattern's end is the line's end).
+//!   `a(?:[^\w.]|\z)`, or on literal texts, `failed:(?! Connection lost| x)`
+//!   → the rest of the line not starting with them (a trie; when the
+//!   pattern's end is the line's end);
+//! - a tempered token followed by its own text, `(?:(?! from ).)*? from ` →
+//!   the text up to the first ` from ` (from the KMP automaton of the text,
+//!   by state elimination: overlaps such as ` from from ` included).
+//!
+//! tests/import_reader.rs runs every rewrite against Python's `re` on
+//! generated lines: the same lines match, with the same captures.
 //!
 //! Fail2ban's tags: `<HOST>`, `<ADDR>`, `<F-NAME>…</F-NAME>` are ours too;
 //! `<IP4>`/`<IP6>` become `<ADDR>` (both families: noted), `<DNS>`
@@ -737,6 +745,20 @@ impl Rewriter<'_> {
 
     fn seq(&mut self, items: Vec<Node>, tail: bool, head: bool) -> Result<Vec<Node>, String> {
         let n = items.len();
+        let mut items = items;
+        // Tempered tokens followed by their literal: (?:(?!L).)*L
+        for i in 0..items.len() {
+            let follow = following_literal(&items[i + 1..]);
+            if follow.is_empty() {
+                continue;
+            }
+            if rewrite_tempered(&mut items[i], &follow) {
+                self.notes.push(
+                    "the tempered token (?:(?!...).)* before the same text became a pattern of the text up to its first occurrence"
+                        .into(),
+                );
+            }
+        }
         let mut out: Vec<Node> = Vec::with_capacity(n);
         let mut it = items.into_iter().enumerate().peekable();
         while let Some((i, item)) = it.next() {
@@ -771,6 +793,16 @@ impl Rewriter<'_> {
                         continue;
                     }
                     if ahead && neg && is_last && tail && self.ctx.end_is_line_end {
+                        if let Some(alts) =
+                            literal_alternatives(&body).filter(|a| a.iter().all(|x| x.len() > 1))
+                        {
+                            self.notes.push(
+                                "the negative lookahead (?!text|...) at the end became a pattern of the rest of the line not starting with that text"
+                                    .into(),
+                            );
+                            out.push(Node::Raw(not_prefix(&alts)));
+                            continue;
+                        }
                         if let Some(b) = class_body(&body) {
                             self.notes.push(
                                 "the negative lookahead (?!...) on one character at the end became (?:[^...]|\\z)"
@@ -860,6 +892,242 @@ fn factor_hosts(alts: Vec<Node>) -> Node {
         Node::Group(GroupKind::NonCapture, Box::new(Node::Alt(prefixes))),
         Node::Tag(host.to_string()),
     ])
+}
+
+/// `abc`, `abc|de`, `(?:abc|de)`: the literal alternatives.
+fn literal_alternatives(n: &Node) -> Option<Vec<Vec<char>>> {
+    let one = |n: &Node| -> Option<Vec<char>> {
+        match n {
+            Node::Lit(c) => Some(vec![*c]),
+            Node::Seq(v) => v
+                .iter()
+                .map(|x| match x {
+                    Node::Lit(c) => Some(*c),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        }
+    };
+    match n {
+        Node::Alt(v) => v.iter().map(one).collect(),
+        Node::Group(GroupKind::NonCapture | GroupKind::Capture(None), b) => literal_alternatives(b),
+        other => one(other).map(|x| vec![x]),
+    }
+}
+
+/// The rest of the line, not starting with any of `alts`: a trie of them,
+/// `(?:\z|[^ab].*|a(?:...)|b(?:...))`.
+fn not_prefix(alts: &[Vec<char>]) -> String {
+    if alts.iter().any(|a| a.is_empty()) {
+        return r"[^\s\S]".to_string(); // everything starts with the empty text
+    }
+    let mut firsts: Vec<char> = alts.iter().map(|a| a[0]).collect();
+    firsts.sort_unstable();
+    firsts.dedup();
+    let mut parts = vec![r"\z".to_string()];
+    let set: String = firsts.iter().map(|c| class_char(*c)).collect();
+    parts.push(format!("[^{set}].*"));
+    for c in firsts {
+        let tails: Vec<Vec<char>> = alts
+            .iter()
+            .filter(|a| a[0] == c)
+            .map(|a| a[1..].to_vec())
+            .collect();
+        parts.push(format!("{}{}", lit(c), not_prefix(&tails)));
+    }
+    format!("(?:{})", parts.join("|"))
+}
+
+/// The literal text the items start with, through zero-width capture
+/// tags (`</F-USER> from ` gives " from ").
+fn following_literal(items: &[Node]) -> Vec<char> {
+    let mut out = Vec::new();
+    for it in items {
+        match it {
+            Node::Tag(t)
+                if (t.starts_with("F-") || t.starts_with("/F-"))
+                    && !t.ends_with('/')
+                    && out.is_empty() => {}
+            Node::Lit(c) => out.push(*c),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// `(?:(?!L)D)*` (D one character): `Some((L, D, at_least_one))`.
+fn tempered_parts(n: &Node) -> Option<(Vec<char>, &Node, bool)> {
+    let Node::Repeat {
+        node,
+        min,
+        max: None,
+        possessive: false,
+        ..
+    } = n
+    else {
+        return None;
+    };
+    if *min > 1 {
+        return None;
+    }
+    let Node::Group(GroupKind::NonCapture | GroupKind::Capture(None), body) = &**node else {
+        return None;
+    };
+    let Node::Seq(v) = &**body else {
+        return None;
+    };
+    let [
+        Node::Look {
+            ahead: true,
+            neg: true,
+            body: look,
+        },
+        d,
+    ] = v.as_slice()
+    else {
+        return None;
+    };
+    if !single_char(d) {
+        return None;
+    }
+    let lit: Vec<char> = match &**look {
+        Node::Lit(c) => vec![*c],
+        Node::Seq(items) => items
+            .iter()
+            .map(|x| match x {
+                Node::Lit(c) => Some(*c),
+                _ => None,
+            })
+            .collect::<Option<Vec<char>>>()?,
+        _ => return None,
+    };
+    (lit.len() >= 2).then_some((lit, d, *min == 1))
+}
+
+/// Rewrite a tempered token (or a group ending with one) followed by
+/// text starting with its own lookahead's literal.
+fn rewrite_tempered(n: &mut Node, follow: &[char]) -> bool {
+    if let Some((lit, d, plus)) = tempered_parts(n) {
+        if follow.len() >= lit.len() && follow[..lit.len()] == lit[..] {
+            if let Some(re) = first_occurrence_regex(&lit, d, plus) {
+                *n = Node::Raw(re);
+                return true;
+            }
+        }
+        return false;
+    }
+    match n {
+        Node::Group(GroupKind::NonCapture | GroupKind::Capture(_), body) => match &mut **body {
+            Node::Seq(v) => v
+                .last_mut()
+                .is_some_and(|last| rewrite_tempered(last, follow)),
+            other => rewrite_tempered(other, follow),
+        },
+        _ => false,
+    }
+}
+
+/// The strings s (of characters in D) such that in s·L the first
+/// occurrence of L starts at |s|, as a regex: what `(?:(?!L)D)*` matches
+/// when L follows. Built from the KMP automaton of L by state elimination.
+fn first_occurrence_regex(lit: &[char], d: &Node, plus: bool) -> Option<String> {
+    let body = class_body(d)?;
+    let member = regex::Regex::new(&format!("^[{body}]$")).ok()?;
+    let m = lit.len();
+    if m > 16 {
+        return None;
+    }
+    let in_d = |c: char| member.is_match(c.encode_utf8(&mut [0u8; 4]));
+    // Symbols: L's distinct characters that D allows, and "any other of D".
+    let mut symbols: Vec<(Option<char>, String)> = Vec::new();
+    for &c in lit {
+        if in_d(c) && !symbols.iter().any(|(s, _)| *s == Some(c)) {
+            symbols.push((Some(c), lit_text(c)));
+        }
+    }
+    let chars: String = lit.iter().map(|c| class_char(*c)).collect();
+    symbols.push((None, format!("[[{body}]&&[^{chars}]]")));
+    // KMP: the longest prefix of L that is a suffix of L[..q] + c.
+    let delta = |q: usize, c: Option<char>| -> usize {
+        let Some(c) = c else { return 0 };
+        let mut w: Vec<char> = lit[..q].to_vec();
+        w.push(c);
+        (0..=w.len().min(m))
+            .rev()
+            .find(|&k| w[w.len() - k..] == lit[..k])
+            .unwrap_or(0)
+    };
+    let accepting = |q: usize| -> bool {
+        let mut s = q;
+        for (k, &c) in lit.iter().enumerate() {
+            s = delta(s, Some(c));
+            if s == m {
+                return k + 1 == m;
+            }
+        }
+        false
+    };
+    // States 0..m (KMP, m itself excluded: s may not contain L), with a
+    // copy of the start for "at least one character" (+).
+    let states = if plus { m + 1 } else { m };
+    let start_state = if plus { m } else { 0 };
+    let (s_idx, f_idx) = (states, states + 1);
+    let size = states + 2;
+    let mut r: Vec<Vec<Option<String>>> = vec![vec![None; size]; size];
+    let union = |a: &Option<String>, b: &str| -> Option<String> {
+        Some(match a {
+            None => b.to_string(),
+            Some(x) if x == b => x.clone(),
+            Some(x) => format!("{x}|{b}"),
+        })
+    };
+    for (q, row) in r.iter_mut().enumerate().take(states) {
+        let kmp = if plus && q == m { 0 } else { q };
+        for (sym, text) in &symbols {
+            let t = delta(kmp, *sym);
+            if t < m {
+                row[t] = union(&row[t], text);
+            }
+        }
+        if !(plus && q == m) && accepting(q) {
+            row[f_idx] = Some(String::new());
+        }
+    }
+    r[s_idx][start_state] = Some(String::new());
+    let group = |x: &str| -> String {
+        if x.is_empty() {
+            String::new()
+        } else {
+            format!("(?:{x})")
+        }
+    };
+    let mut alive: Vec<usize> = (0..size).collect();
+    for k in 0..states {
+        alive.retain(|&x| x != k);
+        let lp = r[k][k]
+            .clone()
+            .map(|l| format!("(?:{l})*"))
+            .unwrap_or_default();
+        for &i in &alive {
+            let Some(ik) = r[i][k].clone() else { continue };
+            for &j in &alive {
+                let Some(kj) = r[k][j].clone() else { continue };
+                let path = format!("{}{lp}{}", group(&ik), group(&kj));
+                r[i][j] = union(&r[i][j], &path);
+            }
+        }
+        for row in r.iter_mut() {
+            row[k] = None;
+        }
+        r[k] = vec![None; size];
+    }
+    let out = r[s_idx][f_idx].clone()?;
+    (out.len() < 20_000).then(|| format!("(?:{out})"))
+}
+
+fn lit_text(c: char) -> String {
+    lit(c)
 }
 
 fn describe_look(ahead: bool, neg: bool) -> &'static str {

@@ -358,6 +358,18 @@ def root_session():
         wait("the reload in the feed", lambda: d.find_elements(By.CSS_SELECTOR, '#feed li[data-kind="reloaded"]'))
         compare_with_status(d)
         shot(d, "reloaded")
+        # A broken configuration: Reload is refused, the problem is shown
+        # (file:line:column) and the running configuration stays.
+        ask("break-config")
+        d.find_element(By.ID, "reload").click()
+        wait("the refused reload", lambda: shown(d, "#page-error")
+             and d.find_element(By.ID, "page-error").get_attribute("data-error") == "org.jailwarden1.Error.Config")
+        problem = text(d, "#page-error")
+        assert "running one stays" in problem and "jailwarden.toml:" in problem, problem
+        assert d.find_elements(By.CSS_SELECTOR, '#jails tr[data-jail="postfix"]'), "the running jails stay"
+        ask("add-jail")
+        d.find_element(By.ID, "reload").click()
+        wait("the error gone after a good reload", lambda: not shown(d, "#page-error"))
 
         # The daemon stops: the page says so (and the unit's state it can
         # find); it comes back: the page follows, without a reload.
@@ -408,6 +420,13 @@ def user_session():
         assert answer == "org.freedesktop.DBus.Error.AccessDenied", answer
         assert "198.51.100.99" not in kernel_set("sshd")
         shot(d, "read-only")
+        # Cockpit's dark style.
+        d.execute_script('window.localStorage.setItem("shell:style", "dark")')
+        d.refresh()
+        wait("the page again", lambda: text(d, "#daemon-state") == "Running", timeout=20)
+        wait("dark", lambda: d.execute_script('return document.documentElement.classList.contains("jw-dark")'))
+        wait("the bans", lambda: ban_row(d, "198.51.100.60"))
+        shot(d, "read-only-dark")
         errors = console_errors(d)
         assert not errors, f"console errors: {errors}"
     except Exception:
