@@ -715,12 +715,9 @@ fn files_are_not_replaced_without_force_and_failures_roll_back() {
     untouched(&s.out);
 }
 
-#[test]
-fn debian_stock_configuration_imports_and_runs() {
-    // Debian's configuration as installed: only sshd, on /var/log/auth.log,
-    // which Debian 12 no longer writes (no rsyslog): the journal instead.
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("jailwarden");
+/// An output directory with a main file that finds this checkout's filters.
+fn output_dir(tmp: &Path) -> PathBuf {
+    let out = tmp.join("jailwarden");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(
         out.join("jailwarden.toml"),
@@ -730,6 +727,15 @@ fn debian_stock_configuration_imports_and_runs() {
         ),
     )
     .unwrap();
+    out
+}
+
+#[test]
+fn debian_stock_configuration_imports_and_runs() {
+    // Debian's configuration as installed: only sshd, on /var/log/auth.log,
+    // which Debian 12 no longer writes (no rsyslog): the journal instead.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = output_dir(tmp.path());
     let o = jw(&[
         "import-fail2ban",
         "/etc/fail2ban",
@@ -766,16 +772,7 @@ fn every_stock_jail_enabled_imports_and_passes_check_config() {
     let f2b = tmp.path().join("fail2ban");
     fail2ban::copy_dir(Path::new("/etc/fail2ban"), &f2b);
     std::fs::write(f2b.join("jail.local"), "[DEFAULT]\nenabled = true\n").unwrap();
-    let out = tmp.path().join("jailwarden");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("jailwarden.toml"),
-        format!(
-            "[daemon]\nfilter_dirs = [\"{}\"]\n",
-            repo().join("config/filters").display()
-        ),
-    )
-    .unwrap();
+    let out = output_dir(tmp.path());
     let o = jw(&[
         "import-fail2ban",
         f2b.to_str().unwrap(),

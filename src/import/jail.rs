@@ -261,7 +261,6 @@ fn source(
     } else {
         report.carried(Some(name));
     }
-    let _ = dir;
     Some(Source {
         journal: Vec::new(),
         logpath: paths,
