@@ -804,3 +804,51 @@ fn every_stock_jail_enabled_imports_and_passes_check_config() {
     );
     print!("{}", &t[t.find("JAIL ").unwrap_or(0)..]);
 }
+
+#[test]
+fn the_imported_configuration_runs_and_bans() {
+    // The site's import, run by the daemon (backend none, beside a private
+    // journald): it starts, and the translated my-app filter bans after
+    // Fail2ban's maxretry (4, from jail.local's [DEFAULT]) failures in the
+    // log file the jail names.
+    let s = site();
+    let o = import(&s, &["--write"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let jails = std::fs::read_to_string(s.out.join("jail.d/50-fail2ban.toml")).unwrap();
+    let config = format!(
+        "[daemon]\nbackend = \"none\"\njournal_directory = \"{{journal}}\"\nfilter_dirs = [\"{}\", \"{{filters}}\"]\n\n{jails}",
+        s.out.join("filters").display()
+    );
+    let j = support::PrivateJournald::started();
+    let d = support::daemon::Daemon::start(&j, &config);
+    let log = s.logs.join("my-app.log");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let now = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system());
+    for i in 0..4 {
+        use std::io::Write;
+        writeln!(
+            f,
+            "{} web1 my-app[77]: login failed for user u{i} from 192.0.2.77",
+            now.strftime("%b %e %H:%M:%S")
+        )
+        .unwrap();
+    }
+    let ban = d.wait_ban("my-app", "192.0.2.77");
+    assert_eq!(ban.failures, 4);
+    assert_eq!(ban.bantime_usec, 3_600_000_000, "jail.local's bantime = 1h");
+    let status = jw(&[
+        "status",
+        "--json",
+        "--socket",
+        d.dir.path().join("control.sock").to_str().unwrap(),
+    ]);
+    let v: Value =
+        serde_json::from_slice(&status.stdout).unwrap_or_else(|_| panic!("{}", text(&status)));
+    let names: BTreeSet<&str> = v["jails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+}
