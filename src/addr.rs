@@ -71,6 +71,83 @@ pub fn parse_addr(text: &str) -> Option<IpAddr> {
     lenient_ipv4(t).map(IpAddr::V4)
 }
 
+/// Most X-Forwarded-For elements kept from one line: the nearest ones.
+/// A client may send any number; only a walk through trusted proxies
+/// needs them, and one that runs past this many cannot end in a client.
+pub const MAX_FORWARDED: usize = 32;
+
+/// The elements of an X-Forwarded-For list as a service logged it
+/// (`a, b, c`; an element may be `[v6]`, `[v6]:port` or `v4:port`), left
+/// to right, at most the last [`MAX_FORWARDED`]; an element that is no
+/// address (`unknown`, an obfuscated name, garbage the client sent) is
+/// `None`. The list is cut at the left if longer: a leading `None` then
+/// stands for what was dropped.
+pub fn parse_forwarded(text: &[u8]) -> Vec<Option<IpAddr>> {
+    let text = String::from_utf8_lossy(text);
+    let elements: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    let skip = elements.len().saturating_sub(MAX_FORWARDED);
+    let mut out: Vec<Option<IpAddr>> = Vec::with_capacity(elements.len() - skip + 1);
+    if skip > 0 {
+        out.push(None);
+    }
+    out.extend(elements[skip..].iter().map(|e| forwarded_element(e)));
+    out
+}
+
+fn forwarded_element(e: &str) -> Option<IpAddr> {
+    if let Some(rest) = e.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        return parse_addr(addr);
+    }
+    if let Some(a) = parse_addr(e) {
+        return Some(a);
+    }
+    // "192.0.2.7:5555" (a single colon: never an IPv6 address)
+    let (addr, port) = e.split_once(':')?;
+    (!port.contains(':') && is_port(port))
+        .then(|| addr.parse::<Ipv4Addr>().ok().map(IpAddr::V4))
+        .flatten()
+}
+
+fn is_port(p: &str) -> bool {
+    p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+}
+
+/// The client behind trusted proxies. `peer` is the hop the service saw
+/// (or the nearest element a proxy appended), `forwarded` the elements
+/// before it: walking from `peer` to the left, the first address that is
+/// not in `trusted` is the client. Each trusted proxy appended the address
+/// it saw connect, so everything right of the client is proxies' record
+/// and everything left of it the client's own say, never believed.
+/// `None` when every hop is trusted (a proxy's own request: never banned)
+/// or the walk meets an element that is no address first (no one can
+/// tell who sent the request).
+pub fn client_behind(
+    peer: &Host,
+    forwarded: &[Option<IpAddr>],
+    trusted: &AddrList,
+) -> Option<Host> {
+    match peer {
+        Host::Addr(a) if trusted.contains(*a) => {}
+        other => return Some(other.clone()),
+    }
+    for hop in forwarded.iter().rev() {
+        match hop {
+            Some(a) if trusted.contains(*a) => continue,
+            Some(a) => return Some(Host::Addr(*a)),
+            None => return None,
+        }
+    }
+    None
+}
+
 /// IPv4-mapped IPv6 addresses count as the IPv4 address.
 pub fn canonical(a: IpAddr) -> IpAddr {
     match a {
@@ -276,6 +353,87 @@ pub fn ban_net(addr: IpAddr, v6_prefix: u8) -> IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ip(t: &str) -> Option<IpAddr> {
+        Some(t.parse().unwrap())
+    }
+
+    fn list(nets: &[&str]) -> AddrList {
+        let mut l = AddrList::new();
+        for n in nets {
+            l.push_str(n).unwrap();
+        }
+        l
+    }
+
+    #[test]
+    fn forwarded_lists_parse_every_element_form() {
+        assert_eq!(
+            parse_forwarded(b"192.0.2.1, 2001:db8::1,[2001:db8::2]:443 , 198.51.100.7:8080, unknown, ::ffff:192.0.2.9"),
+            [
+                ip("192.0.2.1"),
+                ip("2001:db8::1"),
+                ip("2001:db8::2"),
+                ip("198.51.100.7"),
+                None,
+                ip("192.0.2.9"),
+            ]
+        );
+        assert_eq!(parse_forwarded(b""), Vec::<Option<IpAddr>>::new());
+        assert_eq!(
+            parse_forwarded(b"[::1]x, 1.2.3.4:99999, a:b:c:1"),
+            [None, None, None]
+        );
+        // A flood of elements keeps the nearest ones, and says it cut.
+        let many = vec!["192.0.2.1"; 1000].join(", ");
+        let parsed = parse_forwarded(many.as_bytes());
+        assert_eq!(parsed.len(), MAX_FORWARDED + 1);
+        assert_eq!(parsed[0], None);
+        assert_eq!(parsed[1], ip("192.0.2.1"));
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_address_that_is_no_trusted_proxy() {
+        let trusted = list(&["10.0.0.0/8", "2001:db8:1::/48"]);
+        let addr = |t: &str| Host::Addr(t.parse().unwrap());
+        // client-supplied 192.0.2.9, real client 203.0.113.5, two proxies
+        let fwd = [ip("192.0.2.9"), ip("203.0.113.5"), ip("10.1.1.1")];
+        assert_eq!(
+            client_behind(&addr("10.0.0.2"), &fwd, &trusted),
+            Some(addr("203.0.113.5"))
+        );
+        // Without trusted proxies the hop the service saw is the client.
+        assert_eq!(
+            client_behind(&addr("10.0.0.2"), &fwd, &AddrList::new()),
+            Some(addr("10.0.0.2"))
+        );
+        // An untrusted peer is the client, whatever its list says.
+        assert_eq!(
+            client_behind(&addr("198.51.100.1"), &fwd, &trusted),
+            Some(addr("198.51.100.1"))
+        );
+        // Every hop trusted: no one to blame (never the proxy).
+        assert_eq!(
+            client_behind(&addr("10.0.0.2"), &[ip("2001:db8:1::5")], &trusted),
+            None
+        );
+        assert_eq!(client_behind(&addr("10.0.0.2"), &[], &trusted), None);
+        // An element that is no address, before any client: no one.
+        assert_eq!(
+            client_behind(&addr("10.0.0.2"), &[ip("203.0.113.5"), None], &trusted),
+            None
+        );
+        // ... but one left of the client does not matter.
+        assert_eq!(
+            client_behind(&addr("10.0.0.2"), &[None, ip("203.0.113.5")], &trusted),
+            Some(addr("203.0.113.5"))
+        );
+        // A name (usedns) is never a trusted proxy.
+        assert_eq!(
+            client_behind(&Host::Name("h.example".into()), &fwd, &trusted),
+            Some(Host::Name("h.example".into()))
+        );
+    }
 
     fn host(t: &str) -> Option<String> {
         parse_host(t).map(|h| h.to_string())

@@ -572,9 +572,21 @@ mod apps {
             "roundcube-auth",
             "[30-Dec-2014 13:02:34 -0500]: <3z506z6r> IMAP Error: Login failed for a from 203.0.113.5(X-Forwarded-For: x from 192.0.2.9. AUTHENTICATE PLAIN: z). AUTHENTICATE PLAIN: Authentication failed. in /a.php on line 1 (POST /?_task=login)",
         );
-        real(
+        // Headers holding a parenthesis may read two ways: not counted.
+        none(
             "roundcube-auth",
             "[10-May-2015 13:02:52 -0400]: Failed login for a from 203.0.113.5(X-Forwarded-For: 192.0.2.9 in session a (error: 0) in session s1 (error: 0)",
+        );
+        // A user "x from VICTIM(y" and a header "z": with parentheses
+        // allowed in the header, the line would read with VICTIM as the
+        // address and "(y from REAL(X-Forwarded-For: z)" as its header.
+        none(
+            "roundcube-auth",
+            "[30-Dec-2014 13:02:34 -0500]: <3z506z6r> IMAP Error: Login failed for x from 192.0.2.9(y from 203.0.113.5(X-Forwarded-For: z). AUTHENTICATE PLAIN: Authentication failed. in /a.php on line 1 (POST /?_task=login)",
+        );
+        none(
+            "roundcube-auth",
+            "[30-Dec-2014 13:02:34 -0500]: <3z506z6r> IMAP Error: Login failed for u from 203.0.113.5(X-Forwarded-For: a from 192.0.2.9(X-Forwarded-For: z). AUTHENTICATE PLAIN: Authentication failed. in /a.php on line 1 (POST /?_task=login)",
         );
         // SOGo: the first forwarded element is the client's own header.
         real(
@@ -1138,5 +1150,98 @@ mod evasion_and_false_blame {
              from-sip-external: \"Rejecting unknown SIP connection from {REAL}\""
         );
         assert_eq!(one("asterisk", &line).as_deref(), Some(REAL));
+    }
+}
+
+/// Behind reverse proxies: filters that read an X-Forwarded-For list hand
+/// the whole chain over; with the jail's trusted_proxies the client is the
+/// rightmost address that is not a trusted proxy, and a trusted proxy is
+/// never the one blamed.
+mod forwarded_for {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use jailwarden::addr::{AddrList, Host, client_behind};
+    use jailwarden::config::reader::Diagnostics;
+    use jailwarden::filter::date::DateFinder;
+    use jailwarden::filter::def::FilterPath;
+    use jailwarden::filter::{FilterLoader, Outcome};
+    use jiff::Timestamp;
+    use jiff::tz::TimeZone;
+
+    /// The client a jail trusting `trusted` blames for `line`.
+    fn client(name: &str, line: &str, trusted: &[&str]) -> Option<String> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/filters");
+        let loader = FilterLoader::new(FilterPath::new(vec![dir]));
+        let diags = Diagnostics::new();
+        let f = Arc::new(loader.compile(name, "normal", &diags).expect(name));
+        let now = Timestamp::from_second(1_124_013_600).expect("now");
+        let mut m = f.matcher(DateFinder::new(TimeZone::UTC, now));
+        let Outcome::Matched {
+            failure: Some(f), ..
+        } = m.file_line(line.as_bytes())
+        else {
+            return None;
+        };
+        let mut t = AddrList::new();
+        for n in trusted {
+            t.push_str(n).expect("cidr");
+        }
+        client_behind(&f.host, &f.forwarded, &t).map(|h: Host| h.to_string())
+    }
+
+    const PROXIES: &[&str] = &["10.0.0.0/8", "2001:db8:1::/48"];
+
+    #[test]
+    fn sogo_blames_the_client_behind_the_proxies_never_a_proxy() {
+        // 192.0.2.9: the client's own header; 203.0.113.5: what the first
+        // trusted proxy saw; 10.0.0.1: the next proxy.
+        let line = "Mar 24 19:29:32 sogod [1526]: SOGoRootPage Login from '192.0.2.9, 203.0.113.5, 10.0.0.1' \
+                    for user 'admin' might not have worked - password policy: 65535  grace: -1  \
+                    expire: -1  bound: 0";
+        assert_eq!(
+            client("sogo-auth", line, PROXIES).as_deref(),
+            Some("203.0.113.5")
+        );
+        // Without trusted proxies: the last element (the proxy's view).
+        assert_eq!(client("sogo-auth", line, &[]).as_deref(), Some("10.0.0.1"));
+        // Only proxies: nobody (a health check, a proxy's own request).
+        let line = "Mar 24 19:29:32 sogod [1526]: SOGoRootPage Login from '10.0.0.7, 10.0.0.1' for \
+                    user 'admin' might not have worked - password policy: 65535  grace: -1  \
+                    expire: -1  bound: 0";
+        assert_eq!(client("sogo-auth", line, PROXIES), None);
+    }
+
+    #[test]
+    fn guacamole_and_roundcube_read_the_chain_too() {
+        let line = "12:57:32.907 [http-nio-8080-exec-10] WARN  o.a.g.r.auth.AuthenticationService - \
+                    Authentication attempt from [192.0.2.9, 203.0.113.5, 10.0.0.3] for user \"x\" failed.";
+        assert_eq!(
+            client("guacamole", line, PROXIES).as_deref(),
+            Some("203.0.113.5")
+        );
+        assert_eq!(client("guacamole", line, &[]).as_deref(), Some("10.0.0.3"));
+        // Roundcube: REMOTE_ADDR (the proxy) and X-Forwarded-For.
+        let line = "[17-Jan-2016 11:09:06 +0200]: <j2pncet8> IMAP Error: Login failed for u@example.com \
+                    from 10.0.0.3(X-Real-IP: 203.0.113.5,X-Forwarded-For: 192.0.2.9, 203.0.113.5). \
+                    AUTHENTICATE PLAIN: Authentication failed. in /usr/share/roundcube/x.php on line \
+                    1 (POST /?_task=login&_action=login)";
+        assert_eq!(
+            client("roundcube-auth", line, PROXIES).as_deref(),
+            Some("203.0.113.5")
+        );
+        assert_eq!(
+            client("roundcube-auth", line, &[]).as_deref(),
+            Some("10.0.0.3")
+        );
+        // A client talking to Roundcube directly with a forged header: the
+        // header is never believed, REMOTE_ADDR is the client.
+        let line = "[17-Jan-2016 11:09:06 +0200]: <j2pncet8> IMAP Error: Login failed for u@example.com \
+                    from 203.0.113.5(X-Forwarded-For: 192.0.2.9). AUTHENTICATE PLAIN: Authentication \
+                    failed. in /usr/share/roundcube/x.php on line 1 (POST /?_task=login&_action=login)";
+        assert_eq!(
+            client("roundcube-auth", line, PROXIES).as_deref(),
+            Some("203.0.113.5")
+        );
     }
 }

@@ -207,6 +207,12 @@ pub const JAIL: &[Key] = &[
         "Addresses and CIDR ranges (IPv4, IPv6) never banned.",
     ),
     key(
+        "trusted_proxies",
+        "[]",
+        "[\"10.0.0.0/8\", \"2001:db8:1::/48\"]",
+        "Addresses and CIDR ranges of the reverse proxies in front of the service. Where a filter reads an X-Forwarded-For list (sogo-auth, roundcube-auth, guacamole), the client is the rightmost address that is not one of these: each trusted proxy appended the address it saw, everything left of the client is the client's own say. A trusted proxy is never banned, and a request whose every hop is trusted (or whose next hop is no address) counts for no one.",
+    ),
+    key(
         "ignoreself",
         "true",
         "false",

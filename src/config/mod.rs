@@ -143,6 +143,9 @@ pub struct JailConfig {
     pub bantime: BanTime,
     pub increment: Option<Increment>,
     pub ignoreip: AddrList,
+    /// Reverse proxies in front of the service: never banned; the client
+    /// is the rightmost forwarded-for address that is not one of them.
+    pub trusted_proxies: AddrList,
     pub ignoreself: bool,
     pub usedns: UseDns,
     /// Matched lines kept per address (for notifications).
@@ -526,6 +529,15 @@ fn read_jail(
             item.error(diags, format!("ignoreip: {e}"));
         }
     }
+    let mut trusted_proxies = AddrList::new();
+    for item in pick(layers, "trusted_proxies")
+        .and_then(|t| t.strings("trusted_proxies"))
+        .unwrap_or_default()
+    {
+        if let Err(e) = trusted_proxies.push_str(&item.value) {
+            item.error(diags, format!("trusted_proxies: {e}"));
+        }
+    }
     let usedns = match string("usedns") {
         None => UseDns::No,
         Some(v) => match v.value.as_str() {
@@ -598,6 +610,7 @@ fn read_jail(
         bantime,
         increment,
         ignoreip,
+        trusted_proxies,
         ignoreself: boolean("ignoreself", true),
         usedns,
         maxmatches: integer("maxmatches", 0..=1000, i64::from(maxretry.min(1000))) as u32,

@@ -468,3 +468,30 @@ fn reload_names_the_changed_at_start_keys() {
     let new = load(&dir2.path().join("jailwarden.toml")).unwrap().daemon;
     assert_eq!(old.changed_at_start(&new), ["backend", "recheck"]);
 }
+
+#[test]
+fn trusted_proxies_are_cidrs_with_positioned_errors() {
+    let dir = setup(
+        "[jails.svc]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\", \"proxy.example\"]\n",
+        &[],
+    );
+    let errs = errors(dir.path());
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0].starts_with("jailwarden.toml:2:34: trusted_proxies: \"10.0.0.0/33\" is not"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("jailwarden.toml:2:49: trusted_proxies: \"proxy.example\" is not"),
+        "{errs:?}"
+    );
+    let dir = setup(
+        "[defaults]\ntrusted_proxies = [\"10.0.0.0/8\", \"2001:db8:1::/48\"]\n[jails.svc]\n",
+        &[],
+    );
+    let c = load(&dir.path().join("jailwarden.toml")).expect("valid");
+    let t = &c.jails["svc"].trusted_proxies;
+    assert!(t.contains("10.1.2.3".parse().unwrap()));
+    assert!(t.contains("2001:db8:1::9".parse().unwrap()));
+    assert!(!t.contains("192.0.2.1".parse().unwrap()));
+}

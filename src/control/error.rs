@@ -23,7 +23,7 @@ pub enum Error {
     NoSuchJail(String),
     /// The address is not an IPv4/IPv6 address (or, for Unban, a CIDR).
     InvalidAddress(String),
-    /// The address is in the jail's ignoreip list, or is this host's own.
+    /// The address is in the jail's ignoreip or trusted_proxies, or is this host's own.
     IgnoredAddress(String),
     /// Unban matched no ban.
     NotBanned(String),

@@ -26,7 +26,9 @@ pub enum ControlError {
     /// A range that cannot be banned (the message says why).
     #[error("{0}")]
     InvalidRange(String),
-    #[error("{0} is in the jail's ignoreip list (or is this host's own address)")]
+    #[error(
+        "{0} is never banned in this jail (its ignoreip or trusted_proxies, or this host's own address)"
+    )]
     IgnoredAddress(String),
     #[error("the configuration has problems:\n{0}")]
     Config(String),

@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::bans::BanIndex;
 use super::control::{ControlError, CoreEvent, CoreHandle, JailStatus, Reported, Request, Status};
-use crate::addr::{AddrList, Host, ban_net, canonical, parse_addr};
+use crate::addr::{AddrList, Host, ban_net, canonical, client_behind, parse_addr};
 use crate::ban::actions::{ActionEvent, Actions, MatchBuffer};
 use crate::ban::{Ban, Banner, JailFirewall};
 use crate::config::duration::{BanTime, format_duration};
@@ -92,8 +92,13 @@ fn jail_matcher(c: &JailConfig) -> Matcher {
     m
 }
 
+/// Never banned: `ignoreip`, this host's addresses (`ignoreself`), and the
+/// jail's trusted proxies (a proxy is never the client).
 fn ignore_list(c: &JailConfig, self_addrs: &AddrList) -> AddrList {
     let mut l = c.ignoreip.clone();
+    for n in c.trusted_proxies.nets() {
+        l.push(*n);
+    }
     if c.ignoreself {
         for n in self_addrs.nets() {
             l.push(*n);
@@ -375,7 +380,17 @@ impl Core {
 
     fn failure(&mut self, jail: &str, f: Failure, line: &[u8], now: Timestamp) {
         let time = f.time.unwrap_or(now);
-        match f.host {
+        // Behind reverse proxies the client is the rightmost forwarded-for
+        // address that is not a trusted proxy; a request whose every hop
+        // is trusted counts for no one.
+        let Some(trusted) = self.jails.get(jail).map(|rt| &rt.config.trusted_proxies) else {
+            return;
+        };
+        let Some(host) = client_behind(&f.host, &f.forwarded, trusted) else {
+            debug!(jail, host = %f.host, forwarded = ?f.forwarded, "failure through trusted proxies only: no client to blame");
+            return;
+        };
+        match host {
             Host::Addr(a) => {
                 self.count(jail, a, time, f.attempts, f.repeat, Some(line), now);
             }

@@ -22,6 +22,7 @@ pub mod template;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
 
-use crate::addr::{Host, parse_addr, parse_host};
+use crate::addr::{Host, parse_addr, parse_forwarded, parse_host};
 use crate::config::journal_match::JournalMatch;
 use crate::config::reader::{Diagnostics, Located, SourceFile, Table};
 use date::DateFinder;
@@ -62,6 +63,12 @@ pub struct Failure {
     /// Counts only for an address that already has a counted failure in
     /// the jail's window (role `repeat`); never bans alone.
     pub repeat: bool,
+    /// The proxies' X-Forwarded-For elements the line carries before
+    /// `host` (the hop the service saw), left (client-supplied) to right
+    /// (nearest); `None` for an element that is no address. A jail with
+    /// `trusted_proxies` takes the client from them (see
+    /// [`crate::addr::client_behind`]); without, `host` is the client.
+    pub forwarded: Vec<Option<IpAddr>>,
 }
 
 /// What became of one line.
@@ -96,6 +103,7 @@ pub struct PatternInfo {
     addr_only: bool,
     host: Option<usize>,
     user: Option<usize>,
+    forwarded: Option<usize>,
     session: Option<usize>,
     content: Option<usize>,
 }
@@ -379,6 +387,7 @@ impl Filter {
                 addr_only: e.addr_only || pref.as_ref().is_some_and(|(_, _, pe)| pe.addr_only),
                 host: None,
                 user: None,
+                forwarded: None,
                 session: None,
                 content: None,
             });
@@ -458,6 +467,7 @@ impl Filter {
             let pid = PatternID::ZERO;
             info.host = gi.to_index(pid, "host");
             info.user = gi.to_index(pid, "user");
+            info.forwarded = gi.to_index(pid, "forwarded");
             info.session = gi.to_index(pid, "session");
             info.content = gi.to_index(pid, "content");
             singles.push(single);
@@ -663,6 +673,8 @@ pub struct Hit {
     pub user: Option<String>,
     /// The connection the line belongs to (hash of the `session` capture).
     pub session: Option<u64>,
+    /// The `forwarded` capture's elements (see [`Failure::forwarded`]).
+    pub forwarded: Vec<Option<IpAddr>>,
 }
 
 impl Scanner {
@@ -871,6 +883,9 @@ impl Scanner {
             host,
             user: group(info.user).map(|u| String::from_utf8_lossy(u).into_owned()),
             session: group(info.session).map(session_key),
+            forwarded: group(info.forwarded)
+                .map(parse_forwarded)
+                .unwrap_or_default(),
         })
     }
 }
@@ -924,12 +939,19 @@ impl Story {
             }
         };
         let info = &self.filter.patterns[hit.regex];
+        // A forwarded-for list belongs to the host of its own line.
+        let forwarded = if hit.host.is_some() {
+            hit.forwarded
+        } else {
+            Vec::new()
+        };
         let event = Event {
             role: info.role,
             host: hit.host,
             user: hit.user.clone(),
             step: info.step_index,
         };
+
         let verdict = match hit.session {
             Some(key) => self.sessions.apply(key, event, hit.time),
             None => Sessions::stateless(event),
@@ -945,6 +967,7 @@ impl Story {
                 user: hit.user,
                 users: v.users,
                 repeat: v.repeat,
+                forwarded,
             }),
         }
     }
