@@ -238,7 +238,9 @@
         return el("span", { title: localTime(b.expires_at), text: duration(left) });
     }
 
-    /* ---- daemon presence ---- */
+    /* ---- daemon presence ----
+     * Calls name their signature ("type"), so the bridge need not
+     * introspect the peer first (a bus may refuse introspection). */
 
     const bus = cockpit.dbus(null, { bus: "system" });
 
@@ -257,7 +259,7 @@
                 disconnected(null);
         });
         bus.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", [NAME],
-                 { name: "org.freedesktop.DBus" })
+                 { name: "org.freedesktop.DBus", type: "s" })
                 .then(([has]) => has ? connect() : disconnected(null))
                 .catch(ex => {
                     setState("stopped", _("Cannot reach the system bus"));
@@ -356,7 +358,7 @@
             systemd.addEventListener("close", () => { systemd = null });
         }
         const client = systemd;
-        client.call("/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "LoadUnit", [UNIT])
+        client.call("/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "LoadUnit", [UNIT], { type: "s" })
                 .then(([path]) => {
                     const unit = client.proxy("org.freedesktop.systemd1.Unit", path);
                     const service = client.proxy("org.freedesktop.systemd1.Service", path);
@@ -387,7 +389,7 @@
 
     $("unit-start").addEventListener("click", () => {
         const client = cockpit.dbus("org.freedesktop.systemd1", { bus: "system", superuser: "require" });
-        client.call("/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "StartUnit", [UNIT, "replace"])
+        client.call("/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "StartUnit", [UNIT, "replace"], { type: "ss" })
                 .then(() => showError("page-error", null))
                 .catch(ex => showError("page-error", ex))
                 .finally(() => { client.close(); window.setTimeout(unitStatus, 1000) });
@@ -437,7 +439,7 @@
             return;
         const b = $("reload");
         b.disabled = true;
-        m.call("Reload", [])
+        m.call("Reload", [], { type: "" })
                 .then(() => showError("page-error", null))
                 .catch(ex => showError("page-error", ex))
                 .finally(() => { b.disabled = false });
@@ -508,7 +510,7 @@
         const m = state.manager;
         if (!m || loadingBans)
             return loadingBans;
-        loadingBans = m.call("ListBanDetails", [""])
+        loadingBans = m.call("ListBanDetails", [""], { type: "s" })
                 .then(([now, list]) => {
                     state.clockOffset = now - Date.now() * 1000;
                     state.bans.clear();
@@ -742,7 +744,7 @@
         let chain = Promise.resolve();
         for (const k of keys) {
             const [jail, address] = k.split("\n");
-            chain = chain.then(() => m.call("Unban", [jail, address])
+            chain = chain.then(() => m.call("Unban", [jail, address], { type: "ss" })
                     .then(() => state.selected.delete(k))
                     .catch(ex => failures.push([address, ex])));
         }
@@ -788,7 +790,7 @@
         const submit = $("ban-submit");
         submit.disabled = true;
         showError("ban-error", null);
-        m.call("Ban", [jail, address, usec])
+        m.call("Ban", [jail, address, usec], { type: "sst" })
                 .then(() => { $("ban-address").value = "" })
                 .catch(ex => showError("ban-error", ex))
                 .finally(() => { submit.disabled = false });
@@ -859,7 +861,7 @@
             return;
         const r = range();
         const seq = ++chartSeq;
-        m.call("BanHistogram", ["", r.since, r.bucket, r.buckets])
+        m.call("BanHistogram", ["", r.since, r.bucket, r.buckets], { type: "sttu" })
                 .then(([counts]) => {
                     if (seq !== chartSeq)
                         return;
@@ -1031,7 +1033,7 @@
         showError("history-error", null);
         const logs = $("history-logs");
         logs.href = "#";
-        m.call("History", ["", address, 0, 200])
+        m.call("History", ["", address, 0, 200], { type: "sstu" })
                 .then(([rows]) => {
                     if (state.historyAddress !== address)
                         return;

@@ -305,38 +305,37 @@ fn the_cockpit_page_in_a_real_browser() {
     assert!(chown.success());
     let root_session = SessionBus::start(None);
     let user_session = SessionBus::start(Some("nobody"));
-    let _ws_root = cockpit_ws(
-        &wns,
-        Ws {
-            port: 9090,
-            user: None,
-            home: &root_home,
-            session_bus: &root_session.address,
-        },
-        &xdg,
-        bus.address(),
-        &t.path().join("ws-root.log"),
-    );
-    let _ws_user = cockpit_ws(
-        &wns,
-        Ws {
-            port: 9091,
-            user: Some("nobody"),
-            home: &user_home,
-            session_bus: &user_session.address,
-        },
-        &xdg,
-        bus.address(),
-        &t.path().join("ws-user.log"),
-    );
-    for port in [9090, 9091] {
+    // One cockpit-ws per browser session, started when the driver asks:
+    // a --local-session ends with its browser's connection.
+    let mut servers: Vec<Proc> = Vec::new();
+    let mut next_port = 9090u16;
+    let mut new_ws = |user: Option<&str>| -> u16 {
+        let port = next_port;
+        next_port += 1;
+        let (home, session_bus) = match user {
+            Some(_) => (&user_home, &user_session.address),
+            None => (&root_home, &root_session.address),
+        };
+        servers.push(cockpit_ws(
+            &wns,
+            Ws {
+                port,
+                user,
+                home,
+                session_bus,
+            },
+            &xdg,
+            bus.address(),
+            &t.path().join(format!("ws-{port}.log")),
+        ));
         wait_for(Duration::from_secs(20), "cockpit-ws to listen", || {
             wns.exec(&["nc", "-z", "127.0.0.1", &port.to_string()])
                 .status
                 .success()
                 .then_some(())
         });
-    }
+        port
+    };
 
     let mut driver = Command::new("ip")
         .args(["netns", "exec", &wns.0, PYTHON])
@@ -344,15 +343,6 @@ fn the_cockpit_page_in_a_real_browser() {
         .env("JW_BIN", BIN)
         .env("JW_SOCKET", daemon.socket())
         .env("JW_DAEMON_NETNS", &dns.0)
-        .env(
-            "JW_ROOT_URL",
-            "http://127.0.0.1:9090/cockpit/@localhost/jailwarden/index.html",
-        )
-        .env(
-            "JW_USER_URL",
-            "http://127.0.0.1:9091/cockpit/@localhost/jailwarden/index.html",
-        )
-        .env("JW_SHELL_URL", "http://127.0.0.1:9090/jailwarden")
         .env("JW_ARTIFACTS", &artifacts)
         .env("JW_SEEDED_MONTH", seeded_month.to_string())
         .env("JW_SEEDED_DAY", seeded_day.to_string())
@@ -387,7 +377,10 @@ fn the_cockpit_page_in_a_real_browser() {
         };
         eprintln!("drive.py: {line}");
         if let Some(ask) = line.strip_prefix("ASK ") {
+            let mut answer = "ok".to_string();
             match ask {
+                "ws-root" => answer = format!("ok {}", new_ws(None)),
+                "ws-nobody" => answer = format!("ok {}", new_ws(Some("nobody"))),
                 "stop-daemon" => {
                     daemon.stop();
                 }
@@ -399,7 +392,7 @@ fn the_cockpit_page_in_a_real_browser() {
                 "break-config" => daemon.rewrite_config("[jails.bad]\nbogus = 1\n"),
                 other => panic!("the driver asked for {other:?}"),
             }
-            writeln!(to_driver, "ok").expect("answer the driver");
+            writeln!(to_driver, "{answer}").expect("answer the driver");
             to_driver.flush().expect("flush");
         } else if let Some(json) = line.strip_prefix("RESULT ") {
             result = Some(serde_json::from_str::<serde_json::Value>(json).expect("result JSON"));

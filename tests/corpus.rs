@@ -299,6 +299,9 @@ fn run_file(
     let mut failed: BTreeMap<usize, String> = BTreeMap::new();
     let mut filters: HashMap<String, Result<Arc<Filter>, String>> = HashMap::new();
     let mut matchers: HashMap<String, Matcher> = HashMap::new();
+    // Per matcher, each address's last counted failure (for role repeat).
+    let mut counted: HashMap<String, HashMap<jailwarden::addr::Host, Option<Timestamp>>> =
+        HashMap::new();
     let _ = dir;
     for block in &parsed.blocks {
         for opts in &block.options {
@@ -349,6 +352,40 @@ fn run_file(
                         }
                         continue;
                     }
+                };
+                // A jail counts a `repeat` failure only for an address that
+                // already has a counted failure within findtime (the
+                // default, 10 minutes).
+                let outcome = match outcome {
+                    Outcome::Matched {
+                        regex,
+                        failure: Some(f),
+                    } => {
+                        let seen = counted.entry(key.clone()).or_default();
+                        let in_window =
+                            seen.get(&f.host).is_some_and(|last| match (last, f.time) {
+                                (Some(last), Some(now)) => {
+                                    now.duration_since(*last)
+                                        <= jiff::SignedDuration::from_secs(600)
+                                }
+                                _ => true,
+                            });
+                        if f.repeat && !in_window {
+                            Outcome::Matched {
+                                regex,
+                                failure: None,
+                            }
+                        } else {
+                            if !f.repeat {
+                                seen.insert(f.host.clone(), f.time);
+                            }
+                            Outcome::Matched {
+                                regex,
+                                failure: Some(f),
+                            }
+                        }
+                    }
+                    other => other,
                 };
                 let Some(i) = line.annotation else { continue };
                 let a = &parsed.annotations[i];

@@ -62,31 +62,36 @@ mod mail {
 
     #[test]
     fn dovecot_passdb_user_token_cannot_supply_the_address() {
+        // Passdb lines count in mode passdb (in normal mode the login
+        // process's line counts the attempt).
         // A one-token user that carries "ADDR):" is followed by ",REAL",
         // never by the "): " with a space that the pattern needs.
         let line = "Jan 29 05:13:40 mail dovecot: auth-worker(31326): \
                     pam(x,192.0.2.9):,203.0.113.5): unknown user";
-        assert_eq!(one("dovecot", line).as_deref(), Some(REAL));
+        assert_eq!(last("dovecot", "passdb", &[line]).as_deref(), Some(REAL));
         let line = "Jan 29 05:13:40 mail dovecot: auth: \
                     sql(x,192.0.2.9,<a>):,203.0.113.5,<b>): Password mismatch";
-        assert_eq!(one("dovecot", line).as_deref(), Some(REAL));
+        assert_eq!(last("dovecot", "passdb", &[line]).as_deref(), Some(REAL));
         // With spaces in the user the line is not ours at all.
         let line = "Jan 29 05:13:40 mail dovecot: auth: \
                     sql(x,192.0.2.9): Password mismatch (given password: y,203.0.113.5): Password mismatch";
-        assert_ne!(one("dovecot", line).as_deref(), Some("192.0.2.9"));
+        assert_ne!(
+            last("dovecot", "passdb", &[line]).as_deref(),
+            Some("192.0.2.9")
+        );
     }
 
     #[test]
     fn dovecot_24_user_and_password_text_cannot_supply_the_address() {
         let line = "Aug 30 00:10:57 auth(bob,203.0.113.5,sasl:login)<CvN>: Info: sql: Password \
                     mismatch (given password: x 192.0.2.9,sasl:login)";
-        assert_eq!(one("dovecot", line).as_deref(), Some(REAL));
+        assert_eq!(last("dovecot", "passdb", &[line]).as_deref(), Some(REAL));
         // A user with spaces forging the whole prefix: the real one would
         // have to sit inside the given password, which holds no ")".
         let line = "Aug 30 00:10:57 auth(y,192.0.2.9,sasl:login)<a>: Info: sql: Password mismatch \
                     (given password: x,203.0.113.5,sasl:login)<CvN>: Info: sql: Password mismatch \
                     (given password: pw)";
-        assert_eq!(one("dovecot", line), None);
+        assert_eq!(last("dovecot", "passdb", &[line]), None);
     }
 
     #[test]

@@ -1,20 +1,23 @@
-//! jailwarden as Debian installs it and systemd runs it: a Debian bookworm
-//! container booted with systemd as PID 1 (TESTING.md section 6), the
-//! package built by `cargo deb` from the binary under test installed in
-//! it, and an attacker next door.
+//! jailwarden as Debian installs it and systemd runs it: Debian 12
+//! (bookworm: systemd 252, OpenSSH 9.2, nftables 1.0.6) and Debian 13
+//! (trixie: systemd 257, OpenSSH 10 with sshd-session, nftables 1.1)
+//! containers booted with systemd as PID 1 (TESTING.md section 6), the
+//! same package (built by `make deb` from the binary under test) installed
+//! in each, and an attacker next door. Both run at once.
 //!
 //! The container has a network namespace of its own, joined by a veth pair
 //! to a peer namespace (192.0.2.1 ↔ 192.0.2.2); both are created and
 //! deleted here, so the host's network and firewall are never touched. The
-//! root file system is a cached debootstrap tree under
+//! root file system is a cached debootstrap tree per release under
 //! `/var/tmp/jailwarden-nspawn-root/` (built on the first run, ~1-2 min),
 //! booted with `--volatile=overlay`, so every run starts from the same tree
 //! and leaves it as it was.
 //!
 //! Needs root, `debootstrap`, `systemd-container`, `iproute2`, `nftables`,
 //! `sshpass`/`openssh-client`, the Debian mirror, and `cargo-deb`
-//! (`cargo install cargo-deb --locked`). `JAILWARDEN_NSPAWN_MIRROR`
-//! overrides the mirror (default: the Debian one apt uses).
+//! (`cargo install cargo-deb --locked`). The mirror is the Debian one apt
+//! uses here (its sources); `JAILWARDEN_NSPAWN_MIRROR` overrides it, and
+//! without either the test fails and says so.
 //!
 //! `cargo test --test nspawn -- --nocapture` shows each step and its time.
 
@@ -33,13 +36,30 @@ use std::time::{Duration, Instant};
 
 /// Cached trees live here, one directory per [`tree_key`].
 const CACHE: &str = "/var/tmp/jailwarden-nspawn-root";
-const SUITE: &str = "bookworm";
-/// Bump to rebuild the cached tree for a reason the package list doesn't show.
+/// A Debian release to boot.
+#[derive(Clone, Copy)]
+struct Release {
+    suite: &'static str,
+    version: u32,
+    /// systemd's version there (Type=notify-reload needs 253).
+    systemd: u32,
+}
+const BOOKWORM: Release = Release {
+    suite: "bookworm",
+    version: 12,
+    systemd: 252,
+};
+const TRIXIE: Release = Release {
+    suite: "trixie",
+    version: 13,
+    systemd: 257,
+};
+/// Bump to rebuild the cached trees for a reason the package list doesn't show.
 const TREE_VERSION: u32 = 1;
 /// What the container needs besides minbase: systemd as init, the bus and
 /// polkit for the D-Bus API, nftables to look at the kernel's sets, sshd
 /// to attack, procps for the unit's /bin/kill, make for `make install`,
-/// postfix for the mail action.
+/// postfix for the mail action, man-db for `man jailwarden`.
 /// The .deb's own dependencies are all here, so it installs offline.
 const PACKAGES: &[&str] = &[
     "systemd",
@@ -53,6 +73,7 @@ const PACKAGES: &[&str] = &[
     "procps",
     "make",
     "postfix",
+    "man-db",
 ];
 const CONTAINER_ADDR: &str = "192.0.2.1";
 const PEER_ADDR: &str = "192.0.2.2";
@@ -137,10 +158,11 @@ fn wait_child(child: &mut Child, limit: Duration) -> Option<std::process::ExitSt
 
 /// Say where the test is and how long it has run, so a slow or stuck
 /// step shows in the log.
-fn step(started: Instant, what: &str) {
+fn step(started: (Instant, &str), what: &str) {
     eprintln!(
-        "nspawn: [{:>6.1} s] {what}",
-        started.elapsed().as_secs_f64()
+        "nspawn {}: [{:>6.1} s] {what}",
+        started.1,
+        started.0.elapsed().as_secs_f64()
     );
 }
 
@@ -172,16 +194,17 @@ fn fnv(s: &str) -> u64 {
 }
 
 /// The cached tree's directory name: suite, version and package list.
-fn tree_key() -> String {
+fn tree_key(release: Release) -> String {
     let list = PACKAGES.join(",");
+    let suite = release.suite;
     format!(
-        "{SUITE}-v{TREE_VERSION}-{:016x}",
-        fnv(&format!("{SUITE} {list}"))
+        "{suite}-v{TREE_VERSION}-{:016x}",
+        fnv(&format!("{suite} {list}"))
     )
 }
 
 /// The Debian mirror apt uses here (first `.../debian` URI in its
-/// sources), else deb.debian.org.
+/// sources), or `$JAILWARDEN_NSPAWN_MIRROR`; no host name of our own.
 fn mirror() -> String {
     if let Ok(m) = std::env::var("JAILWARDEN_NSPAWN_MIRROR") {
         return m;
@@ -217,32 +240,38 @@ fn mirror() -> String {
             }
         }
     }
-    "http://deb.debian.org/debian".to_string()
+    panic!(
+        "no Debian mirror: apt's sources (/etc/apt/sources.list, /etc/apt/sources.list.d/) \
+         name no .../debian URI; set JAILWARDEN_NSPAWN_MIRROR=<mirror URL> to choose one"
+    )
 }
 
 /// The cached bookworm tree, debootstrapped on first use. A lock keeps
 /// concurrent test runs from building it twice; a tree only gets its final
 /// name once complete, so a killed run leaves nothing half-built in use.
-fn cached_tree() -> PathBuf {
+fn cached_tree(release: Release) -> PathBuf {
     let base = Path::new(CACHE);
+    let suite = release.suite;
     std::fs::create_dir_all(base).expect("create the cache directory");
-    let lock = File::create(base.join(".lock")).expect("create the cache lock");
+    // One lock per release: both releases' trees are built at once.
+    let lock = File::create(base.join(format!(".lock-{suite}"))).expect("create the cache lock");
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("lock the cache");
-    let key = tree_key();
+    let key = tree_key(release);
     let tree = base.join(&key);
     if tree.is_dir() {
         return tree;
     }
-    // Older versions and leftovers of interrupted runs.
+    // This release's older versions and leftovers of interrupted runs.
     for e in std::fs::read_dir(base).expect("read the cache").flatten() {
-        if e.file_name() != ".lock" {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{suite}-")) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
     let tmp = base.join(format!("{key}.tmp"));
     let mirror = mirror();
     eprintln!(
-        "nspawn: debootstrapping Debian {SUITE} from {mirror} into {} (first run only; 1-2 min)",
+        "nspawn: debootstrapping Debian {suite} from {mirror} into {} (first run only; 1-2 min)",
         tree.display()
     );
     let t = Instant::now();
@@ -250,7 +279,7 @@ fn cached_tree() -> PathBuf {
         Command::new("debootstrap")
             .arg("--variant=minbase")
             .arg(format!("--include={}", PACKAGES.join(",")))
-            .arg(SUITE)
+            .arg(suite)
             .arg(&tmp)
             .arg(&mirror),
         Duration::from_secs(1200),
@@ -275,6 +304,12 @@ fn cached_tree() -> PathBuf {
 /// so a scratch target directory holding a copy of the test binary makes
 /// it package exactly what `cargo test` built, without a release build.
 fn build_deb() -> PathBuf {
+    // Both releases install the same package: built once.
+    static DEB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DEB.get_or_init(build_deb_once).clone()
+}
+
+fn build_deb_once() -> PathBuf {
     let stage = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nspawn-deb");
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(stage.join("release")).expect("create the staging dir");
@@ -323,11 +358,12 @@ struct Net {
 }
 
 impl Net {
-    fn new() -> Net {
+    /// `n` tells apart the networks of one test process.
+    fn new(n: u32) -> Net {
         let id = std::process::id();
         let net = Net {
-            container: format!("jwns-c-{id}"),
-            peer: format!("jwns-p-{id}"),
+            container: format!("jwns-c{n}-{id}"),
+            peer: format!("jwns-p{n}-{id}"),
         };
         for ns in [&net.container, &net.peer] {
             let _ = run(Command::new("ip").args(["netns", "del", ns]));
@@ -621,17 +657,29 @@ fn child_named(parent: u32, name: &str) -> Option<u32> {
 }
 
 #[test]
-fn service_in_a_booted_debian() {
+fn service_in_a_booted_debian_12() {
     if root::skip_unless_root() {
         return;
     }
-    let started = Instant::now();
+    booted(BOOKWORM);
+}
+
+#[test]
+fn service_in_a_booted_debian_13() {
+    if root::skip_unless_root() {
+        return;
+    }
+    booted(TRIXIE);
+}
+
+fn booted(release: Release) {
+    let started = (Instant::now(), release.suite);
     step(started, "building the .deb");
     let deb = build_deb();
     step(started, "the cached tree");
-    let tree = cached_tree();
+    let tree = cached_tree(release);
     step(started, "booting");
-    let net = Net::new();
+    let net = Net::new(release.version);
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_jailwarden"))
         .parent()
         .expect("the binary's directory");
@@ -670,7 +718,25 @@ fn service_in_a_booted_debian() {
         "--no-install-recommends",
         &deb_inside,
     ]);
-    c.ok(&["systemctl", "enable", "--now", "jailwarden.service"]);
+    // The package enables and starts both units itself (its postinst,
+    // through deb-systemd-helper and deb-systemd-invoke): no systemctl here.
+    let os = c.ok(&["sh", "-c", ". /etc/os-release; echo $VERSION_ID"]);
+    assert_eq!(
+        os.trim(),
+        release.version.to_string(),
+        "the container's release"
+    );
+    let systemd = c.ok(&["systemctl", "--version"]);
+    let systemd: u32 = systemd
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        systemd >= release.systemd,
+        "systemd {systemd} in Debian {}",
+        release.version
+    );
     let enabled = c.ok(&[
         "systemctl",
         "is-enabled",
@@ -683,6 +749,26 @@ fn service_in_a_booted_debian() {
     assert_eq!(p["NRestarts"], "0");
     assert_eq!(p["Type"], "notify");
     assert_eq!(c.show("jailwarden.socket")["SubState"], "running");
+    // The control socket: 0600, handed to the daemon's user by the unit's
+    // RuntimeDirectory= (docs/cli-json.md, jailwarden(8) say so).
+    let sock = c.ok(&["stat", "-c", "%A %U", "/run/jailwarden/control.sock"]);
+    assert_eq!(sock.trim(), "srw------- jailwarden", "the control socket");
+    // The manual and the completions came with the package.
+    let page = c.ok(&["env", "MANWIDTH=120", "man", "-P", "cat", "jailwarden"]);
+    assert!(
+        page.contains("jailwarden test-filter"),
+        "man jailwarden: {page}"
+    );
+    let page = c.ok(&["env", "MANWIDTH=120", "man", "-P", "cat", "jailwarden.toml"]);
+    assert!(page.contains("ignoreip"), "man jailwarden.toml: {page}");
+    c.ok(&["man", "-w", "jailwarden-filter"]);
+    for f in [
+        "/usr/share/bash-completion/completions/jailwarden",
+        "/usr/share/zsh/vendor-completions/_jailwarden",
+        "/usr/share/fish/vendor_completions.d/jailwarden.fish",
+    ] {
+        c.ok(&["test", "-s", f]);
+    }
 
     // The sandbox as it runs: user jailwarden, CAP_NET_ADMIN and nothing
     // else, systemd's own verdicts.
@@ -766,6 +852,22 @@ fn service_in_a_booted_debian() {
     }
     let listed = c.ok(&["nft", "list", "table", "inet", "jailwarden"]);
     assert!(listed.contains(PEER_ADDR), "no element:\n{listed}");
+    if release.version >= 13 {
+        // OpenSSH 10 logs authentication from sshd-session: the shipped
+        // filter's journal_match and prefregex catch it.
+        let sessions = c.ok(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "_SYSTEMD_UNIT=ssh.service",
+            "_COMM=sshd-session",
+        ]);
+        assert!(
+            sessions.contains("nosuchuser"),
+            "no sshd-session lines: {sessions}"
+        );
+    }
     assert!(
         !net.peer_connects_to_ssh(),
         "the banned peer still reaches port 22"
@@ -960,6 +1062,13 @@ fn service_in_a_booted_debian() {
         ),
     ]);
     c.ok(&["systemctl", "daemon-reload"]);
+    // This test restarts the service more often than StartLimitBurst= allows.
+    c.ok(&[
+        "systemctl",
+        "reset-failed",
+        "jailwarden.service",
+        "jailwarden.socket",
+    ]);
     c.ok(&["systemctl", "restart", "jailwarden.service"]);
     let p = c.wait_service_ready();
     // Pings at 1 s keep a live daemon alive past several periods.
@@ -984,8 +1093,77 @@ fn service_in_a_booted_debian() {
     assert!(log.contains("Watchdog timeout"), "{log}");
     c.ok(&["rm", "-r", dropin]);
     c.ok(&["systemctl", "daemon-reload"]);
+    // This test restarts the service more often than StartLimitBurst= allows.
+    c.ok(&[
+        "systemctl",
+        "reset-failed",
+        "jailwarden.service",
+        "jailwarden.socket",
+    ]);
     c.ok(&["systemctl", "restart", "jailwarden.service"]);
     c.wait_service_ready();
+
+    // --- systemd >= 253: the notify-reload drop-in makes reload synchronous. ---
+    if release.systemd >= 253 {
+        step(
+            started,
+            "notify-reload: systemctl reload waits for the daemon.",
+        );
+        let dropins = "/etc/systemd/system/jailwarden.service.d";
+        c.ok(&["mkdir", "-p", dropins]);
+        c.ok(&[
+            "cp",
+            "/usr/share/doc/jailwarden/examples/notify-reload.conf.example",
+            &format!("{dropins}/notify-reload.conf"),
+        ]);
+        c.ok(&["systemctl", "daemon-reload"]);
+        // This test restarts the service more often than StartLimitBurst= allows.
+        c.ok(&[
+            "systemctl",
+            "reset-failed",
+            "jailwarden.service",
+            "jailwarden.socket",
+        ]);
+        c.ok(&["systemctl", "restart", "jailwarden.service"]);
+        let p = c.wait_service_ready();
+        assert_eq!(p["Type"], "notify-reload", "{p:?}");
+        assert!(
+            p.get("ExecReload").is_none_or(|v| v.is_empty()),
+            "the drop-in clears ExecReload=: {p:?}"
+        );
+        assert_eq!(
+            p.get("ReloadSignal").map(String::as_str),
+            Some("1"),
+            "SIGHUP: {p:?}"
+        );
+        let before = reloads(&c);
+        c.ok(&["systemctl", "reload", "jailwarden.service"]);
+        // No waiting here: systemctl returned after the daemon's READY=1,
+        // which follows its reload event (journald is only asked to have
+        // written what it already received).
+        c.ok(&["journalctl", "--sync"]);
+        assert_eq!(
+            reloads(&c),
+            before + 1,
+            "reload done when systemctl returns"
+        );
+        let p = c.show("jailwarden.service");
+        assert_eq!(
+            (p["ActiveState"].as_str(), p["SubState"].as_str()),
+            ("active", "running")
+        );
+        c.ok(&["rm", "-r", dropins]);
+        c.ok(&["systemctl", "daemon-reload"]);
+        // This test restarts the service more often than StartLimitBurst= allows.
+        c.ok(&[
+            "systemctl",
+            "reset-failed",
+            "jailwarden.service",
+            "jailwarden.socket",
+        ]);
+        c.ok(&["systemctl", "restart", "jailwarden.service"]);
+        c.wait_service_ready();
+    }
 
     // --- Stop: clean exit; bans stay in the kernel. ---
     step(started, "Stop: clean exit; bans stay in the kernel.");
@@ -1099,6 +1277,13 @@ fn service_in_a_booted_debian() {
         ]);
     }
     c.ok(&["systemctl", "daemon-reload"]);
+    // This test restarts the service more often than StartLimitBurst= allows.
+    c.ok(&[
+        "systemctl",
+        "reset-failed",
+        "jailwarden.service",
+        "jailwarden.socket",
+    ]);
     c.ok(&["systemctl", "restart", "jailwarden.service"]);
     c.wait_service_ready();
     c.ok(&["jailwarden", "ban", "sshd", "198.51.100.8"]);
@@ -1124,6 +1309,13 @@ fn service_in_a_booted_debian() {
     });
     c.ok(&["rm", "-r", dropins]);
     c.ok(&["systemctl", "daemon-reload"]);
+    // This test restarts the service more often than StartLimitBurst= allows.
+    c.ok(&[
+        "systemctl",
+        "reset-failed",
+        "jailwarden.service",
+        "jailwarden.socket",
+    ]);
     c.ok(&["systemctl", "restart", "jailwarden.service"]);
     c.wait_service_ready();
 

@@ -46,6 +46,13 @@ pub struct Connect {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Show the daemon and its jails (one jail in detail when named).
+    ///
+    /// The first line counts jails and bans; while the daemon still reads
+    /// the journal logged before it started (a first start reads the
+    /// longest findtime back), a second line shows how far it got. Then one
+    /// row per jail: enabled, filter, failures and bans now and ever,
+    /// maxretry, findtime, bantime. With JAIL: that jail's settings and its
+    /// bans.
     Status {
         /// Only this jail, with its bans.
         #[arg(add = ArgValueCompleter::new(crate::cli::complete::jails))]
@@ -423,7 +430,18 @@ struct StatusJson {
     version: String,
     active_bans: u32,
     total_bans: u64,
+    /// The journal backlog being read; `null` once it is.
+    backlog: Option<BacklogJson>,
     jails: Vec<JailRow>,
+}
+
+/// `status --json`'s `backlog`.
+#[derive(Debug, Serialize)]
+struct BacklogJson {
+    fraction: f64,
+    entries: u64,
+    position: Option<String>,
+    position_usec: u64,
 }
 
 /// One ban, as `bans --json` prints it.
@@ -521,10 +539,20 @@ async fn status(
             return Err(Failure::usage(format!("no jail named {name:?}")));
         }
     }
+    let backlog = prop::<bool>(&m, "BacklogActive").then(|| {
+        let position_usec: u64 = prop(&m, "BacklogPositionUSec");
+        BacklogJson {
+            fraction: prop(&m, "BacklogFraction"),
+            entries: prop(&m, "BacklogEntries"),
+            position: rfc3339(position_usec),
+            position_usec,
+        }
+    });
     let st = StatusJson {
         version: prop_string(&m, "Version"),
         active_bans: prop(&m, "ActiveBans"),
         total_bans: prop(&m, "TotalBans"),
+        backlog,
         jails,
     };
     if json {
@@ -536,7 +564,7 @@ async fn status(
         return Ok(out);
     }
     out.push_str(&format!(
-        "jailwarden {}: {} jail{}, {} ban{} in force, {} ever\n\n",
+        "jailwarden {}: {} jail{}, {} ban{} in force, {} ever\n",
         st.version,
         st.jails.len(),
         if st.jails.len() == 1 { "" } else { "s" },
@@ -544,6 +572,18 @@ async fn status(
         if st.active_bans == 1 { "" } else { "s" },
         st.total_bans
     ));
+    if let Some(b) = &st.backlog {
+        out.push_str(&format!(
+            "reading the journal backlog: {:.0}%, {} entries{}\n",
+            b.fraction * 100.0,
+            b.entries,
+            Some(b.position_usec)
+                .filter(|u| *u > 0)
+                .map(|u| format!(", logged up to {}", local_time(u)))
+                .unwrap_or_default()
+        ));
+    }
+    out.push('\n');
     let rows: Vec<Vec<Cell>> = st
         .jails
         .iter()

@@ -541,6 +541,37 @@ impl Manager {
         Ok(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
     }
 
+    /// Whether the daemon is still reading what was logged before it
+    /// started (first start: the longest findtime back; after a restart:
+    /// since its saved position). Polled: no PropertiesChanged.
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn backlog_active(&self) -> fdo::Result<bool> {
+        Ok(self.ctx.status().await.map_err(failed)?.backlog.is_some())
+    }
+
+    /// Share of the backlog's time span read, 0 to 1 (1 when none is read).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn backlog_fraction(&self) -> fdo::Result<f64> {
+        let b = self.ctx.status().await.map_err(failed)?.backlog;
+        Ok(b.map_or(1.0, |b| b.fraction))
+    }
+
+    /// Entries of the backlog read so far (0 when none is read).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn backlog_entries(&self) -> fdo::Result<u64> {
+        let b = self.ctx.status().await.map_err(failed)?.backlog;
+        Ok(b.map_or(0, |b| b.entries))
+    }
+
+    /// The time of the last backlog entry read, realtime µs (0 when none).
+    #[zbus(property(emits_changed_signal = "false"), name = "BacklogPositionUSec")]
+    async fn backlog_position_usec(&self) -> fdo::Result<u64> {
+        let b = self.ctx.status().await.map_err(failed)?.backlog;
+        Ok(b.map_or(0, |b| {
+            u64::try_from(b.position.as_microsecond()).unwrap_or(0)
+        }))
+    }
+
     /// An address was banned; expires_at_usec 0 = permanent; failures 0
     /// for bans by hand.
     #[zbus(signal)]

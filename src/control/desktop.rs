@@ -70,8 +70,9 @@ pub struct Limiter {
     shown: VecDeque<Instant>,
     /// Held-back events by jail since the last summary.
     held: BTreeMap<String, u64>,
-    /// Held back in this flood, all summaries together.
+    /// Held back in this flood, all summaries together (and by jail).
     flood_total: u64,
+    flood_by_jail: BTreeMap<String, u64>,
     last_address: Option<String>,
     last_summary: Option<Instant>,
 }
@@ -96,6 +97,7 @@ impl Limiter {
             return Verdict::Show;
         }
         *self.held.entry(jail.to_string()).or_default() += 1;
+        *self.flood_by_jail.entry(jail.to_string()).or_default() += 1;
         self.flood_total += 1;
         self.last_address = Some(address.to_string());
         Verdict::Held
@@ -125,6 +127,7 @@ impl Limiter {
                 .is_some_and(|t| now.duration_since(t) >= WINDOW)
             {
                 self.flood_total = 0;
+                self.flood_by_jail.clear();
                 self.last_summary = None;
                 self.shown.clear();
             }
@@ -134,7 +137,7 @@ impl Limiter {
             return None;
         }
         let by_jail: Vec<String> = self
-            .held
+            .flood_by_jail
             .iter()
             .map(|(jail, n)| format!("{jail}: {n}"))
             .collect();
@@ -299,6 +302,11 @@ mod tests {
         assert!(l.take_summary(t1).is_none(), "too soon");
         let s = l.take_summary(due + SUMMARY_EVERY).expect("second summary");
         assert_eq!(s.summary, "jailwarden: 101 more events held back");
+        assert!(
+            s.body.contains("nginx: 25, sshd: 76"),
+            "the whole flood: {}",
+            s.body
+        );
         // Quiet for a window: single notifications again.
         let later = due + SUMMARY_EVERY + WINDOW;
         assert!(l.take_summary(later).is_none());

@@ -59,6 +59,19 @@ pub struct JailStatus {
     pub logpath: Vec<String>,
 }
 
+/// Reading what was logged before the daemon started: on a first start
+/// the journal since the longest findtime, after a restart since the saved
+/// cursor. Reported until the reader first catches up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Entries of the backlog read so far.
+    pub entries: u64,
+    /// Share of the backlog's time span read (0 to 1).
+    pub fraction: f64,
+    /// The time of the last entry read.
+    pub position: Timestamp,
+}
+
 /// The daemon as a whole.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Status {
@@ -72,6 +85,8 @@ pub struct Status {
     pub started_at: Timestamp,
     /// How long the ban history is kept (`dbpurgeage`).
     pub dbpurgeage: Duration,
+    /// The journal backlog being read, if it is.
+    pub backlog: Option<Backlog>,
 }
 
 /// What `Report` did with the reported failure.

@@ -17,7 +17,9 @@ use jiff::{SignedDuration, Timestamp};
 use tracing::{debug, warn};
 
 use super::bans::BanIndex;
-use super::control::{ControlError, CoreEvent, CoreHandle, JailStatus, Reported, Request, Status};
+use super::control::{
+    Backlog, ControlError, CoreEvent, CoreHandle, JailStatus, Reported, Request, Status,
+};
 use crate::addr::{AddrList, Host, ban_net, canonical, client_behind, parse_addr};
 use crate::ban::actions::{ActionEvent, Actions, MatchBuffer};
 use crate::ban::{Ban, Banner, JailFirewall};
@@ -137,6 +139,8 @@ struct Retry {
 
 /// The core state; see the module docs.
 pub struct Core {
+    /// The journal backlog being read (set by the daemon loop).
+    backlog: Option<Backlog>,
     config: Arc<Config>,
     jails: BTreeMap<String, JailRuntime>,
     bans: BanIndex,
@@ -197,6 +201,7 @@ impl Core {
                 delay: Duration::from_secs(1),
             },
             started_at: now,
+            backlog: None,
             lines: 0,
             lines_at_minute: (now, 0, 0),
             total_bans: 0,
@@ -762,12 +767,25 @@ impl Core {
         } else {
             per_min.to_string()
         };
+        let backlog = match &self.backlog {
+            Some(b) => format!(
+                "; reading the journal backlog: {:.0}%, {} entries",
+                b.fraction * 100.0,
+                b.entries
+            ),
+            None => String::new(),
+        };
         format!(
-            "{} jail{}, {} banned, {rate} lines/min",
+            "{} jail{}, {} banned, {rate} lines/min{backlog}",
             self.jails.len(),
             if self.jails.len() == 1 { "" } else { "s" },
             self.bans.len()
         )
+    }
+
+    /// The journal backlog's progress, `None` once it is read.
+    pub fn set_backlog(&mut self, backlog: Option<Backlog>) {
+        self.backlog = backlog;
     }
 
     /// Serve one control request.
@@ -973,6 +991,7 @@ impl Core {
             lines_per_minute: self.lines_at_minute.1,
             started_at: self.started_at,
             dbpurgeage: self.config.daemon.dbpurgeage,
+            backlog: self.backlog,
         }
     }
 

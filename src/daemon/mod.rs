@@ -285,6 +285,9 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
         .context("cannot read the state database")?;
 
     let mut sources = Sources::none();
+    // The backlog's span: from where the reader starts (the saved
+    // position, else the longest findtime back) to now.
+    let backlog_span = (backlog_from(&core, now), now);
     start_journal(&core, &mut sources)?;
     let start = start_files(&core, &mut sources)?;
     core.record_positions(start, Timestamp::now());
@@ -327,10 +330,23 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             batch = recv_opt(&mut sources.journal_rx) => match batch {
                 Some(batch) => {
                     journal_read += batch.len() as u64;
+                    let batch_end = batch.last().map(|e| e.time);
                     core.journal_batch(batch, Timestamp::now());
+                    // Batches may arrive back to back for minutes (a
+                    // backlog, a flood): let the control surfaces' tasks
+                    // (connections, D-Bus handshakes) run between them, so
+                    // `status` answers meanwhile.
+                    tokio::task::yield_now().await;
                     if !backlog_done {
+                        let position = batch_end.unwrap_or(backlog_span.0);
+                        core.set_backlog(Some(control::Backlog {
+                            entries: journal_read,
+                            fraction: backlog_fraction(backlog_span, position),
+                            position,
+                        }));
                         if let Some(stats) = sources.journal.as_ref().map(JournalHandle::stats) {
                             if stats.caught_up > 0 && stats.delivered == journal_read {
+                                core.set_backlog(None);
                                 backlog_done = true;
                                 let secs = started.elapsed().as_secs_f64();
                                 info!(
@@ -430,6 +446,31 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
         warn!("actions did not finish within 60 s of stopping; left behind");
     }
     Ok(())
+}
+
+/// Where the journal reader starts: the time of the saved position, else
+/// the longest findtime before `now` (what `start_journal` asks for).
+fn backlog_from(core: &Core, now: Timestamp) -> Timestamp {
+    core.positions()
+        .get(JOURNAL_POSITION)
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .and_then(|json| json["time_usec"].as_i64())
+        .and_then(|u| Timestamp::from_microsecond(u).ok())
+        .unwrap_or_else(|| {
+            let back = jiff::SignedDuration::try_from(core.config().longest_findtime())
+                .unwrap_or_default();
+            now.checked_sub(back).unwrap_or(now)
+        })
+}
+
+/// How much of the backlog span `(from, until)` the reader has passed at
+/// `position`, 0 to 1.
+fn backlog_fraction((from, until): (Timestamp, Timestamp), position: Timestamp) -> f64 {
+    let span = until.duration_since(from).as_secs_f64();
+    if span <= 0.0 {
+        return 1.0;
+    }
+    (position.duration_since(from).as_secs_f64() / span).clamp(0.0, 1.0)
 }
 
 /// Return freed heap memory to the system (glibc keeps it otherwise).

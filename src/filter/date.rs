@@ -356,7 +356,9 @@ impl Cur<'_> {
         while self.i - start < max {
             match self.peek() {
                 Some(d @ b'0'..=b'9') => {
-                    v = v * 10 + u32::from(d - b'0');
+                    // Saturating: a run of digits in a hostile line must
+                    // not overflow (it is then no valid date anyway).
+                    v = v.saturating_mul(10).saturating_add(u32::from(d - b'0'));
                     self.i += 1;
                 }
                 _ => break,

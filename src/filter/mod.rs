@@ -103,6 +103,8 @@ pub struct PatternInfo {
     addr_only: bool,
     host: Option<usize>,
     user: Option<usize>,
+    /// `<F-ATTEMPTS>`: how many attempts the line reports.
+    attempts: Option<usize>,
     forwarded: Option<usize>,
     session: Option<usize>,
     content: Option<usize>,
@@ -387,6 +389,7 @@ impl Filter {
                 addr_only: e.addr_only || pref.as_ref().is_some_and(|(_, _, pe)| pe.addr_only),
                 host: None,
                 user: None,
+                attempts: None,
                 forwarded: None,
                 session: None,
                 content: None,
@@ -467,6 +470,7 @@ impl Filter {
             let pid = PatternID::ZERO;
             info.host = gi.to_index(pid, "host");
             info.user = gi.to_index(pid, "user");
+            info.attempts = gi.to_index(pid, "attempts");
             info.forwarded = gi.to_index(pid, "forwarded");
             info.session = gi.to_index(pid, "session");
             info.content = gi.to_index(pid, "content");
@@ -671,6 +675,8 @@ pub struct Hit {
     pub time: Option<Timestamp>,
     pub host: Option<(Host, String)>,
     pub user: Option<String>,
+    /// Attempts the line reports itself (`<F-ATTEMPTS>`), if it does.
+    pub attempts: Option<u32>,
     /// The connection the line belongs to (hash of the `session` capture).
     pub session: Option<u64>,
     /// The `forwarded` capture's elements (see [`Failure::forwarded`]).
@@ -882,6 +888,7 @@ impl Scanner {
             time,
             host,
             user: group(info.user).map(|u| String::from_utf8_lossy(u).into_owned()),
+            attempts: group(info.attempts).map(reported_attempts),
             session: group(info.session).map(session_key),
             forwarded: group(info.forwarded)
                 .map(parse_forwarded)
@@ -889,6 +896,19 @@ impl Scanner {
         })
     }
 }
+
+/// The count in an `<F-ATTEMPTS>` capture: at least 1, at most
+/// [`MAX_REPORTED_ATTEMPTS`] (a jail needs no more than maxretry).
+fn reported_attempts(digits: &[u8]) -> u32 {
+    let mut n: u32 = 0;
+    for d in digits.iter().filter(|d| d.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add(u32::from(d - b'0'));
+    }
+    n.clamp(1, MAX_REPORTED_ATTEMPTS)
+}
+
+/// Most attempts one line may stand for.
+pub const MAX_REPORTED_ATTEMPTS: u32 = 1000;
 
 /// Sessions are keyed by a 64-bit hash of the captured key (a pid): no
 /// allocation per line, and collisions among the few thousand live
@@ -950,6 +970,7 @@ impl Story {
             host: hit.host,
             user: hit.user.clone(),
             step: info.step_index,
+            attempts: hit.attempts.unwrap_or(1),
         };
 
         let verdict = match hit.session {
@@ -1389,6 +1410,43 @@ failregex = [
             }
         }
         assert_eq!(counted, 3, "three attempts of two lines each");
+    }
+
+    #[test]
+    fn a_line_that_reports_several_attempts_counts_them() {
+        let f = compile(
+            r#"failregex = ['^Disconnected \(auth failed, <F-ATTEMPTS>\d+</F-ATTEMPTS> attempts\): rip=<ADDR>$']"#,
+            "normal",
+        )
+        .unwrap();
+        let mut m = matcher(&f);
+        let attempts = |m: &mut Matcher, line: &str| match m.file_line(line.as_bytes()) {
+            Outcome::Matched {
+                failure: Some(f), ..
+            } => f.attempts,
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(
+            attempts(
+                &mut m,
+                "Disconnected (auth failed, 3 attempts): rip=192.0.2.1"
+            ),
+            3
+        );
+        assert_eq!(
+            attempts(
+                &mut m,
+                "Disconnected (auth failed, 0 attempts): rip=192.0.2.1"
+            ),
+            1
+        );
+        assert_eq!(
+            attempts(
+                &mut m,
+                "Disconnected (auth failed, 99999999999999 attempts): rip=192.0.2.1"
+            ),
+            MAX_REPORTED_ATTEMPTS
+        );
     }
 
     #[test]

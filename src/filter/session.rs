@@ -33,6 +33,9 @@ pub struct Event {
     /// The step of an attempt this line tells (index in the filter's
     /// `attempt` list), if its pattern names one.
     pub step: Option<u8>,
+    /// Attempts this line tells of (1, or what an `<F-ATTEMPTS>` capture
+    /// says: "auth failed, 3 attempts").
+    pub attempts: u32,
 }
 
 /// A failure the story produced: who, how many attempts, which users.
@@ -130,7 +133,11 @@ impl Sessions {
             (Role::Fail | Role::Repeat, Some((host, host_text))) => Some(Verdict {
                 host,
                 host_text,
-                attempts: 1,
+                attempts: if ev.role == Role::Repeat {
+                    1
+                } else {
+                    ev.attempts.max(1)
+                },
                 users: ev.user.into_iter().collect(),
                 repeat: ev.role == Role::Repeat,
             }),
@@ -234,7 +241,7 @@ impl Sessions {
                         }
                         // Its one failure already waits (pending or hostless).
                         if host.is_some() {
-                            let n = s.waiting().max(1);
+                            let n = s.waiting().max(1) + ev.attempts.max(1) - 1;
                             emit(s, n, None)
                         } else {
                             None
@@ -246,10 +253,10 @@ impl Sessions {
                             counted: false,
                         });
                         if host.is_some() {
-                            let n = s.waiting() + 1;
+                            let n = s.waiting() + ev.attempts.max(1);
                             emit(s, n, None)
                         } else {
-                            s.hostless += 1;
+                            s.hostless += ev.attempts.max(1);
                             None
                         }
                     }
@@ -315,6 +322,7 @@ mod tests {
             host: host.map(|h| (crate::addr::parse_host(h).unwrap(), h.to_string())),
             user: user.map(str::to_string),
             step: None,
+            attempts: 1,
         }
     }
 

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `<HOST>` | an IPv4 or IPv6 address (optionally `[bracketed]`, `::ffff:` stripped) or a DNS name, captured as `host` |
 //! | `<ADDR>` | the same without DNS names |
-//! | `<F-NAME>`…`</F-NAME>` | a named capture `name` (lowercased): `F-USER` → `user`, `F-CONTENT` → `content`, `F-SESSION` → `session` |
+//! | `<F-NAME>`…`</F-NAME>` | a named capture `name` (lowercased): `F-USER` → `user`, `F-CONTENT` → `content`, `F-SESSION` → `session`, `F-ATTEMPTS` → `attempts` (digits: how many attempts the line reports) |
 //!
 //! Any other `<NAME>` is a snippet from the filter's `[snippets]` or from
 //! `common.toml`, expanded recursively. `(?P<name>...)` and `(?<name>...)`

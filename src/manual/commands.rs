@@ -314,7 +314,15 @@ const FILES: &[(&str, &str)] = &[
     ),
     (
         "/usr/share/doc/jailwarden/examples/jail.d/",
-        "Example jail.d files (ipset, iptables, hosts.deny, mail).",
+        "Example jail.d files with Debian's paths (Apache, nginx, lighttpd, FTP servers, ipset, iptables, hosts.deny, mail).",
+    ),
+    (
+        "/usr/share/doc/jailwarden/services.md",
+        "A guide per service: which log, the setting it needs, the jail to add, how to check it with test-filter.",
+    ),
+    (
+        "/usr/share/doc/jailwarden/cli-json.md",
+        "The --json output of the client commands, field by field.",
     ),
 ];
 

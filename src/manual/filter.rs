@@ -104,6 +104,10 @@ const TAGS: &[(&str, &str)] = &[
         "What ties a connection's lines together when it is not the syslog pid.",
     ),
     (
+        "<F-ATTEMPTS>...</F-ATTEMPTS>",
+        "Digits: how many failed attempts the line reports itself (dovecot's \"auth failed, 3 attempts\"); the line counts that many failures (at least 1, at most 1000).",
+    ),
+    (
         "<F-FORWARDED>...</F-FORWARDED>",
         "An X-Forwarded-For list (\"a, b, c\") the service logged right before the <HOST> it names as the hop it saw: the chain list-then-host is walked from the right past the jail's trusted_proxies, and the first other address is the client (without trusted_proxies, <HOST> itself).",
     ),

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Drives jailwarden's Cockpit page in headless Chromium (Selenium), for
-tests/cockpit.rs, which set up the bus, the daemon (nftables in the
-namespace JW_DAEMON_NETNS) and two cockpit-ws sessions (root: JW_ROOT_URL,
-the user nobody: JW_USER_URL).
+tests/cockpit.rs, which sets up the bus, the daemon (nftables in the
+namespace JW_DAEMON_NETNS) and, when asked, a cockpit-ws local session per
+browser (as root, or as the user nobody).
 
 Asks the test to stop, start or reconfigure the daemon by printing
 "ASK <what>" and reading "ok"; prints "RESULT <json>" at the end. Any
@@ -25,9 +25,7 @@ from selenium.webdriver.common.by import By
 BIN = os.environ["JW_BIN"]
 SOCKET = os.environ["JW_SOCKET"]
 NETNS = os.environ["JW_DAEMON_NETNS"]
-ROOT_URL = os.environ["JW_ROOT_URL"]
-USER_URL = os.environ["JW_USER_URL"]
-SHELL_URL = os.environ["JW_SHELL_URL"]
+PAGE = "/cockpit/@localhost/jailwarden/index.html"
 ARTIFACTS = os.environ["JW_ARTIFACTS"]
 SEEDED_MONTH = int(os.environ["JW_SEEDED_MONTH"])
 SEEDED_DAY = int(os.environ["JW_SEEDED_DAY"])
@@ -43,8 +41,14 @@ def log(*args):
 def ask(what):
     log("ASK " + what)
     answer = sys.stdin.readline().strip()
-    if answer != "ok":
+    if answer.split(" ")[0] != "ok":
         raise RuntimeError(f"the test answered {answer!r} to {what}")
+    return answer[3:]
+
+
+def cockpit(user):
+    """A fresh cockpit-ws for one browser session, as root or nobody."""
+    return "http://127.0.0.1:" + ask("ws-" + user)
 
 
 def cli(*args, check=True):
@@ -195,7 +199,7 @@ def chart_total(d, since_usec=None):
 def root_session():
     d = browser()
     try:
-        d.get(ROOT_URL)
+        d.get(cockpit("root") + PAGE)
         wait("the daemon shown running", lambda: text(d, "#daemon-state") == "Running", timeout=20)
         wait("the jails table", lambda: len(d.find_elements(By.CSS_SELECTOR, "#jails tbody tr")) == 3)
         wait("the chart", lambda: d.find_elements(By.CSS_SELECTOR, "#chart rect.jw-bar"))
@@ -403,7 +407,7 @@ def user_session():
     """As the user nobody: reading works, changing is neither offered nor allowed."""
     d = browser()
     try:
-        d.get(USER_URL)
+        d.get(cockpit("nobody") + PAGE)
         wait("the daemon shown running", lambda: text(d, "#daemon-state") == "Running", timeout=20)
         wait("the jails", lambda: len(d.find_elements(By.CSS_SELECTOR, "#jails tbody tr")) == 4)
         wait("the bans", lambda: ban_row(d, "198.51.100.60"))
@@ -445,7 +449,7 @@ def shell_session():
     journal page filtered by the address."""
     d = browser()
     try:
-        d.get(SHELL_URL)
+        d.get(cockpit("root") + "/jailwarden")
         link = wait("the menu entry", lambda: [a for a in d.find_elements(By.CSS_SELECTOR, "nav a")
                                               if a.text.strip() == "Intrusion prevention"], timeout=30)
         assert link[0].get_attribute("href").endswith("/jailwarden"), link[0].get_attribute("href")

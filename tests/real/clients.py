@@ -6,6 +6,7 @@
     clients.py smtp-auth SRC HOST USER PASSWORD        (AUTH PLAIN on port 25)
     clients.py smtp-relay SRC HOST SENDER RECIPIENT     (RCPT for a foreign domain)
     clients.py imap SRC HOST USER PASSWORD [starttls]
+    clients.py imap-burst SRC HOST USER PASSWORD N [starttls]   (N wrong LOGINs on one connection)
     clients.py pop3 SRC HOST USER PASSWORD [stls]
 
 Exit status: 0 the server accepted (logged in, took the recipient), 1 it
@@ -121,6 +122,34 @@ def imap(src, host, user, password, tls=None):
     return 0
 
 
+def imap_burst(src, host, user, password, n, tls=None):
+    sock = connect(src, host, 143)
+
+    class Client(imaplib.IMAP4):
+        def _create_socket(self, timeout):
+            return sock
+
+    m = Client(host, 143, timeout=TIMEOUT)
+    if tls == "starttls":
+        m.starttls(ssl_context=tls_context())
+    refused = 0
+    for _ in range(int(n)):
+        try:
+            print(m.login(user, password))
+            return 0
+        except imaplib.IMAP4.abort as e:
+            print("closed:", e)
+            break
+        except imaplib.IMAP4.error as e:
+            print("refused:", e)
+            refused += 1
+    try:
+        m.logout()
+    except (imaplib.IMAP4.error, OSError):
+        pass
+    return 1 if refused else 2
+
+
 def pop3(src, host, user, password, tls=None):
     sock = connect(src, host, 110)
 
@@ -148,6 +177,7 @@ def main(argv):
         "smtp-auth": smtp_auth,
         "smtp-relay": smtp_relay,
         "imap": imap,
+        "imap-burst": imap_burst,
         "pop3": pop3,
     }
     if len(argv) < 2 or argv[1] not in commands:

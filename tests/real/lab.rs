@@ -13,7 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal};
+use rustix::process::Pid;
+pub use rustix::process::Signal;
 
 use crate::support::PrivateJournald;
 
@@ -284,6 +285,9 @@ pub struct Lab<'s> {
     pub dir: PathBuf,
     pub server_ns: String,
     pub client_ns: String,
+    /// The veth ends: in the server and in the client namespace.
+    pub server_dev: String,
+    pub client_dev: String,
     /// The cgroup slice of this lab's daemons.
     slice: PathBuf,
     keeper: Mutex<Option<Proc>>,
@@ -316,6 +320,7 @@ impl<'s> Lab<'s> {
         };
         ip(&["netns", "add", &server_ns]);
         ip(&["netns", "add", &client_ns]);
+        let (server_dev, client_dev) = (format!("jw{index}s"), format!("jw{index}c"));
         let slice = suite
             .cgroup
             .join(format!("{}-{name}.slice", suite.tag.replace('-', "_")));
@@ -326,12 +331,14 @@ impl<'s> Lab<'s> {
             dir,
             server_ns,
             client_ns,
+            server_dev,
+            client_dev,
             slice,
             keeper: Mutex::new(None),
             keeper_pid: 0,
             procs: Mutex::new(Vec::new()),
         };
-        let (vs, vc) = (format!("jw{index}s"), format!("jw{index}c"));
+        let (vs, vc) = (lab.server_dev.clone(), lab.client_dev.clone());
         ip(&[
             "link",
             "add",
@@ -533,6 +540,32 @@ impl<'s> Lab<'s> {
         }
     }
 
+    /// Processes in the server namespace whose command line is `cmdline`
+    /// (arguments joined by spaces).
+    pub fn server_pids(&self, cmdline: &str) -> Vec<u32> {
+        self.ns_pids(&self.server_ns)
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    let args: Vec<String> = c
+                        .split(|b| *b == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect();
+                    args.join(" ") == cmdline
+                })
+            })
+            .collect()
+    }
+
+    /// Send `sig` to processes of the server namespace (ours).
+    pub fn signal_server(&self, pids: &[u32], sig: Signal) {
+        let inside = self.ns_pids(&self.server_ns);
+        for pid in pids.iter().filter(|p| inside.contains(p)) {
+            signal(*pid, sig);
+        }
+    }
+
     fn ns_pids(&self, ns: &str) -> Vec<u32> {
         let out = run_limited(
             {
@@ -565,7 +598,26 @@ impl<'s> Lab<'s> {
             );
             !String::from_utf8_lossy(&out.stdout).trim().is_empty()
         });
-        assert!(ok, "{}: nothing listens on {proto}/{port}", self.name);
+        if !ok {
+            let mut outs = String::new();
+            for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "out") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(10).collect();
+                    outs.push_str(&format!(
+                        "\n--- {} ---\n{}",
+                        p.display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ));
+                }
+            }
+            panic!(
+                "{}: nothing listens on {proto}/{port} after {} s{outs}",
+                self.name,
+                limit.as_secs()
+            );
+        }
     }
 
     /// A client command in the client namespace, bounded by `limit`.

@@ -124,9 +124,31 @@ fn build_layers(services: &[Box<dyn Service>]) {
     );
 }
 
+/// Labs starting their daemons at once: 2 cores cannot start a dozen
+/// servers together without some taking a minute.
+const STARTING_AT_ONCE: usize = 4;
+static STARTING: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static STARTED: std::sync::Condvar = std::sync::Condvar::new();
+
 fn run_service(suite: &Suite, index: usize, svc: &dyn Service) -> Vec<Row> {
+    {
+        let mut n = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= STARTING_AT_ONCE {
+            n = STARTED.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+    }
+    struct Started;
+    impl Drop for Started {
+        fn drop(&mut self) {
+            *STARTING.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+            STARTED.notify_one();
+        }
+    }
+    let starting = Started;
     let lab = Lab::new(suite, index, svc.name(), svc.group());
     svc.start(&lab);
+    drop(starting);
     if let Some(secs) = std::env::var("JW_REAL_PAUSE")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -142,15 +164,14 @@ fn run_service(suite: &Suite, index: usize, svc: &dyn Service) -> Vec<Row> {
         );
         std::thread::sleep(std::time::Duration::from_secs(secs.min(900)));
     }
-    let version = String::from_utf8_lossy(
-        &lab.sh(&format!(
-            "dpkg-query -W -f '${{Version}}' {}",
-            svc.package()
-        ))
-        .stdout,
-    )
-    .trim()
-    .to_string();
+    let version_of = |package: &str| {
+        String::from_utf8_lossy(
+            &lab.sh(&format!("dpkg-query -W -f '${{Version}}' {package}"))
+                .stdout,
+        )
+        .trim()
+        .to_string()
+    };
     let tests = svc.jails();
     let warden = Warden::start(&lab, &tests);
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -159,8 +180,9 @@ fn run_service(suite: &Suite, index: usize, svc: &dyn Service) -> Vec<Row> {
                 .iter()
                 .enumerate()
                 .map(|(j, t)| {
-                    let (warden, version) = (&warden, &version);
-                    scope.spawn(move || run_jail(warden, t, j, version))
+                    let warden = &warden;
+                    let version = version_of(t.package.unwrap_or(svc.package()));
+                    scope.spawn(move || run_jail(warden, t, j, &version))
                 })
                 .collect();
             handles
@@ -169,13 +191,23 @@ fn run_service(suite: &Suite, index: usize, svc: &dyn Service) -> Vec<Row> {
                 .collect::<Vec<Row>>()
         })
     }));
+    // Checks of the service's own, once the common ones passed.
+    let outcome = outcome.and_then(|mut rows| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            for mut row in svc.extra(&warden) {
+                row.version = version_of(svc.package());
+                rows.push(row);
+            }
+            rows
+        }))
+    });
     // What the daemons wrote is worth keeping, above all when a check failed.
     keep_fixtures(
         &lab,
         svc,
         &tests,
         outcome.as_ref().ok().map(Vec::as_slice),
-        &version,
+        &version_of,
     );
     svc.stop(&lab);
     outcome.unwrap_or_else(|p| std::panic::resume_unwind(p))
@@ -188,7 +220,7 @@ fn keep_fixtures(
     svc: &dyn Service,
     tests: &[scenario::JailTest],
     rows: Option<&[Row]>,
-    version: &str,
+    version_of: &dyn Fn(&str) -> String,
 ) {
     let capture = std::env::var_os("JW_REAL_CAPTURE").is_some();
     let mut sources: Vec<&Capture> = tests.iter().map(|t| &t.source).collect();
@@ -199,10 +231,15 @@ fn keep_fixtures(
             Capture::File(path) => lab.file(path).unwrap_or_default(),
         };
         let name = source.fixture_name(svc.name());
+        let package = tests
+            .iter()
+            .find(|t| &t.source == source)
+            .and_then(|t| t.package)
+            .unwrap_or(svc.package());
         let mut head = String::new();
         head.push_str(&format!(
-            "# tests/real fixture: what {} {version} wrote on Debian 12 under attack by real clients.\n",
-            svc.package()
+            "# tests/real fixture: what {package} {} wrote on Debian 12 under attack by real clients.\n",
+            version_of(package)
         ));
         head.push_str(&format!("# configuration: {}\n", svc.config_note()));
         head.push_str(&match source {
@@ -222,16 +259,24 @@ fn keep_fixtures(
                 "# jail: {} filter: {} mode: {} clients: {}\n",
                 t.jail, filter.0, filter.1, t.what
             ));
-            match rows.and_then(|r| r.get(i)) {
-                Some(row) => {
-                    let expect: Vec<String> = row
-                        .expected
-                        .iter()
-                        .map(|(a, n)| format!("{a}={n}"))
-                        .collect();
-                    head.push_str(&format!("# expect: {}\n", expect.join(" ")));
+            // The jail's own checks (row i) and any extra ones on it.
+            let extra = format!("{} (", t.jail);
+            let mine: Vec<&Row> = rows
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .filter(|(k, r)| *k == i || r.jail.starts_with(&extra))
+                .map(|(_, r)| r)
+                .collect();
+            if mine.is_empty() {
+                head.push_str("# expect: (the run failed: no expectations)\n");
+            } else {
+                let mut expect = std::collections::BTreeMap::new();
+                for r in mine {
+                    expect.extend(r.expected.iter().map(|(a, n)| (a.clone(), *n)));
                 }
-                None => head.push_str("# expect: (the run failed: no expectations)\n"),
+                let expect: Vec<String> = expect.iter().map(|(a, n)| format!("{a}={n}")).collect();
+                head.push_str(&format!("# expect: {}\n", expect.join(" ")));
             }
         }
         let mut text = head.into_bytes();

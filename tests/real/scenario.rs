@@ -39,6 +39,9 @@ pub enum Who {
 /// failure (refused the password, rejected the request), `Err` with what
 /// happened instead.
 pub type Attempt = Box<dyn Fn(&Lab, Who, &str) -> Result<(), String> + Send + Sync>;
+/// `n` failed attempts from `src` on one connection (`Ok` when the server
+/// refused them all).
+pub type Burst = Box<dyn Fn(&Lab, &str, u32) -> Result<(), String> + Send + Sync>;
 /// One successful use from `src`: `Ok` when the server accepted it.
 pub type Success = Box<dyn Fn(&Lab, &str) -> Result<(), String> + Send + Sync>;
 
@@ -80,6 +83,14 @@ pub struct JailTest {
     pub source: Capture,
     /// What one attempt is, for the report and the fixture header.
     pub what: &'static str,
+    /// The jail's maxretry, if not [`MAXRETRY`].
+    pub maxretry: Option<u32>,
+    /// Several attempts on one connection (a client that keeps its
+    /// connection: sshd's password prompts, FTP logins, IMAP LOGINs): one
+    /// failure each, however the service logs them.
+    pub burst: Option<Burst>,
+    /// The package whose version the report gives, if not the service's.
+    pub package: Option<&'static str>,
 }
 
 /// The addresses of the jail at `index` within its lab.
@@ -90,6 +101,7 @@ pub struct Addrs {
     pub user: String,
     pub bystander: String,
     pub prober: String,
+    pub burst: String,
 }
 
 impl Addrs {
@@ -101,6 +113,7 @@ impl Addrs {
             user: format!("192.0.2.{}", base + 1),
             bystander: format!("192.0.2.{}", base + 2),
             prober: format!("192.0.2.{}", base + 3),
+            burst: format!("192.0.2.{}", base + 4),
         }
     }
 }
@@ -175,8 +188,9 @@ impl<'l, 's> Warden<'l, 's> {
         }
         for t in tests {
             over.push_str(&format!(
-                "[jails.{}]\nenabled = true\nmaxretry = {MAXRETRY}\nfindtime = \"10m\"\nbantime = \"10m\"\n\n",
-                t.jail
+                "[jails.{}]\nenabled = true\nmaxretry = {}\nfindtime = \"10m\"\nbantime = \"10m\"\n\n",
+                t.jail,
+                t.maxretry.unwrap_or(MAXRETRY)
             ));
         }
         std::fs::write(jail_d.join("99-tests-real.toml"), over).expect("write overrides");
@@ -298,6 +312,40 @@ impl<'l, 's> Warden<'l, 's> {
         out
     }
 
+    /// What to show when a check on the kernel or the daemon fails: the
+    /// ruleset and the daemon's last messages.
+    pub fn diagnose(&self) -> String {
+        let nft = run_limited(
+            {
+                let mut c = Command::new("ip");
+                c.args([
+                    "netns",
+                    "exec",
+                    &self.lab.server_ns,
+                    "nft",
+                    "list",
+                    "table",
+                    "inet",
+                    "jailwarden",
+                ]);
+                c
+            },
+            Duration::from_secs(20),
+        );
+        let log = self
+            .lab
+            .suite
+            .journal_text(&[&format!("_PID={}", self.pid)]);
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        format!(
+            "\n--- nft list table inet jailwarden ---\n{}{}\n--- jailwarden's last messages ---\n{}\n--- its stderr ---\n{}",
+            String::from_utf8_lossy(&nft.stdout),
+            String::from_utf8_lossy(&nft.stderr),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            std::fs::read_to_string(self.lab.dir.join("jailwarden.out")).unwrap_or_default()
+        )
+    }
+
     /// Is `addr` in one of the server namespace's jailwarden sets?
     pub fn in_kernel(&self, addr: &str) -> bool {
         let out = run_limited(
@@ -349,7 +397,7 @@ pub fn run_jail(warden: &Warden, t: &JailTest, index: usize, version: &str) -> R
     let lab = warden.lab;
     let started = std::time::Instant::now();
     let a = Addrs::of(index);
-    let m = MAXRETRY;
+    let m = t.maxretry.unwrap_or(MAXRETRY);
     let attackers: Vec<(String, Who)> = if t.ipv6 {
         vec![
             (a.attacker4.clone(), Who::Attacker),
@@ -464,7 +512,8 @@ pub fn run_jail(warden: &Warden, t: &JailTest, index: usize, version: &str) -> R
         banned_after.push(ev.failures);
         assert!(
             warden.in_kernel(src),
-            "{name}: {src} banned but not in the kernel set"
+            "{name}: {src} banned but not in the kernel set{}",
+            warden.diagnose()
         );
         assert!(
             !lab.tcp_connects(src, t.port),
@@ -484,12 +533,50 @@ pub fn run_jail(warden: &Warden, t: &JailTest, index: usize, version: &str) -> R
     );
     (t.succeed)(lab, &a.user)
         .unwrap_or_else(|e| panic!("{name}: the real user's login after the bans failed: {e}"));
+    // Several attempts on one connection: banned after maxretry of them.
+    let mut expected_burst = None;
+    if let Some(burst) = &t.burst {
+        burst(lab, &a.burst, m).unwrap_or_else(|e| panic!("{name}: burst from {}: {e}", a.burst));
+        let mut ev = None;
+        let ok = wait_until(Duration::from_secs(30), || {
+            ev = warden
+                .bans()
+                .into_iter()
+                .find(|b| b.jail == t.jail && b.address == a.burst);
+            ev.is_some()
+        });
+        assert!(
+            ok,
+            "{name}: {m} attempts on one connection from {} did not ban it; counted {:?}",
+            a.burst,
+            warden.counted(t.jail)
+        );
+        let failures = ev.map_or(0, |e| e.failures);
+        assert_eq!(
+            failures, m,
+            "{name}: {m} attempts on one connection banned after {failures} failures"
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || warden.in_kernel(&a.burst)),
+            "{name}: {} banned but not in the kernel set{}",
+            a.burst,
+            warden.diagnose()
+        );
+        assert!(
+            !lab.tcp_connects(&a.burst, t.port),
+            "{name}: {} is banned but still connects",
+            a.burst
+        );
+        banned_after.push(failures);
+        expected_burst = Some(a.burst.clone());
+    }
     // Whoever else was counted or banned is a wrong host.
     std::thread::sleep(Duration::from_secs(1));
     let failing: Vec<&str> = attackers
         .iter()
         .map(|(s, _)| s.as_str())
         .chain([a.user.as_str()])
+        .chain(expected_burst.as_deref())
         .collect();
     let mut wrong: Vec<String> = warden
         .counted(t.jail)
@@ -498,7 +585,10 @@ pub fn run_jail(warden: &Warden, t: &JailTest, index: usize, version: &str) -> R
         .cloned()
         .collect();
     for b in warden.bans() {
-        if b.jail == t.jail && !attackers.iter().any(|(s, _)| *s == b.address) {
+        if b.jail == t.jail
+            && !attackers.iter().any(|(s, _)| *s == b.address)
+            && expected_burst.as_deref() != Some(b.address.as_str())
+        {
             wrong.push(b.address);
         }
     }
@@ -512,6 +602,9 @@ pub fn run_jail(warden: &Warden, t: &JailTest, index: usize, version: &str) -> R
     let mut expected: BTreeMap<String, u32> =
         attackers.iter().map(|(s, _)| (s.clone(), m)).collect();
     expected.insert(a.user.clone(), m - 1);
+    if let Some(b) = &expected_burst {
+        expected.insert(b.clone(), m);
+    }
     Row {
         expected,
         service: lab.name.clone(),
@@ -519,7 +612,9 @@ pub fn run_jail(warden: &Warden, t: &JailTest, index: usize, version: &str) -> R
         version: version.to_string(),
         what: t.what.to_string(),
         maxretry: m,
-        attempts: m * attackers.len() as u32 + (m - 1),
+        attempts: m * attackers.len() as u32
+            + (m - 1)
+            + if expected_burst.is_some() { m } else { 0 },
         counted,
         banned_after,
         wrong_hosts: wrong,

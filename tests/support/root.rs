@@ -35,7 +35,7 @@ extern "C" fn summary() {
         let _ = writeln!(
             std::io::stderr(),
             "jailwarden tests: {n} test{} of tests/{suite}.rs SKIPPED: they need root \
-             (private journald, network namespaces, nftables, systemd-nspawn); run them with: sudo -E cargo test --test {suite}",
+             (private journald, network namespaces, nftables, systemd-nspawn); run them as root: sudo -E env \"PATH=$PATH\" cargo test --test {suite}",
             if n == 1 { "" } else { "s" }
         );
     }
@@ -68,7 +68,7 @@ pub fn skip_unless_root() -> bool {
 pub fn require_root(what: &str) {
     if !is_root() {
         panic!(
-            "{what} needs root: run the tests with sudo -E cargo test (tests as root are what CI runs)"
+            "{what} needs root: run the tests as root, as CI does: sudo -E env \"PATH=$PATH\" cargo test"
         );
     }
 }
