@@ -362,8 +362,17 @@ fn known_failures() -> BTreeSet<String> {
         .collect()
 }
 
-/// `jailwarden test-filter` as (line, host, time).
-fn ours(out: &Path, filter: &str, mode: &str, log: &Path, tz: &str) -> Vec<(usize, String, i64)> {
+/// `jailwarden test-filter` as (line, host, time): the failures a jail
+/// counts. A `repeat` failure counts only for an address with a counted
+/// failure within findtime before it (as the jail does, and tests/corpus.rs).
+fn ours(
+    out: &Path,
+    filter: &str,
+    mode: &str,
+    log: &Path,
+    tz: &str,
+    findtime: i64,
+) -> Vec<(usize, String, i64)> {
     let o = Command::new(env!("CARGO_BIN_EXE_jailwarden"))
         .env("TZ", tz)
         .args([
@@ -373,7 +382,7 @@ fn ours(out: &Path, filter: &str, mode: &str, log: &Path, tz: &str) -> Vec<(usiz
             "--mode",
             mode,
             "--format",
-            "tsv",
+            "json",
         ])
         .args(["--filter-dir", out.join("filters").to_str().unwrap()])
         .args([
@@ -387,19 +396,31 @@ fn ours(out: &Path, filter: &str, mode: &str, log: &Path, tz: &str) -> Vec<(usiz
         "{}",
         text(&o)
     );
-    let mut v: Vec<(usize, String, i64)> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let t = f
-                .get(2)
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .map_or(0, |t| t.as_second());
-            Some((f.first()?.parse().ok()?, f.get(1)?.to_string(), t))
-        })
-        .collect();
-    v.sort();
-    v
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for f in v["failures"].as_array().unwrap() {
+        let line = f["line"].as_u64().unwrap() as usize;
+        let host = f["host"].as_str().unwrap_or("").to_string();
+        let t = f["time"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_second());
+        if f["repeat"].as_bool().unwrap_or(false) {
+            let counted = last
+                .get(&host)
+                .is_some_and(|l| t == 0 || *l == 0 || t - l <= findtime);
+            if !counted {
+                continue;
+            }
+        } else {
+            last.insert(host.clone(), t);
+        }
+        out.push((line, host, t));
+    }
+    out.sort();
+    out
 }
 
 #[test]
@@ -460,7 +481,14 @@ fn imported_filters_find_what_fail2ban_regex_finds() {
     for (jail, log, corpus_name, f2b_filter) in cases {
         let j = &cfg.jails[jail];
         let theirs = fail2ban::regex(&s.f2b, &log, &f2b_filter, tz);
-        let mine = ours(&s.out, &j.filter_name, &j.mode, &log, tz);
+        let mine = ours(
+            &s.out,
+            &j.filter_name,
+            &j.mode,
+            &log,
+            tz,
+            j.findtime.as_secs() as i64,
+        );
         let t: BTreeMap<usize, (String, i64)> = theirs
             .iter()
             .map(|(l, h, t)| (*l, (h.clone(), *t)))
