@@ -94,7 +94,7 @@ enum Command {
     /// item not carried over exactly.
     #[command(name = "import-fail2ban")]
     ImportFail2ban {
-        /// Fail2ban's configuration directory (jail.conf, jail.d/, jail.local,
+        /// Fail2ban's configuration directory (with its jail.local, jail.d/,
         /// filter.d/, action.d/).
         #[arg(default_value = "/etc/fail2ban", value_name = "DIR")]
         dir: PathBuf,

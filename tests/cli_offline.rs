@@ -120,6 +120,46 @@ noise
 }
 
 #[test]
+fn test_filter_lists_a_repeat_only_when_a_jail_would_count_it() {
+    // Postfix during an auth-server outage (tests/real): the line alone
+    // never counts; after the address's own failure it does.
+    let log = b"Feb  3 08:29:28 mail postfix/smtpd[1]: warning: unknown[192.0.2.51]: SASL PLAIN authentication failed: Connection lost to authentication server, sasl_username=(unavailable)
+Feb  3 08:30:00 mail postfix/smtpd[1]: warning: unknown[192.0.2.52]: SASL PLAIN authentication failed: (reason unavailable), sasl_username=admin
+Feb  3 08:30:10 mail postfix/smtpd[1]: warning: unknown[192.0.2.52]: SASL PLAIN authentication failed: Connection lost to authentication server, sasl_username=(unavailable)
+Feb  3 08:59:00 mail postfix/smtpd[1]: warning: unknown[192.0.2.52]: SASL PLAIN authentication failed: Connection lost to authentication server, sasl_username=(unavailable)
+";
+    let out = jailwarden(
+        &[
+            "test-filter",
+            "--filter-dir",
+            &filters(),
+            "postfix",
+            "-",
+            "--mode",
+            "auth",
+            "--format",
+            "json",
+        ],
+        Some(log),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let got: Vec<(u64, &str, bool)> = v["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|f| {
+            (
+                f["line"].as_u64().unwrap_or(0),
+                f["host"].as_str().unwrap_or(""),
+                f["repeat"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(2, "192.0.2.52", false), (3, "192.0.2.52", true)]);
+    assert_eq!(v["attempts"], 2);
+}
+
+#[test]
 fn hostile_input_never_crashes_nor_bans_the_injected_address() {
     let mut log = Vec::new();
     log.extend_from_slice(b"Feb 25 14:34:10 srv sshd[1]: Failed password for invalid user x from 10.0.0.1 port 22 ssh2 from 192.0.2.9 port 5555 ssh2\n");

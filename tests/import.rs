@@ -362,8 +362,17 @@ fn known_failures() -> BTreeSet<String> {
         .collect()
 }
 
-/// `jailwarden test-filter` as (line, host, time).
-fn ours(out: &Path, filter: &str, mode: &str, log: &Path, tz: &str) -> Vec<(usize, String, i64)> {
+/// `jailwarden test-filter` as (line, host, time): the failures a jail
+/// counts. A `repeat` failure counts only for an address with a counted
+/// failure within findtime before it (as the jail does, and tests/corpus.rs).
+fn ours(
+    out: &Path,
+    filter: &str,
+    mode: &str,
+    log: &Path,
+    tz: &str,
+    findtime: i64,
+) -> Vec<(usize, String, i64)> {
     let o = Command::new(env!("CARGO_BIN_EXE_jailwarden"))
         .env("TZ", tz)
         .args([
@@ -373,7 +382,7 @@ fn ours(out: &Path, filter: &str, mode: &str, log: &Path, tz: &str) -> Vec<(usiz
             "--mode",
             mode,
             "--format",
-            "tsv",
+            "json",
         ])
         .args(["--filter-dir", out.join("filters").to_str().unwrap()])
         .args([
@@ -387,19 +396,31 @@ fn ours(out: &Path, filter: &str, mode: &str, log: &Path, tz: &str) -> Vec<(usiz
         "{}",
         text(&o)
     );
-    let mut v: Vec<(usize, String, i64)> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let t = f
-                .get(2)
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .map_or(0, |t| t.as_second());
-            Some((f.first()?.parse().ok()?, f.get(1)?.to_string(), t))
-        })
-        .collect();
-    v.sort();
-    v
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for f in v["failures"].as_array().unwrap() {
+        let line = f["line"].as_u64().unwrap() as usize;
+        let host = f["host"].as_str().unwrap_or("").to_string();
+        let t = f["time"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_second());
+        if f["repeat"].as_bool().unwrap_or(false) {
+            let counted = last
+                .get(&host)
+                .is_some_and(|l| t == 0 || *l == 0 || t - l <= findtime);
+            if !counted {
+                continue;
+            }
+        } else {
+            last.insert(host.clone(), t);
+        }
+        out.push((line, host, t));
+    }
+    out.sort();
+    out
 }
 
 #[test]
@@ -460,7 +481,14 @@ fn imported_filters_find_what_fail2ban_regex_finds() {
     for (jail, log, corpus_name, f2b_filter) in cases {
         let j = &cfg.jails[jail];
         let theirs = fail2ban::regex(&s.f2b, &log, &f2b_filter, tz);
-        let mine = ours(&s.out, &j.filter_name, &j.mode, &log, tz);
+        let mine = ours(
+            &s.out,
+            &j.filter_name,
+            &j.mode,
+            &log,
+            tz,
+            j.findtime.as_secs() as i64,
+        );
         let t: BTreeMap<usize, (String, i64)> = theirs
             .iter()
             .map(|(l, h, t)| (*l, (h.clone(), *t)))
@@ -715,12 +743,9 @@ fn files_are_not_replaced_without_force_and_failures_roll_back() {
     untouched(&s.out);
 }
 
-#[test]
-fn debian_stock_configuration_imports_and_runs() {
-    // Debian's configuration as installed: only sshd, on /var/log/auth.log,
-    // which Debian 12 no longer writes (no rsyslog): the journal instead.
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("jailwarden");
+/// An output directory with a main file that finds this checkout's filters.
+fn output_dir(tmp: &Path) -> PathBuf {
+    let out = tmp.join("jailwarden");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(
         out.join("jailwarden.toml"),
@@ -730,6 +755,15 @@ fn debian_stock_configuration_imports_and_runs() {
         ),
     )
     .unwrap();
+    out
+}
+
+#[test]
+fn debian_stock_configuration_imports_and_runs() {
+    // Debian's configuration as installed: only sshd, on /var/log/auth.log,
+    // which Debian 12 no longer writes (no rsyslog): the journal instead.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = output_dir(tmp.path());
     let o = jw(&[
         "import-fail2ban",
         "/etc/fail2ban",
@@ -766,16 +800,7 @@ fn every_stock_jail_enabled_imports_and_passes_check_config() {
     let f2b = tmp.path().join("fail2ban");
     fail2ban::copy_dir(Path::new("/etc/fail2ban"), &f2b);
     std::fs::write(f2b.join("jail.local"), "[DEFAULT]\nenabled = true\n").unwrap();
-    let out = tmp.path().join("jailwarden");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("jailwarden.toml"),
-        format!(
-            "[daemon]\nfilter_dirs = [\"{}\"]\n",
-            repo().join("config/filters").display()
-        ),
-    )
-    .unwrap();
+    let out = output_dir(tmp.path());
     let o = jw(&[
         "import-fail2ban",
         f2b.to_str().unwrap(),
@@ -806,4 +831,52 @@ fn every_stock_jail_enabled_imports_and_passes_check_config() {
         theirs.len()
     );
     print!("{}", &t[t.find("JAIL ").unwrap_or(0)..]);
+}
+
+#[test]
+fn the_imported_configuration_runs_and_bans() {
+    // The site's import, run by the daemon (backend none, beside a private
+    // journald): it starts, and the translated my-app filter bans after
+    // Fail2ban's maxretry (4, from jail.local's [DEFAULT]) failures in the
+    // log file the jail names.
+    let s = site();
+    let o = import(&s, &["--write"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let jails = std::fs::read_to_string(s.out.join("jail.d/50-fail2ban.toml")).unwrap();
+    let config = format!(
+        "[daemon]\nbackend = \"none\"\njournal_directory = \"{{journal}}\"\nfilter_dirs = [\"{}\", \"{{filters}}\"]\n\n{jails}",
+        s.out.join("filters").display()
+    );
+    let j = support::PrivateJournald::started();
+    let d = support::daemon::Daemon::start(&j, &config);
+    let log = s.logs.join("my-app.log");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let now = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system());
+    for i in 0..4 {
+        use std::io::Write;
+        writeln!(
+            f,
+            "{} web1 my-app[77]: login failed for user u{i} from 192.0.2.77",
+            now.strftime("%b %e %H:%M:%S")
+        )
+        .unwrap();
+    }
+    let ban = d.wait_ban("my-app", "192.0.2.77");
+    assert_eq!(ban.failures, 4);
+    assert_eq!(ban.bantime_usec, 3_600_000_000, "jail.local's bantime = 1h");
+    let status = jw(&[
+        "status",
+        "--json",
+        "--socket",
+        d.dir.path().join("control.sock").to_str().unwrap(),
+    ]);
+    let v: Value =
+        serde_json::from_slice(&status.stdout).unwrap_or_else(|_| panic!("{}", text(&status)));
+    let names: BTreeSet<&str> = v["jails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
 }

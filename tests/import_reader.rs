@@ -5,69 +5,15 @@
 //! would send to its server); every filter regex, date pattern, journal
 //! match, jail number and action command must be the same text.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use jailwarden::r#import::reader::{self, Fail2ban};
 use serde_json::Value;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        let t = to.join(e.file_name());
-        if p.is_dir() {
-            copy_dir(&p, &t);
-        } else {
-            std::fs::copy(&p, &t).unwrap();
-        }
-    }
-}
-
-/// `fail2ban-client -c DIR -d`, as JSON commands.
-fn fail2ban_stream(dir: &Path) -> Vec<Vec<Value>> {
-    assert!(
-        Path::new("/usr/bin/fail2ban-client").exists(),
-        "this test needs Debian's fail2ban package (.ci/packages/base.txt installs it)"
-    );
-    let out = Command::new("/usr/bin/fail2ban-client")
-        .arg("-c")
-        .arg(dir)
-        .arg("-d")
-        .output()
-        .expect("run fail2ban-client");
-    assert!(
-        out.status.success(),
-        "fail2ban-client -d failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut py = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg("import ast,json,sys\nprint(json.dumps([ast.literal_eval(l) for l in sys.stdin if l.startswith('[')]))")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    py.stdin.take().unwrap().write_all(&out.stdout).unwrap();
-    let res = py.wait_with_output().unwrap();
-    assert!(res.status.success());
-    let v: Value = serde_json::from_slice(&res.stdout).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_array().unwrap().clone())
-        .collect()
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
+use support::fail2ban::{copy_dir, dump as fail2ban_stream, text};
 
 /// Per jail: key → values, for the parts we translate.
 type Facts = BTreeMap<String, BTreeMap<String, Vec<String>>>;

@@ -135,6 +135,7 @@ fn scan(
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     let mut story = filter.story();
+    let mut repeats = Repeats::default();
     let mut s = Summary {
         hits: vec![0; filter.patterns().len()],
         ..Summary::default()
@@ -237,6 +238,7 @@ fn scan(
                             }
                             match failure {
                                 None => s.helpers += 1,
+                                Some(f) if !repeats.counts(&f, now) => s.helpers += 1,
                                 Some(f) => {
                                     s.failures += 1;
                                     s.attempts += u64::from(f.attempts);
@@ -341,6 +343,39 @@ fn scan(
                 }
             )
         }
+    }
+}
+
+/// What a jail does with role `repeat`: such a failure counts only for an
+/// address with a counted failure in the window before it (test-filter
+/// knows no jail: the default findtime, 10 minutes).
+#[derive(Default)]
+struct Repeats {
+    last: std::collections::HashMap<crate::addr::Host, jiff::Timestamp>,
+}
+
+/// Addresses remembered before the oldest are dropped (memory stays flat
+/// on a log of millions of addresses).
+const REPEATS_REMEMBERED: usize = 1 << 20;
+
+impl Repeats {
+    fn counts(&mut self, f: &Failure, now: jiff::Timestamp) -> bool {
+        let time = f.time.unwrap_or(now);
+        let window = jiff::SignedDuration::from_secs(600);
+        if f.repeat {
+            return self
+                .last
+                .get(&f.host)
+                .is_some_and(|last| time.duration_since(*last) <= window);
+        }
+        if self.last.len() >= REPEATS_REMEMBERED {
+            self.last.retain(|_, t| time.duration_since(*t) <= window);
+            if self.last.len() >= REPEATS_REMEMBERED {
+                self.last.clear();
+            }
+        }
+        self.last.insert(f.host.clone(), time);
+        true
     }
 }
 

@@ -19,12 +19,11 @@
 
 pub mod output;
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::net::IpAddr;
 
-use zbus::{Connection, OwnedVariant};
+use zbus::Connection;
 
+use crate::control::cli::{Props, prop, prop_string};
 use crate::control::dbus::ManagerProxy;
 use crate::control::error::{CallError, Error};
 use crate::control::{BUS_NAME, JAIL_INTERFACE, MANAGER_PATH};
@@ -268,24 +267,6 @@ async fn dispatch(words: &[String]) -> Reply {
         )),
         Err(e) => Reply::error(e.to_string()),
     }
-}
-
-type Props = HashMap<String, OwnedVariant>;
-
-fn prop<T>(p: &Props, key: &str) -> T
-where
-    T: for<'a> TryFrom<&'a OwnedVariant> + Default,
-{
-    p.get(key)
-        .and_then(|v| T::try_from(v).ok())
-        .unwrap_or_default()
-}
-
-fn prop_string(p: &Props, key: &str) -> String {
-    p.get(key)
-        .and_then(|v| <&str>::try_from(v).ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 fn prop_strings(p: &Props, key: &str) -> Vec<String> {
@@ -645,11 +626,6 @@ async fn command(conn: &Connection, words: &[String]) -> Result<Reply, CallError
         }
         _ => Reply::nok("Invalid command"),
     })
-}
-
-/// `true` when `a` parses as an address (for callers that check first).
-pub fn is_addr(a: &str) -> bool {
-    a.parse::<IpAddr>().is_ok() || crate::addr::parse_addr(a).is_some()
 }
 
 #[cfg(test)]

@@ -292,13 +292,13 @@ pub const INCREMENT: &[Key] = &[
         "factor",
         "1.0",
         "2.0",
-        "bantime × factor × 2^(previous bans of the address).",
+        "A repeat offender gets bantime × factor × 2^(previous bans of the address), never less than bantime; a first offence, bantime (as Fail2ban).",
     ),
     key(
         "multipliers",
         "-",
         "[1, 2, 4, 8, 16]",
-        "Instead of factor: bantime × multipliers[n] for the address's n-th ban (the last one repeats).",
+        "Instead of 2^n: bantime × factor × multipliers[n] for an address banned n times before (the last one repeats; a first offence gets bantime).",
     ),
     key(
         "maxtime",

@@ -113,9 +113,10 @@ impl DaemonConfig {
 /// `[jails.NAME.increment]`: longer bans for repeat offenders.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Increment {
-    /// bantime × factor × 2^(previous bans) ...
+    /// A repeat offender: bantime × factor × 2^(previous bans) ...
     pub factor: f64,
-    /// ... or bantime × multipliers[n] for the n-th ban (the last repeats).
+    /// ... or bantime × factor × multipliers[n] after n bans (the last
+    /// repeats); a first offence gets bantime.
     pub multipliers: Vec<f64>,
     /// Never longer than this.
     pub maxtime: Duration,

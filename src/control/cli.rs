@@ -462,9 +462,11 @@ struct BansJson {
     bans: Vec<BanJson>,
 }
 
-type Props = HashMap<String, OwnedVariant>;
+/// Properties as GetAll / GetManagedObjects return them.
+pub(crate) type Props = HashMap<String, OwnedVariant>;
 
-fn prop<T>(p: &Props, key: &str) -> T
+/// A property, or its type's default when absent or of another type.
+pub(crate) fn prop<T>(p: &Props, key: &str) -> T
 where
     T: for<'a> TryFrom<&'a OwnedVariant> + Default,
 {
@@ -473,7 +475,8 @@ where
         .unwrap_or_default()
 }
 
-fn prop_string(p: &Props, key: &str) -> String {
+/// A string property, or "".
+pub(crate) fn prop_string(p: &Props, key: &str) -> String {
     p.get(key)
         .and_then(|v| <&str>::try_from(v).ok())
         .unwrap_or_default()

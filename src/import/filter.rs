@@ -216,15 +216,12 @@ fn check_pattern(
     if let Some(p) = prefregex {
         text.push_str(&format!("prefregex = {}\n", toml_str(p)));
     }
+    let pattern = (pattern.to_string(), Pos::none());
     if ignore {
         text.push_str("failregex = ['^<HOST>$']\n");
-        text.push_str(&format!("ignoreregex = [{}]\n", toml_str(pattern)));
+        text.push_str(&render_ignoreregex(&[pattern]));
     } else {
-        text.push_str(&format!(
-            "failregex = [{{ regex = {}, role = \"{}\" }}]\n",
-            toml_str(pattern),
-            role.name()
-        ));
+        text.push_str(&render_failregex(&[(pattern.0, role, pattern.1)]));
     }
     compile_text(loader, "check", &text)
 }

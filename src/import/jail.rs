@@ -97,13 +97,7 @@ struct Source {
     logpath: Vec<String>,
 }
 
-fn source(
-    j: &JailDef,
-    plan: &Plan,
-    ours: &OurFilters,
-    dir: &Path,
-    report: &mut Report,
-) -> Option<Source> {
+fn source(j: &JailDef, plan: &Plan, ours: &OurFilters, report: &mut Report) -> Option<Source> {
     let name = j.name.as_str();
     let backend = j
         .opt("backend")
@@ -261,7 +255,6 @@ fn source(
     } else {
         report.carried(Some(name));
     }
-    let _ = dir;
     Some(Source {
         journal: Vec::new(),
         logpath: paths,
@@ -306,7 +299,7 @@ pub fn translate(
         return None;
     };
     let plan = filter::plan(j, f, ours, dir, report)?;
-    let src = source(j, &plan, ours, dir, report)?;
+    let src = source(j, &plan, ours, report)?;
     let jn = j.name.as_str();
     let mut keys: Vec<String> = vec!["enabled = true".into()];
     keys.push(format!("filter = {}", toml_str(&plan.filter)));

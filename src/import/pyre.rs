@@ -1182,8 +1182,6 @@ struct Emitter {
     /// Inside an alternative, a repeat or an optional part: a role tag
     /// there does not apply to every match.
     conditional_depth: usize,
-    /// Role tags opened (their closing tags emit nothing).
-    role_tags: Vec<String>,
     /// Host tags written.
     hosts: usize,
 }
@@ -1406,17 +1404,14 @@ impl Emitter {
             }
             "F-NOFAIL" => {
                 self.set_role(Role::Note, t)?;
-                self.role_tags.push("NOFAIL".into());
                 self.out.push_str("(?:");
             }
             "F-MLFFORGET" => {
                 self.set_role(Role::Close, t)?;
-                self.role_tags.push("MLFFORGET".into());
                 self.out.push_str("(?:");
             }
             "F-MLFGAINED" => {
                 self.set_role(Role::Success, t)?;
-                self.role_tags.push("MLFGAINED".into());
                 self.out.push_str("(?:");
             }
             "/F-NOFAIL" | "/F-MLFFORGET" | "/F-MLFGAINED" => self.out.push(')'),
@@ -1464,7 +1459,6 @@ pub fn translate(py: &str, ctx: &Context) -> Result<Pattern, String> {
         notes: rw.notes,
         exact: rw.exact,
         conditional_depth: 0,
-        role_tags: Vec::new(),
         hosts: 0,
     };
     em.emit(&tree)?;

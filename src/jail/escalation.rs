@@ -9,21 +9,27 @@ use crate::config::duration::BanTime;
 /// The ban time for an address banned `previous` times before (0 for a
 /// first offence). `random` in [0, 1) picks the random extra.
 ///
-/// With `multipliers`, the n-th ban lasts bantime × multipliers[n] (the
-/// last multiplier repeats); otherwise bantime × factor × 2^previous.
-/// Never above `maxtime` (unless the base itself is longer), plus up to
-/// `rndtime` so that a botnet cannot predict the unban.
+/// As Fail2ban's `bantime.increment`: a first offence gets the jail's
+/// bantime as it is; a repeat offender bantime × factor × 2^previous (never
+/// less than bantime), or with `multipliers` bantime × factor ×
+/// multipliers[previous] (the last multiplier repeats); never above
+/// `maxtime` (unless the base itself is longer); plus up to `rndtime` so
+/// that a botnet cannot predict the unban.
 pub fn escalate(base: BanTime, inc: Option<&Increment>, previous: u32, random: f64) -> BanTime {
     let (BanTime::For(base), Some(inc)) = (base, inc) else {
         return base;
     };
-    let scale = if inc.multipliers.is_empty() {
-        inc.factor * 2f64.powi(previous.min(62) as i32)
+    if previous == 0 {
+        return BanTime::For(base);
+    }
+    let b = base.as_secs_f64();
+    let secs = if inc.multipliers.is_empty() {
+        (b * inc.factor * 2f64.powi(previous.min(62) as i32)).max(b)
     } else {
         let i = (previous as usize).min(inc.multipliers.len() - 1);
-        inc.multipliers[i]
+        b * inc.factor * inc.multipliers[i]
     };
-    let secs = (base.as_secs_f64() * scale).min(inc.maxtime.as_secs_f64().max(base.as_secs_f64()));
+    let secs = secs.min(inc.maxtime.as_secs_f64().max(b));
     let extra = inc.rndtime.as_secs_f64() * random.clamp(0.0, 1.0);
     BanTime::For(Duration::from_secs_f64(
         (secs + extra).min(100.0 * 365.0 * 86_400.0),
@@ -79,7 +85,17 @@ mod tests {
     fn random_extra_and_edges() {
         let base = BanTime::For(Duration::from_secs(600));
         let i = inc(1.0, &[], 86_400, 100);
-        assert_eq!(secs(escalate(base, Some(&i), 0, 0.5)), 650);
+        assert_eq!(secs(escalate(base, Some(&i), 1, 0.5)), 1250);
+        // A first offence is not escalated, nor randomized (Fail2ban's rule).
+        assert_eq!(secs(escalate(base, Some(&i), 0, 0.5)), 600);
+        let doubled = inc(2.0, &[], 86_400, 100);
+        assert_eq!(secs(escalate(base, Some(&doubled), 0, 0.9)), 600);
+        assert_eq!(secs(escalate(base, Some(&doubled), 1, 0.0)), 2400);
+        // A factor below 1 never shortens a repeat offender's ban below bantime.
+        assert_eq!(
+            secs(escalate(base, Some(&inc(0.1, &[], 86_400, 0)), 1, 0.0)),
+            600
+        );
         assert_eq!(
             escalate(BanTime::Permanent, Some(&i), 5, 0.0),
             BanTime::Permanent
