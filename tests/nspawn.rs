@@ -1020,7 +1020,21 @@ fn booted(release: Release) {
     );
     c.ok(&["systemctl", "stop", "jailwarden.service"]);
     assert_eq!(c.show("jailwarden.service")["ActiveState"], "inactive");
-    assert_eq!(c.show("jailwarden.socket")["SubState"], "listening");
+    let socket_state = c.show("jailwarden.socket")["SubState"].clone();
+    assert_eq!(
+        socket_state,
+        "listening",
+        "the control socket after the service stopped:\n{}",
+        String::from_utf8_lossy(
+            &c.run(&[
+                "sh",
+                "-c",
+                "systemctl status --no-pager jailwarden.socket jailwarden.service; \
+                 journalctl --no-pager -u jailwarden.socket -u jailwarden.service -n 40",
+            ])
+            .stdout
+        )
+    );
     let sock = c.host_path("/run/jailwarden/control.sock");
     let conn =
         UnixStream::connect(&sock).unwrap_or_else(|e| panic!("connect {}: {e}", sock.display()));
