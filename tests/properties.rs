@@ -100,16 +100,15 @@ struct Stored {
 
 /// The naive model: every counted failure time of an address, forever;
 /// a decision looks at those within `[now - findtime, now]`.
-#[derive(Default)]
 struct Model {
+    limits: Limits,
+    ignore: Vec<ipnet::IpNet>,
     times: HashMap<IpAddr, Vec<Timestamp>>,
 }
 
 impl Model {
     fn record(
         &mut self,
-        limits: &Limits,
-        ignore: &[ipnet::IpNet],
         addr: IpAddr,
         time: Timestamp,
         attempts: u32,
@@ -117,7 +116,8 @@ impl Model {
         now: Timestamp,
     ) -> Decision {
         let addr = canonical(addr);
-        if ignore.iter().any(|n| n.contains(&addr)) {
+        let limits = &self.limits;
+        if self.ignore.iter().any(|n| n.contains(&addr)) {
             return Decision::Ignored;
         }
         let time = time.min(now);
@@ -162,7 +162,11 @@ fn run_window(limits: &Limits, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut ignore = AddrList::new();
     ignore.push_str("127.0.0.0/8").unwrap();
     let mut jail = Jail::new(limits.clone(), ignore.clone());
-    let mut model = Model::default();
+    let mut model = Model {
+        limits: limits.clone(),
+        ignore: ignore_nets,
+        times: HashMap::new(),
+    };
     let mut store: Vec<Stored> = Vec::new();
     let mut now = t0();
     for (step, op) in ops.iter().enumerate() {
@@ -181,7 +185,7 @@ fn run_window(limits: &Limits, ops: &[Op]) -> Result<(), TestCaseError> {
                     jail.record(a, time, attempts, now)
                 };
                 let attempts = if repeat { 1 } else { attempts };
-                let want = model.record(limits, &ignore_nets, a, time, attempts, repeat, now);
+                let want = model.record(a, time, attempts, repeat, now);
                 prop_assert_eq!(&got, &want, "step {}: {:?}", step, op);
                 match got {
                     Decision::Counted { .. } => store.push(Stored {
