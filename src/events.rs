@@ -23,6 +23,12 @@ pub const MESSAGE_ID_BACKEND_ERROR: &str = "b721d26f485e4e22ae23670b8082e497";
 /// failed: PROBLEM`, with `JAILWARDEN_ACTION` (and `JAILWARDEN_ADDRESS` when
 /// it concerned one ban). The ban itself stands; the daemon keeps running.
 pub const MESSAGE_ID_ACTION_ERROR: &str = "8cc0cf9c1332425cb093fdd88231951f";
+/// Journal entries were vacuumed away before the daemon read them (the
+/// saved cursor's entry and what followed it are gone): how many (of every
+/// unit) and over how long, with `JAILWARDEN_SKIPPED_ENTRIES` (-1:
+/// unknown) and `JAILWARDEN_SKIPPED_USEC`. Reading resumes from the oldest
+/// entry left.
+pub const MESSAGE_ID_JOURNAL_GAP: &str = "244654ca2a354b4faf826173ff1cd880";
 
 /// The MESSAGE of a ban event.
 pub fn ban_message(jail: &str, address: &str, bantime: &str, failures: u32) -> String {

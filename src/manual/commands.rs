@@ -186,7 +186,7 @@ fn command(out: &mut String, cmd: &clap::Command) {
 }
 
 /// Every MESSAGE_ID the daemon logs, with what it means (events.rs).
-fn journal_events() -> [(&'static str, &'static str); 7] {
+fn journal_events() -> [(&'static str, &'static str); 8] {
     [
         (
             events::MESSAGE_ID_BAN,
@@ -215,6 +215,10 @@ fn journal_events() -> [(&'static str, &'static str); 7] {
         (
             events::MESSAGE_ID_ACTION_ERROR,
             "[JAIL] action LABEL failed: PROBLEM; the ban stands. Fields JAILWARDEN_JAIL, JAILWARDEN_ACTION, JAILWARDEN_ADDRESS (when it concerned one ban).",
+        ),
+        (
+            events::MESSAGE_ID_JOURNAL_GAP,
+            "Journal entries were vacuumed away before they were read (the saved cursor is gone): how many, of every unit, and over how long; reading resumes from the oldest entry left. Fields JAILWARDEN_SKIPPED_ENTRIES (-1: unknown), JAILWARDEN_SKIPPED_USEC.",
         ),
     ]
 }

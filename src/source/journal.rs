@@ -208,6 +208,10 @@ pub enum JournalError {
         #[source]
         source: systemd::Error,
     },
+    /// A journal file shrank while mapped (SIGBUS, absorbed): what was
+    /// read since the last delivery is read again from a reopened journal.
+    #[error("a journal file was cut short while being read (SIGBUS)")]
+    FileCutShort,
     /// The journal directory was removed or replaced under the reader.
     #[error("journal directory {} was removed or replaced", .directory.display())]
     DirectoryReplaced {
@@ -732,6 +736,20 @@ struct Session {
     /// inotify on that directory itself (deleted or moved away), which
     /// sd-journal does not watch for.
     root_watch: Option<OwnedFd>,
+    /// [`super::sigbus::faults`] when the session opened.
+    faults: u64,
+}
+
+impl Session {
+    /// Fail the session if a journal file was cut short under it since it
+    /// opened: what was read may be zeros.
+    fn check_faults(&self) -> Result<(), JournalError> {
+        if super::sigbus::faults() == self.faults {
+            Ok(())
+        } else {
+            Err(JournalError::FileCutShort)
+        }
+    }
 }
 
 fn sd(op: &'static str) -> impl FnOnce(systemd::Error) -> JournalError {
@@ -793,6 +811,7 @@ impl Reader {
         // request (blocking_send could not be interrupted by stop()). Built
         // and dropped here: dropping a runtime inside the caller's async
         // context would panic.
+        super::sigbus::guard_this_thread();
         let rt = match tokio::runtime::Builder::new_current_thread().build() {
             Ok(rt) => rt,
             Err(e) => {
@@ -942,6 +961,7 @@ impl Reader {
         self.batch.clear();
         self.batch_bytes = 0;
         self.unsent_cursor = None;
+        let faults = super::sigbus::faults();
         // Before opening: a directory swapped in after this is noticed.
         let root = self.root_identity()?;
         let root_watch = self.watch_root()?;
@@ -954,13 +974,16 @@ impl Reader {
         let fd = journal.fd().map_err(sd("sd_journal_get_fd"))?;
         let skip = self.position(&mut journal)?;
         debug!(resume = ?self.resume, ?skip, "journal positioned");
-        Ok(Session {
+        let session = Session {
             journal,
             fd,
             skip,
             root,
             root_watch,
-        })
+            faults,
+        };
+        session.check_faults()?;
+        Ok(session)
     }
 
     fn add_matches(&self, journal: &mut JournalRef) -> Result<(), JournalError> {
@@ -988,6 +1011,10 @@ impl Reader {
                 // Checked before the matches go in: with them, an entry
                 // that no jail matches any more would look vacuumed.
                 let exists = cursor_exists(journal, cursor)?;
+                let oldest = match exists {
+                    Some(true) => None,
+                    _ => oldest_entry(journal)?,
+                };
                 self.add_matches(journal)?;
                 match (exists, usec) {
                     (Some(true), _) => {
@@ -997,13 +1024,16 @@ impl Reader {
                         Ok(Skip::Cursor(cursor.clone()))
                     }
                     (_, Some(usec)) => {
-                        warn!(
-                            cursor = %cursor,
-                            since = %timestamp_from_usec(*usec),
-                            "the saved journal cursor is no longer in the journal (vacuumed?); \
-                             resuming after its timestamp, entries logged in that same \
-                             microsecond are skipped"
-                        );
+                        match oldest.and_then(|o| Gap::between(cursor, *usec, &o)) {
+                            Some(gap) => gap.report(),
+                            None => warn!(
+                                cursor = %cursor,
+                                since = %timestamp_from_usec(*usec),
+                                "the saved journal cursor is no longer in the journal (vacuumed?); \
+                                 resuming after its timestamp, entries logged in that same \
+                                 microsecond are skipped"
+                            ),
+                        }
                         journal
                             .seek_realtime_usec(*usec)
                             .map_err(sd("sd_journal_seek_realtime_usec"))?;
@@ -1045,14 +1075,18 @@ impl Reader {
                 if self.shared.stopping() {
                     return Ok(Halt::Stop);
                 }
-                if session.journal.next().map_err(sd("sd_journal_next"))? == 0 {
+                let more = session.journal.next().map_err(sd("sd_journal_next"));
+                session.check_faults()?;
+                if more? == 0 {
                     break;
                 }
                 Counters::bump(&self.shared.counters.read);
                 if self.skip(session)? {
                     continue;
                 }
-                if let Some(entry) = self.collect(&mut session.journal)? {
+                let entry = self.collect(&mut session.journal);
+                session.check_faults()?;
+                if let Some(entry) = entry? {
                     self.batch_bytes += entry.line.len();
                     self.batch.push(entry);
                     if (self.batch.len() >= MAX_BATCH_ENTRIES
@@ -1069,7 +1103,9 @@ impl Reader {
             // Caught up: this session works.
             backoff.reset();
             Counters::bump(&self.shared.counters.caught_up);
-            let wake = self.wait(session)?;
+            let wake = self.wait(session);
+            session.check_faults()?;
+            let wake = wake?;
             if let Wake::Stop = wake {
                 return Ok(Halt::Stop);
             }
@@ -1289,6 +1325,97 @@ fn cursor_exists(journal: &mut JournalRef, cursor: &str) -> Result<Option<bool>,
     }
 }
 
+/// The oldest entry of the journal (no matches applied): its realtime
+/// and cursor.
+fn oldest_entry(journal: &mut JournalRef) -> Result<Option<(u64, String)>, JournalError> {
+    journal.seek_head().map_err(sd("sd_journal_seek_head"))?;
+    if journal.next().map_err(sd("sd_journal_next"))? == 0 {
+        return Ok(None);
+    }
+    let usec = journal
+        .timestamp_usec()
+        .map_err(sd("sd_journal_get_realtime_usec"))?;
+    let cursor = journal.cursor().map_err(sd("sd_journal_get_cursor"))?;
+    Ok(Some((usec, cursor)))
+}
+
+/// Entries vacuumed away before they were read: between the saved
+/// cursor's entry and the oldest entry left in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Gap {
+    /// The saved cursor's realtime, and the oldest entry's.
+    from_usec: u64,
+    until_usec: u64,
+    /// Entries of every unit in between, when both cursors carry sequence
+    /// numbers of the same journal (they do unless journald lost its
+    /// state, e.g. a new machine ID).
+    entries: Option<u64>,
+}
+
+impl Gap {
+    /// The gap left when the entry of `cursor` (at `usec`) is gone and
+    /// `oldest` is the journal's oldest entry; `None` when nothing after
+    /// the cursor is known to be missing.
+    fn between(cursor: &str, usec: u64, oldest: &(u64, String)) -> Option<Gap> {
+        let (until_usec, head) = oldest;
+        if *until_usec <= usec {
+            // Entries around the cursor's time are still there: only the
+            // cursor's own entry went (or it came from another journal).
+            return None;
+        }
+        let entries = match (cursor_seqnum(cursor), cursor_seqnum(head)) {
+            (Some((id, saved)), Some((head_id, first))) if id == head_id => {
+                Some(first.saturating_sub(saved).saturating_sub(1))
+            }
+            _ => None,
+        };
+        if entries == Some(0) {
+            // The very next entry is still there: nothing lost.
+            return None;
+        }
+        Some(Gap {
+            from_usec: usec,
+            until_usec: *until_usec,
+            entries,
+        })
+    }
+
+    /// Say so in the journal (see [`crate::events::MESSAGE_ID_JOURNAL_GAP`]).
+    fn report(&self) {
+        let from = timestamp_from_usec(self.from_usec);
+        let until = timestamp_from_usec(self.until_usec);
+        let span = Duration::from_micros(self.until_usec - self.from_usec);
+        let span = crate::config::duration::format_duration(span);
+        let how_many = match self.entries {
+            Some(n) => format!("{n} entries (of every unit)"),
+            None => "an unknown number of entries".to_string(),
+        };
+        warn!(
+            message_id = crate::events::MESSAGE_ID_JOURNAL_GAP,
+            jailwarden_skipped_entries = self
+                .entries
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+            jailwarden_skipped_usec = self.until_usec - self.from_usec,
+            "the saved journal cursor was vacuumed away: {how_many} logged over {span} \
+             (from {from} until {until}) were never read; resuming from the oldest entry left"
+        );
+    }
+}
+
+/// The sequence number ID and number (`s=`, `i=`) of a cursor.
+fn cursor_seqnum(cursor: &str) -> Option<(&str, u64)> {
+    let mut id = None;
+    let mut num = None;
+    for part in cursor.split(';') {
+        if let Some(v) = part.strip_prefix("s=") {
+            id = Some(v);
+        } else if let Some(v) = part.strip_prefix("i=") {
+            num = u64::from_str_radix(v, 16).ok();
+        }
+    }
+    Some((id?, num?))
+}
+
 /// How long poll may sleep: forever, unless sd-journal says its files are
 /// on a network file system, where inotify sees no remote changes and it
 /// needs to look at the files itself (`sd_journal_get_timeout`).
@@ -1375,6 +1502,32 @@ mod tests {
         assert_eq!(cursor_realtime(c), Some(0x661164d6077ba));
         assert_eq!(cursor_realtime("garbage"), None);
         assert_eq!(cursor_realtime("t=zz"), None);
+    }
+
+    #[test]
+    fn gaps_are_measured_by_sequence_numbers() {
+        let c = |i: u64, t: u64| format!("s=aa;i={i:x};b=bb;m=1;t={t:x};x=1");
+        assert_eq!(cursor_seqnum(&c(0x2a, 5)), Some(("aa", 0x2a)));
+        assert_eq!(cursor_seqnum("t=5"), None);
+        // Entries 11..=19 went.
+        assert_eq!(
+            Gap::between(&c(10, 100), 100, &(200, c(20, 200))),
+            Some(Gap {
+                from_usec: 100,
+                until_usec: 200,
+                entries: Some(9)
+            })
+        );
+        // The very next entry is there: nothing lost.
+        assert_eq!(Gap::between(&c(10, 100), 100, &(200, c(11, 200))), None);
+        // The journal still reaches back past the cursor's time.
+        assert_eq!(Gap::between(&c(10, 100), 100, &(50, c(3, 50))), None);
+        // Another journal's numbers: a gap of unknown size.
+        let other = "s=cc;i=1;b=bb;m=1;t=c8;x=1".to_string();
+        assert_eq!(
+            Gap::between(&c(10, 100), 100, &(200, other)).map(|g| g.entries),
+            Some(None)
+        );
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //!
 //! - [`journal`]: one reader for every journal jail.
 //! - [`file`]: inotify-driven tailing of log files, with rotation.
+//! - `sigbus`: journal files cut short while mapped do not kill the daemon.
 
 pub mod file;
 pub mod journal;
+mod sigbus;
 
 /// A jail as the sources know it: its name, stable across reloads and cheap
 /// to clone into every entry a source delivers.
