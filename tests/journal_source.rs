@@ -672,3 +672,229 @@ async fn serves_an_async_core() {
     // The reader is gone: the channel ends.
     assert!(rx.recv().await.is_none());
 }
+
+/// Send `msgs` natively as entries of `ident`, in one go (one sender).
+fn send_all(j: &PrivateJournald, ident: &str, msgs: &[String]) {
+    let entries: Vec<Vec<(&str, &[u8])>> = msgs
+        .iter()
+        .map(|m| {
+            vec![
+                ("SYSLOG_IDENTIFIER", ident.as_bytes()),
+                ("MESSAGE", m.as_bytes()),
+            ]
+        })
+        .collect();
+    let refs: Vec<support::Fields> = entries.iter().map(Vec::as_slice).collect();
+    j.send(&refs);
+    j.sync();
+}
+
+/// `journalctl --vacuum-size`: archived files go until the journal is
+/// below `size` (the active file always stays).
+fn vacuum_size(j: &PrivateJournald, size: &str) {
+    let out = std::process::Command::new("journalctl")
+        .arg("-D")
+        .arg(j.log_dir())
+        .arg(format!("--vacuum-size={size}"))
+        .output()
+        .expect("run journalctl --vacuum-size");
+    assert!(out.status.success(), "journalctl --vacuum-size failed");
+}
+
+/// The journal changes under a reader that is deep in a backlog (its
+/// core slow, its channel full): rotation, `--vacuum-size` deleting the
+/// very file being read, a clean journald restart and a crash. Every entry
+/// arrives once, in order: sd-journal keeps a deleted file it has open
+/// readable until it looks at the directory again, which it does only
+/// once the backlog is read.
+#[test]
+fn a_backlog_survives_rotation_vacuuming_and_journald_restarts_under_it() {
+    support::needs_root!();
+    let mut j = PrivateJournald::started();
+    let ident = "jw-churn";
+    let batch = |round: usize, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("c{round}-{i:05}")).collect()
+    };
+    let mut want: Vec<String> = batch(0, 3 * MAX_BATCH_ENTRIES);
+    send_all(&j, ident, &want);
+    let mut opts = options(
+        j.log_dir(),
+        vec![(id("j1"), jm(&[&format!("SYSLOG_IDENTIFIER={ident}")]))],
+        hour(),
+    );
+    opts.channel_capacity = 1;
+    let (handle, mut rx) = spawn(opts);
+    // The first batch: the reader is now blocked in the backlog.
+    let deadline = Instant::now() + TIMEOUT;
+    let mut got: Vec<JournalEntry> = Vec::new();
+    while got.is_empty() {
+        assert!(Instant::now() < deadline, "no first batch");
+        if let Ok(b) = rx.try_recv() {
+            got.extend(b);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(got.len() < want.len(), "the backlog was read at once");
+
+    j.rotate();
+    let more = batch(1, 50);
+    send_all(&j, ident, &more);
+    want.extend(more);
+    // Everything archived goes, the file being read among them.
+    vacuum_size(&j, "1");
+    j.restart();
+    let more = batch(2, 50);
+    send_all(&j, ident, &more);
+    want.extend(more);
+    j.crash();
+    j.start();
+    let more = batch(3, 50);
+    send_all(&j, ident, &more);
+    want.extend(more);
+    want.push("end".into());
+    j.syslog(ident, "end");
+
+    got.extend(recv_through(&mut rx, "end"));
+    let got = messages(&got);
+    assert_eq!(got.len(), want.len(), "lost or doubled entries");
+    assert_eq!(got, want);
+    assert!(handle.is_running());
+    handle.stop();
+}
+
+/// A `journal_directory` (a collector's output, journal-remote) whose
+/// files appear, vanish and are replaced while the reader follows it:
+/// each entry once, nothing from a vanished file read twice, the reader
+/// never stuck.
+#[test]
+fn a_journal_directory_whose_files_appear_and_vanish() {
+    support::needs_root!();
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("remote");
+    std::fs::create_dir(&dir).unwrap();
+    let now = Timestamp::now().as_microsecond() as u64;
+    // journal-remote must write into a directory of its own (it may
+    // rotate into siblings): build each file aside, then move it in.
+    let built = std::cell::Cell::new(0);
+    let file = |name: &str, first: u64, msgs: &[&str]| {
+        built.set(built.get() + 1);
+        let tmp = base.path().join(format!("build-{}", built.get()));
+        std::fs::create_dir(&tmp).unwrap();
+        let texts: Vec<Vec<u8>> = msgs.iter().map(|m| m.as_bytes().to_vec()).collect();
+        let fields: Vec<[(&str, &[u8]); 2]> = texts
+            .iter()
+            .map(|m| {
+                [
+                    ("SYSLOG_IDENTIFIER", &b"sshd"[..]),
+                    ("MESSAGE", m.as_slice()),
+                ]
+            })
+            .collect();
+        let entries: Vec<(u64, support::Fields)> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (first + i as u64 * 1000, &f[..]))
+            .collect();
+        let path = tmp.join(format!("{name}.journal"));
+        support::write_journal_file(&path, &entries);
+        std::fs::rename(&path, dir.join(format!("{name}.journal"))).unwrap();
+    };
+    let minute = 60_000_000;
+    file("a", now - 5 * minute, &["a1", "a2"]);
+    let (handle, mut rx) = spawn(options(
+        dir.clone(),
+        vec![(id("j1"), jm(&["SYSLOG_IDENTIFIER=sshd"]))],
+        hour(),
+    ));
+    assert_eq!(messages(&recv_through(&mut rx, "a2")), ["a1", "a2"]);
+
+    // A new file appears; the old one vanishes; another appears.
+    file("b", now - 4 * minute, &["b1", "b2"]);
+    assert_eq!(messages(&recv_through(&mut rx, "b2")), ["b1", "b2"]);
+    std::fs::remove_file(dir.join("a.journal")).unwrap();
+    file("c", now - 3 * minute, &["c1"]);
+    assert_eq!(messages(&recv_through(&mut rx, "c1")), ["c1"]);
+    // Everything vanishes, then a file of the same name comes back with
+    // newer entries (a collector that restarted).
+    std::fs::remove_file(dir.join("b.journal")).unwrap();
+    std::fs::remove_file(dir.join("c.journal")).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    file("b", now - 2 * minute, &["b3", "b4"]);
+    assert_eq!(messages(&recv_through(&mut rx, "b4")), ["b3", "b4"]);
+    file("d", now - minute, &["d1"]);
+    assert_eq!(messages(&recv_through(&mut rx, "d1")), ["d1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rx.try_recv().is_err(), "entries delivered twice");
+    assert!(handle.is_running());
+    handle.stop();
+}
+
+/// The daemon was stopped longer than the journal keeps entries: its saved
+/// cursor, and entries after it, were vacuumed away. It resumes from the
+/// oldest entry left, counts the failures there, and says in its journal
+/// event how much it never read.
+#[test]
+fn a_vacuumed_cursor_resumes_at_the_oldest_entry_and_says_what_was_skipped() {
+    use support::daemon::Daemon;
+    support::needs_root!();
+    const GAP_ID: &str = jailwarden::events::MESSAGE_ID_JOURNAL_GAP;
+    let j = PrivateJournald::started();
+    let mut d = Daemon::start(
+        &j,
+        r#"
+[daemon]
+backend = "none"
+journal_directory = "{journal}"
+filter_dirs = ["{filters}"]
+[defaults]
+ignoreself = false
+[jails.sshd]
+journal_match = ["_UID=0", "SYSLOG_IDENTIFIER=sshd"]
+maxretry = 5
+findtime = "1h"
+"#,
+    );
+    let failed = |addr: &str| {
+        j.syslog(
+            "sshd",
+            &format!("Failed password for root from {addr} port 4242 ssh2"),
+        )
+    };
+    failed("192.0.2.10");
+    assert!(
+        wait_until(TIMEOUT, || d.stored_failures("sshd", "192.0.2.10") == 1),
+        "first failure not counted"
+    );
+    d.term();
+    // While it is down: two failures, then the file holding them (and the
+    // cursor's entry) is archived and vacuumed away.
+    failed("192.0.2.20");
+    failed("192.0.2.20");
+    j.rotate();
+    failed("192.0.2.30");
+    vacuum_size(&j, "1");
+    assert!(
+        !j.messages(&["SYSLOG_IDENTIFIER=sshd"])
+            .iter()
+            .any(|m| m.contains("192.0.2.20")),
+        "not vacuumed"
+    );
+    d.spawn();
+    assert!(
+        wait_until(TIMEOUT, || d.stored_failures("sshd", "192.0.2.30") == 1),
+        "the failure after the gap was not counted"
+    );
+    assert_eq!(d.stored_failures("sshd", "192.0.2.10"), 1, "counted twice");
+    assert_eq!(d.stored_failures("sshd", "192.0.2.20"), 0);
+    let gaps = d.journal_fields(&[&format!("MESSAGE_ID={GAP_ID}")]);
+    let skipped: i64 = gaps
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("JAILWARDEN_SKIPPED_ENTRIES="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no gap event: {gaps}"));
+    // The two failures, and whatever else was logged meanwhile (the
+    // daemon's own stop, journald's rotation notes).
+    assert!(skipped >= 2, "{gaps}");
+    assert!(gaps.contains("were never read"), "{gaps}");
+    d.term();
+}

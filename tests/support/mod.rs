@@ -462,13 +462,18 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// its directory must hold nothing else journal-remote might rotate into)
 /// with `systemd-journal-remote`, for offline fixtures whose timestamps a
 /// test chooses. Each entry is `(realtime_usec, fields)`; `_BOOT_ID` and
-/// `__MONOTONIC_TIMESTAMP` are filled in.
+/// `__MONOTONIC_TIMESTAMP` (consistent with the realtime) are filled in.
 pub fn write_journal_file(path: &Path, entries: &[(u64, Fields)]) {
     const BOOT_ID: &str = "0123456789abcdef0123456789abcdef";
+    const BOOT_AT: u64 = 1_000_000_000_000_000;
     let mut export = Vec::new();
     for (n, (usec, fields)) in entries.iter().enumerate() {
         writeln!(export, "__REALTIME_TIMESTAMP={usec}").unwrap();
-        writeln!(export, "__MONOTONIC_TIMESTAMP={}", 1_000_000 + n).unwrap();
+        // One boot, started at BOOT_AT: monotonic time follows realtime,
+        // across files too (sd-journal orders one boot's entries of
+        // different files by it).
+        let mono = usec.checked_sub(BOOT_AT).unwrap_or(1_000_000 + n as u64);
+        writeln!(export, "__MONOTONIC_TIMESTAMP={mono}").unwrap();
         writeln!(export, "_BOOT_ID={BOOT_ID}").unwrap();
         for (name, value) in fields.iter() {
             if value.contains(&b'\n') {
