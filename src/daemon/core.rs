@@ -575,6 +575,11 @@ impl Core {
                 rt.total_banned += 1;
             }
         }
+        // Its failures are forgotten, also those of this very batch: the
+        // store deletes before it inserts, so they must not be written.
+        self.pending
+            .failures
+            .retain(|f| !(f.addr == addr && f.jail == jail));
         self.pending.forget.push((jail.to_string(), addr));
         if let Some(rt) = self.jails.get_mut(jail) {
             rt.jail.forget(addr);
