@@ -432,6 +432,8 @@ struct StatusJson {
     total_bans: u64,
     /// The journal backlog being read; `null` once it is.
     backlog: Option<BacklogJson>,
+    /// Why the state database cannot be written; `null` while it can.
+    store_problem: Option<String>,
     jails: Vec<JailRow>,
 }
 
@@ -553,6 +555,7 @@ async fn status(
         active_bans: prop(&m, "ActiveBans"),
         total_bans: prop(&m, "TotalBans"),
         backlog,
+        store_problem: Some(prop_string(&m, "StoreProblem")).filter(|p| !p.is_empty()),
         jails,
     };
     if json {
@@ -581,6 +584,12 @@ async fn status(
                 .filter(|u| *u > 0)
                 .map(|u| format!(", logged up to {}", local_time(u)))
                 .unwrap_or_default()
+        ));
+    }
+    if let Some(p) = &st.store_problem {
+        out.push_str(&format!(
+            "{}\n",
+            style.paint(&format!("state database: {p}"), Some(Colour::Red))
         ));
     }
     out.push('\n');

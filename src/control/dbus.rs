@@ -572,6 +572,14 @@ impl Manager {
         }))
     }
 
+    /// Why the state database cannot be written, "" while it can (bans
+    /// still reach the firewall; the rest waits in memory).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn store_problem(&self) -> fdo::Result<String> {
+        let st = self.ctx.status().await.map_err(failed)?;
+        Ok(st.store_problem.clone().unwrap_or_default())
+    }
+
     /// An address was banned; expires_at_usec 0 = permanent; failures 0
     /// for bans by hand.
     #[zbus(signal)]

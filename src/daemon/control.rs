@@ -87,6 +87,9 @@ pub struct Status {
     pub dbpurgeage: Duration,
     /// The journal backlog being read, if it is.
     pub backlog: Option<Backlog>,
+    /// Why the state database cannot be written, while it cannot (a full
+    /// disk): bans still reach the firewall, batches wait in memory.
+    pub store_problem: Option<String>,
 }
 
 /// What `Report` did with the reported failure.
