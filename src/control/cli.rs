@@ -19,12 +19,12 @@ use std::time::Duration;
 use clap_complete::engine::ArgValueCompleter;
 use jiff::Timestamp;
 use serde::Serialize;
-use zbus::{Connection, OwnedObjectPath, OwnedVariant};
+use zbus::{Connection, OwnedVariant};
 
-use super::dbus::{JailProxy, ManagerProxy, PERMANENT_USEC};
+use super::dbus::{ManagerProxy, PERMANENT_USEC, list_all_bans};
 use super::error::{CallError, Error};
 use super::format::{Cell, Colour, Style, local_time, rfc3339, short_duration, time_left};
-use super::{BUS_NAME, MANAGER_PATH, SOCKET_ENV, jail_path};
+use super::{BUS_NAME, MANAGER_PATH, SOCKET_ENV};
 use crate::config::DEFAULT_SOCKET;
 use crate::config::duration::{BanTime, parse_bantime};
 
@@ -628,13 +628,12 @@ fn bantime_text(usec: u64) -> String {
 
 /// `status JAIL`: settings and counters, then its bans.
 async fn jail_detail(conn: &Connection, j: &JailRow, style: &Style) -> Result<String, Failure> {
-    let path: OwnedObjectPath = jail_path(&j.name);
-    let proxy = JailProxy::builder(conn)
-        .path(path)
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await?;
-    let bans = proxy.list_bans().await?;
+    let mgr = manager(conn).await?;
+    let bans: Vec<(String, u64, u64)> = list_all_bans(&mgr, &j.name)
+        .await?
+        .into_iter()
+        .map(|(_, a, at, exp)| (a, at, exp))
+        .collect();
     let mut out = String::new();
     let key = |k: &str| style.paint(&format!("{k:<19}"), Some(Colour::Bold));
     out.push_str(&format!("{}{}\n", key("jail"), j.name));
@@ -700,7 +699,7 @@ async fn bans(
     json: bool,
     style: &Style,
 ) -> Result<String, Failure> {
-    let bans = manager(conn).await?.list_bans(jail.unwrap_or("")).await?;
+    let bans = list_all_bans(&manager(conn).await?, jail.unwrap_or("")).await?;
     if json {
         let out = BansJson {
             bans: bans

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use jiff::Timestamp;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
@@ -34,6 +35,9 @@ pub enum ControlError {
     Config(String),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// An answer would be too large, or the caller asks too much at once.
+    #[error("{0}")]
+    LimitsExceeded(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -104,10 +108,20 @@ pub enum Reported {
 #[derive(Debug)]
 pub enum Request {
     Status(oneshot::Sender<Status>),
-    /// Active bans, of one jail or all (`None`).
+    /// Active bans, of one jail or all (`None`), by jail then ban time;
+    /// refused (LimitsExceeded) when there are more than `max`.
     ListBans {
         jail: Option<String>,
+        max: usize,
         reply: oneshot::Sender<Result<Vec<Ban>, ControlError>>,
+    },
+    /// At most `limit` active bans in the order of ListBans, after the
+    /// ban `after` (jail, banned_at µs, net); and whether more follow.
+    ListBansPage {
+        jail: Option<String>,
+        after: Option<(String, i64, IpNet)>,
+        limit: usize,
+        reply: oneshot::Sender<Result<(Vec<Ban>, bool), ControlError>>,
     },
     /// Ban by hand; `duration` `None` is the jail's bantime (escalated).
     Ban {
@@ -257,8 +271,30 @@ impl CoreHandle {
         self.ask(Request::Status).await
     }
 
-    pub async fn list_bans(&self, jail: Option<String>) -> Result<Vec<Ban>, ControlError> {
-        self.ask(|reply| Request::ListBans { jail, reply }).await?
+    /// Active bans, of one jail or all; more than `max` is refused.
+    pub async fn list_bans(
+        &self,
+        jail: Option<String>,
+        max: usize,
+    ) -> Result<Vec<Ban>, ControlError> {
+        self.ask(|reply| Request::ListBans { jail, max, reply })
+            .await?
+    }
+
+    /// A page of active bans after `after`; and whether more follow.
+    pub async fn list_bans_page(
+        &self,
+        jail: Option<String>,
+        after: Option<(String, i64, IpNet)>,
+        limit: usize,
+    ) -> Result<(Vec<Ban>, bool), ControlError> {
+        self.ask(|reply| Request::ListBansPage {
+            jail,
+            after,
+            limit,
+            reply,
+        })
+        .await?
     }
 
     pub async fn ban(
