@@ -352,8 +352,8 @@ mod tests {
 
     fn call_from(sender: &str) -> Message {
         Message::method_call("/org/jailwarden1", "ListBans")
-            .and_then(|b| b.sender(sender))
-            .and_then(|b| b.build(&()))
+            .sender(sender)
+            .build(&())
             .expect("a message")
     }
 
@@ -431,7 +431,8 @@ mod tests {
         let reply = Limited::new(vec![1u32], big.expect("the whole budget"));
         // Nothing is left: a second large call waits, then gets in once the
         // first reply is gone.
-        let second = limits.admit(Transport::Bus, &b.header(), "ListBans", 5_000);
+        let b_header = b.header();
+        let second = limits.admit(Transport::Bus, &b_header, "ListBans", 5_000);
         let release = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             assert_eq!(reply.into_inner(), [1]);
