@@ -15,6 +15,8 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use crate::ban::Ban;
 use crate::config::duration::BanTime;
+use crate::daemon::core::FleetStatus;
+use crate::fleet::remote::RemoteBan;
 use crate::store::{Bucket, HistogramQuery, HistoryEntry, HistoryQuery, Reader, StoreError};
 
 /// Why a request was refused.
@@ -145,6 +147,11 @@ pub enum Request {
         reply: oneshot::Sender<Result<Reported, ControlError>>,
     },
     Reload(oneshot::Sender<Result<(), ControlError>>),
+    /// The fleet link, its peers, and the remote bans held (`None`: no
+    /// `[fleet]`).
+    Fleet(oneshot::Sender<(Option<FleetStatus>, Vec<RemoteBan>)>),
+    /// The fleet link and its peers only (no remote bans: properties).
+    FleetStatus(oneshot::Sender<Option<FleetStatus>>),
 }
 
 /// Something that happened, for signals and property changes.
@@ -336,5 +343,16 @@ impl CoreHandle {
 
     pub async fn reload(&self) -> Result<(), ControlError> {
         self.ask(Request::Reload).await?
+    }
+
+    /// The fleet's state and the remote bans held.
+    pub async fn fleet(&self) -> Result<(Option<FleetStatus>, Vec<RemoteBan>), ControlError> {
+        self.ask(Request::Fleet).await
+    }
+
+    /// The fleet's state alone: what properties read, without copying
+    /// every remote ban.
+    pub async fn fleet_status(&self) -> Result<Option<FleetStatus>, ControlError> {
+        self.ask(Request::FleetStatus).await
     }
 }

@@ -7,7 +7,8 @@ Run as an unprivileged user (tests/dbus_flood.rs, bench/dbus-flood.sh run it as
 nobody). CONNECTIONS processes (default 8), each with its own bus connection
 (its own unique name) and THREADS threads (default 6) calling in turn:
 Manager ListJails, GetJail, ListBans (of all jails and of one), ListBanDetails,
-ListBansPaged (walking pages), History, BanHistogram, Properties.GetAll of the
+ListBansPaged (walking pages), History, BanHistogram, ListRemoteBans,
+FleetPeers, Properties.GetAll of the
 manager and a jail, GetManagedObjects, Introspect, and Jail.ListBans, until
 SECONDS have passed. Prints one JSON line: calls served, refused
 (org.jailwarden1.Error.LimitsExceeded) and failed otherwise, by method, and
@@ -49,6 +50,8 @@ def calls():
          "GetManagedObjects", "", ()),
         ("Introspect", ROOT, "org.freedesktop.DBus.Introspectable", "Introspect", "", ()),
         ("Jail.ListBans", SSHD, JAIL, "ListBans", "", ()),
+        ("ListRemoteBans", ROOT, MGR, "ListRemoteBans", "", ()),
+        ("FleetPeers", ROOT, MGR, "FleetPeers", "", ()),
     ]
 
 
