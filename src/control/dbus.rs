@@ -572,6 +572,94 @@ impl Manager {
         }))
     }
 
+    /// Bans received from other fleet hosts and held here: (origin, jail,
+    /// address, banned_at_usec (when it arrived), expires_at_usec); empty
+    /// without [fleet]. Several origins may ban one address.
+    #[zbus(out_args("bans"))]
+    async fn list_remote_bans(&self) -> Result<Vec<(String, String, String, u64, u64)>, CallError> {
+        let (_, bans) = self.ctx.core().fleet().await?;
+        Ok(bans
+            .into_iter()
+            .map(|b| {
+                (
+                    b.origin,
+                    b.jail,
+                    net_text(b.net),
+                    usec(Some(b.banned_at)),
+                    usec(b.expires_at),
+                )
+            })
+            .collect())
+    }
+
+    /// The fleet's peers: (name, received, applied, refused,
+    /// last_event_usec (when its last event arrived; 0: none yet),
+    /// lag_usec (arrival minus the time the origin wrote it), bans held
+    /// from it); empty without [fleet].
+    #[zbus(out_args("peers"))]
+    async fn fleet_peers(&self) -> Result<Vec<(String, u64, u64, u64, u64, u64, u32)>, CallError> {
+        let (status, _) = self.ctx.core().fleet().await?;
+        Ok(status
+            .map(|s| {
+                s.peers
+                    .into_iter()
+                    .map(|p| {
+                        let lag = match (p.stats.last_event, p.stats.last_event_written) {
+                            (Some(a), Some(w)) => {
+                                u64::try_from(a.as_microsecond() - w.as_microsecond()).unwrap_or(0)
+                            }
+                            _ => 0,
+                        };
+                        (
+                            p.name,
+                            p.stats.received,
+                            p.stats.applied,
+                            p.stats.refused,
+                            usec(p.stats.last_event),
+                            lag,
+                            p.bans,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// This host's name in the fleet; "" without [fleet].
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn fleet_host(&self) -> fdo::Result<String> {
+        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        Ok(s.map(|s| s.host).unwrap_or_default())
+    }
+
+    /// Whether the fleet link to Redis is up (false without [fleet]).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn fleet_connected(&self) -> fdo::Result<bool> {
+        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        Ok(s.is_some_and(|s| s.link.connected))
+    }
+
+    /// Why the fleet link last failed ("" while up or never failed).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn fleet_last_error(&self) -> fdo::Result<String> {
+        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        Ok(s.and_then(|s| s.link.last_error).unwrap_or_default())
+    }
+
+    /// This host's decisions written to its fleet stream since start.
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn fleet_published(&self) -> fdo::Result<u64> {
+        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        Ok(s.map_or(0, |s| s.link.published))
+    }
+
+    /// Addresses banned here for other fleet hosts (elements of the fleet sets).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn remote_bans(&self) -> fdo::Result<u32> {
+        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        Ok(s.map_or(0, |s| s.remote_bans))
+    }
+
     /// An address was banned; expires_at_usec 0 = permanent; failures 0
     /// for bans by hand.
     #[zbus(signal)]

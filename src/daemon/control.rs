@@ -14,6 +14,8 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use crate::ban::Ban;
 use crate::config::duration::BanTime;
+use crate::daemon::core::FleetStatus;
+use crate::fleet::remote::RemoteBan;
 use crate::store::{Bucket, HistogramQuery, HistoryEntry, HistoryQuery, Reader, StoreError};
 
 /// Why a request was refused.
@@ -131,6 +133,9 @@ pub enum Request {
         reply: oneshot::Sender<Result<Reported, ControlError>>,
     },
     Reload(oneshot::Sender<Result<(), ControlError>>),
+    /// The fleet link, its peers, and the remote bans held (`None`: no
+    /// `[fleet]`).
+    Fleet(oneshot::Sender<(Option<FleetStatus>, Vec<RemoteBan>)>),
 }
 
 /// Something that happened, for signals and property changes.
@@ -300,5 +305,10 @@ impl CoreHandle {
 
     pub async fn reload(&self) -> Result<(), ControlError> {
         self.ask(Request::Reload).await?
+    }
+
+    /// The fleet's state and the remote bans held.
+    pub async fn fleet(&self) -> Result<(Option<FleetStatus>, Vec<RemoteBan>), ControlError> {
+        self.ask(Request::Fleet).await
     }
 }

@@ -34,6 +34,9 @@ use crate::source::file::FileLine;
 use crate::source::journal::JournalEntry;
 use crate::store::{Changes, Ended, Store, StoredFailure};
 
+mod fleet;
+pub use fleet::{FleetStatus, PeerStatus, stored_positions};
+
 /// Store key of the journal reader's position.
 pub const JOURNAL_POSITION: &str = "journal";
 /// Store key prefix of file positions (`file:DEV:INO`).
@@ -165,6 +168,8 @@ pub struct Core {
     /// them at the next flush.
     actions: Actions,
     action_events: Vec<ActionEvent>,
+    /// Remote bans and this host's decisions for the fleet (`[fleet]`).
+    fleet: Option<fleet::FleetSide>,
 }
 
 impl Core {
@@ -209,7 +214,16 @@ impl Core {
             positions: loaded.positions.clone(),
             actions: Actions::new(),
             action_events: Vec::new(),
+            fleet: None,
         };
+        if let Some(fc) = &config.fleet {
+            core.fleet = Some(fleet::FleetSide::restore(
+                &core.store,
+                &loaded.positions,
+                fc.quorum,
+                now,
+            ));
+        }
         for jc in config.enabled() {
             let mut rt = JailRuntime::new(jc.clone(), &core.self_addrs);
             if let Some((f, b)) = loaded.totals.get(&jc.name) {
@@ -255,7 +269,7 @@ impl Core {
                 core.ban_now(&jail, f.addr, failures, None, now);
             }
         }
-        let firewalls: Vec<JailFirewall> = core.jails.values().map(JailRuntime::firewall).collect();
+        let firewalls = core.firewalls();
         if let Err(e) = core.banner.configure(&firewalls) {
             core.backend_failed(&e, now);
         } else {
@@ -582,6 +596,8 @@ impl Core {
         self.index(&ban);
         self.to_enforce.push(ban.clone());
         events::ban(&ban, &bantime.to_string());
+        let why = if failures > 0 { "failures" } else { "manual" };
+        self.fleet_publish(fleet::ban_event(&ban, why));
         self.events.push(CoreEvent::Banned {
             jail: jail.to_string(),
             address: net_text(net),
@@ -609,6 +625,10 @@ impl Core {
             rt.jail.forget(net.addr());
         }
         events::unban(jail, &net_text(net), reason);
+        if reason != "expired" {
+            // Expiry needs no event: peers' elements carry the same end.
+            self.fleet_publish(fleet::unban_event(jail, net, reason, now));
+        }
         self.events.push(CoreEvent::Unbanned {
             jail: jail.to_string(),
             address: net_text(net),
@@ -671,6 +691,7 @@ impl Core {
             self.to_enforce.clear();
             self.to_lift.clear();
         }
+        self.fleet_flush();
         // Actions follow the store, whatever the firewall did.
         for e in std::mem::take(&mut self.action_events) {
             self.actions.deliver(e);
@@ -698,14 +719,26 @@ impl Core {
         self.retry.delay = (delay * 2).min(Duration::from_secs(300));
     }
 
+    /// The jails' firewalls, and the fleet's sets when it accepts remote bans.
+    fn firewalls(&self) -> Vec<JailFirewall> {
+        let mut v: Vec<JailFirewall> = self.jails.values().map(JailRuntime::firewall).collect();
+        if self.fleet_sets() {
+            v.push(crate::ban::fleet_firewall());
+        }
+        v
+    }
+
     /// Make the firewall equal to the store (start, retries, periodic check).
     pub fn reconcile(&mut self, now: Timestamp) {
-        let firewalls: Vec<JailFirewall> = self.jails.values().map(JailRuntime::firewall).collect();
-        let bans: Vec<Ban> = self
+        let firewalls = self.firewalls();
+        let mut bans: Vec<Ban> = self
             .bans
             .bans(None)
             .filter(|b| b.expires_at.is_none_or(|e| e > now))
             .collect();
+        if self.fleet_sets() {
+            bans.extend(self.fleet_bans(now));
+        }
         let result = self
             .banner
             .configure(&firewalls)
@@ -757,6 +790,8 @@ impl Core {
         if now.duration_since(at) >= SignedDuration::from_secs(60) {
             self.lines_at_minute = (now, self.lines - lines_then, self.lines);
         }
+        self.fleet_expire(now);
+        self.flush(now);
     }
 
     /// One line for `STATUS=`: "3 jails, 12 banned, 40k lines/min".
@@ -848,6 +883,9 @@ impl Core {
                 let r = self.report(&jail, &address, now);
                 self.flush(now);
                 let _ = reply.send(r);
+            }
+            Request::Fleet(reply) => {
+                let _ = reply.send((self.fleet_status(), self.remote_bans()));
             }
             Request::Reload(reply) => {
                 // Handled by the daemon loop, which owns the config path.
@@ -1058,6 +1096,7 @@ impl Core {
         self.effects.restart_journal |= journal_of(&old) != journal_of(&config)
             || old.daemon.journal_directory != config.daemon.journal_directory;
         self.effects.restart_files |= files_of(&old) != files_of(&config);
+        self.fleet_reconfigure(now);
         self.reconcile(now);
         self.flush(now);
         // After the flush: removed jails' actions heard of their unbans.
