@@ -165,10 +165,12 @@ fn an_unprivileged_read_flood_leaves_memory_bounded_decisions_on_time_and_nothin
     let start = Instant::now();
     let mut peak = before;
     let mut owner_lost = false;
+    let mut threads = 0;
     let mut latency = None;
     let mut fed = None;
     while start.elapsed() < Duration::from_secs(secs) {
         peak = peak.max(vm(pid, "VmRSS"));
+        threads = threads.max(vm(pid, "Threads") / 1024);
         if fed.is_none() && start.elapsed() >= Duration::from_secs(secs / 2) {
             let now = jiff::Timestamp::now();
             let mut f = std::fs::OpenOptions::new()
@@ -217,7 +219,8 @@ fn an_unprivileged_read_flood_leaves_memory_bounded_decisions_on_time_and_nothin
     let refusals = d.log().matches("control: refused").count();
     eprintln!(
         "RSS before {:.0} MB, peak {:.0} MB (VmHWM {:.0} MB), after {:.0} MB; MemoryMax {:.0} MB\n\
-         ban latency during the flood: {:.0} ms\ncalls: {}\nrefusal lines logged: {refusals}",
+         ban latency during the flood: {:.0} ms\ncalls: {}\nrefusal lines logged: {refusals}\n\
+         daemon threads at most: {threads}",
         mb(before),
         mb(peak),
         mb(hwm),

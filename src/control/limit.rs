@@ -37,8 +37,10 @@ pub const PER_PEER_CALLS: usize = 4;
 pub const TOTAL_CALLS: usize = 32;
 /// Rows (bans, history rows, buckets) per unit of the row budget.
 pub const ROWS_PER_UNIT: usize = 1_000;
-/// Rows being answered at once, all callers, in units: 250,000 rows.
-pub const ROW_BUDGET: usize = 250;
+/// Rows being answered at once, all callers, in units: 150,000 rows (one
+/// largest unpaged answer and some pages; about 100 MB at the peak, see
+/// units/jailwarden.service).
+pub const ROW_BUDGET: usize = 150;
 /// How long a call waits for its rows before it is refused.
 pub const ROW_WAIT: Duration = Duration::from_secs(5);
 /// At most one refusal line per caller this often.
