@@ -73,6 +73,8 @@ struct State {
     log: HashMap<String, (Instant, u64)>,
     large_in_flight: usize,
     trimmed: Option<Instant>,
+    /// A trim is scheduled (the last was too recent).
+    trim_pending: bool,
 }
 
 impl Default for Limits {
@@ -224,19 +226,59 @@ impl Limits {
             }
             if units >= TRIM_UNITS {
                 st.large_in_flight = st.large_in_flight.saturating_sub(1);
-                let due = st.trimmed.is_none_or(|t| t.elapsed() >= TRIM_EVERY);
-                if st.large_in_flight == 0 && due {
-                    st.trimmed = Some(Instant::now());
-                    true
-                } else {
-                    false
-                }
+                st.large_in_flight == 0
             } else {
                 false
             }
         };
         if trim {
-            give_back_memory();
+            self.trim();
+        }
+    }
+
+    /// Trim now if the last trim is a second old, else a second after it
+    /// (so the last large answer of a flood is always given back).
+    fn trim(&self) {
+        let wait = {
+            let mut st = self.state();
+            match st.trimmed.map(|t| t.elapsed()) {
+                Some(e) if e < TRIM_EVERY => {
+                    if st.trim_pending {
+                        return;
+                    }
+                    st.trim_pending = true;
+                    Some(TRIM_EVERY - e)
+                }
+                _ => {
+                    st.trimmed = Some(Instant::now());
+                    None
+                }
+            }
+        };
+        match wait {
+            None => give_back_memory(),
+            Some(wait) => {
+                let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                    self.state().trim_pending = false;
+                    return give_back_memory();
+                };
+                let limits = self.clone();
+                rt.spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let due = {
+                        let mut st = limits.state();
+                        st.trim_pending = false;
+                        let idle = st.large_in_flight == 0;
+                        if idle {
+                            st.trimmed = Some(Instant::now());
+                        }
+                        idle
+                    };
+                    if due {
+                        give_back_memory();
+                    }
+                });
+            }
         }
     }
 }
