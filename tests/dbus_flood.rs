@@ -266,6 +266,18 @@ fn an_unprivileged_read_flood_leaves_memory_bounded_decisions_on_time_and_nothin
     assert!(total["served"].as_u64().unwrap_or(0) > 20, "{total}");
     assert!(total["refused"].as_u64().unwrap_or(0) > 0, "{total}");
     assert_eq!(total["failed"].as_u64(), Some(0), "{}", v["errors"]);
+    // A reply the client never got (NoReply after 120 s). Seen only in the
+    // 60 s release bench, 1 to 3 of ~1,200 calls, never in this test: most
+    // likely dbus-daemon dropping replies to a client whose own queue
+    // (127 MB by default) its five threads' large answers filled (not
+    // verified). Rare, or it is the daemon's doing.
+    let served = total["served"].as_u64().unwrap_or(0);
+    let unanswered = total["no_reply"].as_u64().unwrap_or(0);
+    assert!(
+        unanswered * 100 <= served,
+        "{unanswered} calls never answered ({served} served): {}",
+        v["errors"]
+    );
     assert_eq!(
         v["by_method"]["ListBans(all)"]["served"].as_u64(),
         Some(0),
