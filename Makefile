@@ -63,7 +63,7 @@ COCKPIT      = $(wildcard cockpit/*.html cockpit/*.js cockpit/*.css)
 # Only when installing for real (no DESTDIR) on a running system.
 LIVE         = $(if $(DESTDIR),,yes)
 
-.PHONY: all build install uninstall install-compat uninstall-compat check-units deb generated
+.PHONY: all build install start uninstall install-compat uninstall-compat check-units deb generated
 
 all: build
 
@@ -166,6 +166,19 @@ ifneq ($(LIVE),)
 		echo "    $(BINDIR)/jailwarden daemon --foreground"; \
 	fi
 endif
+
+# `make install start`: the service where systemd is PID 1 (install
+# already enabled and started it: show its state); elsewhere the daemon
+# itself, in the foreground, with the installed configuration.
+start:
+	@if [ "$$(id -u)" != 0 ]; then echo "make start needs root" >&2; exit 1; fi
+	@if [ -d /run/systemd/system ]; then \
+		systemctl start jailwarden.socket jailwarden.service; \
+		systemctl --no-pager --lines=5 status jailwarden.service; \
+	else \
+		echo "starting in the foreground: $(BINDIR)/jailwarden daemon --foreground (Ctrl-C stops it; bans stay in force)"; \
+		exec $(BINDIR)/jailwarden daemon --foreground; \
+	fi
 
 uninstall:
 	@if [ -n "$(LIVE)" ] && [ "$$(id -u)" != 0 ]; then \

@@ -328,6 +328,16 @@ impl AddrList {
         }
     }
 
+    /// Does any entry lie inside `net` or contain it (a prefix ban that
+    /// would cover a listed address)? Linear in the entries.
+    pub fn overlaps(&self, net: IpNet) -> bool {
+        self.contains(net.addr())
+            || self
+                .nets
+                .iter()
+                .any(|n| net.contains(&n.addr()) || n.contains(&net.addr()))
+    }
+
     /// The entries, as added (an entry given twice is listed twice).
     pub fn nets(&self) -> &[IpNet] {
         &self.nets

@@ -23,6 +23,12 @@ pub const MESSAGE_ID_BACKEND_ERROR: &str = "b721d26f485e4e22ae23670b8082e497";
 /// failed: PROBLEM`, with `JAILWARDEN_ACTION` (and `JAILWARDEN_ADDRESS` when
 /// it concerned one ban). The ban itself stands; the daemon keeps running.
 pub const MESSAGE_ID_ACTION_ERROR: &str = "8cc0cf9c1332425cb093fdd88231951f";
+/// A ban received from another fleet host and applied here:
+/// `[fleet:ORIGIN] Ban ADDRESS for DURATION (jail JAIL, N failures)`, with
+/// `JAILWARDEN_ORIGIN`, `JAILWARDEN_JAIL`, `JAILWARDEN_ADDRESS`,
+/// `JAILWARDEN_BANTIME_USEC`, `JAILWARDEN_FAILURES`. Its own ID, so
+/// recidive (which reads MESSAGE_ID_BAN) never counts another host's bans.
+pub const MESSAGE_ID_REMOTE_BAN: &str = "5d0c3e1f8a2b4c6d9e7f1a3b5c7d9e0f";
 
 /// The MESSAGE of a ban event.
 pub fn ban_message(jail: &str, address: &str, bantime: &str, failures: u32) -> String {
@@ -130,4 +136,40 @@ pub fn action_error(jail: &str, action: &str, address: Option<&str>, problem: &s
             "{message}"
         ),
     }
+}
+
+/// The MESSAGE of a remote ban event.
+pub fn remote_ban_message(
+    origin: &str,
+    jail: &str,
+    address: &str,
+    bantime: &str,
+    failures: u32,
+) -> String {
+    format!("[fleet:{origin}] Ban {address} for {bantime} (jail {jail}, {failures} failures)")
+}
+
+/// Log a remote ban applied here, with its origin.
+pub fn remote_ban(b: &crate::fleet::remote::RemoteBan) {
+    let address = crate::fleet::wire::net_text(b.net);
+    let left = b
+        .expires_at
+        .map(|e| e.as_microsecond() - b.banned_at.as_microsecond())
+        .unwrap_or(0)
+        .max(0);
+    let bantime = if left == 0 {
+        "permanent".to_string()
+    } else {
+        crate::config::duration::format_duration(std::time::Duration::from_micros(left as u64))
+    };
+    tracing::warn!(
+        message_id = MESSAGE_ID_REMOTE_BAN,
+        jailwarden_origin = b.origin.as_str(),
+        jailwarden_jail = b.jail.as_str(),
+        jailwarden_address = address.as_str(),
+        jailwarden_bantime_usec = left,
+        jailwarden_failures = b.failures,
+        "{}",
+        remote_ban_message(&b.origin, &b.jail, &address, &bantime, b.failures)
+    );
 }

@@ -10,6 +10,8 @@
 //! - [`addr`]: host normalization and address lists.
 //! - [`ban`]: the [`ban::Banner`] interface and its backends.
 //! - [`source`]: where log entries come from (the journal reader).
+//! - [`fleet`]: bans shared with other hosts through Redis: a source of
+//!   remote bans and a sink of this host's own.
 //! - [`control`]: the `org.jailwarden1` D-Bus API (system bus and control
 //!   socket) and the CLI client commands built on it.
 
@@ -22,6 +24,7 @@ pub mod control;
 pub mod daemon;
 pub mod events;
 pub mod filter;
+pub mod fleet;
 pub mod r#import;
 pub mod jail;
 pub mod lines;

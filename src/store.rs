@@ -19,6 +19,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::ban::Ban;
+use crate::fleet::remote::RemoteBan;
 
 /// The database file name in the state directory.
 pub const DB_FILE: &str = "jailwarden.sqlite3";
@@ -82,7 +83,21 @@ const MIGRATIONS: &[&str] = &[
        OR banned_at < (
             SELECT max(h.banned_at) FROM history h
             WHERE h.addr = history.addr AND h.jail = history.jail);",
-    // 3: stories under way and names being resolved are saved with the
+    // 3: bans received from other fleet hosts, per (origin, jail, net),
+    // with the stream entry they came from. Where each origin's stream was
+    // read to is a position (`fleet:<origin>`), committed with them.
+    "CREATE TABLE remote_bans (
+        origin TEXT NOT NULL,
+        jail TEXT NOT NULL,
+        net TEXT NOT NULL,
+        banned_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        failures INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (origin, jail, net)
+    );",
+    // 4: stories under way and names being resolved are saved with the
     // position after the lines that told them, so a restart neither loses
     // nor recounts them: a session per (jail, source, key), as JSON; a
     // host name waiting for usedns resolution. A ban is `announced` once
@@ -266,6 +281,10 @@ pub struct Changes {
     pub names_done: Vec<i64>,
     /// Bans whose journal event is logged (or that need none).
     pub announced: Vec<(String, IpNet)>,
+    /// Remote bans received or changed.
+    pub remote_bans: Vec<RemoteBan>,
+    /// Remote bans gone: `(origin, jail, net)`.
+    pub remote_removed: Vec<(String, String, IpNet)>,
 }
 
 impl Changes {
@@ -284,6 +303,8 @@ impl Changes {
             && self.names.is_empty()
             && self.names_done.is_empty()
             && self.announced.is_empty()
+            && self.remote_bans.is_empty()
+            && self.remote_removed.is_empty()
     }
 }
 
@@ -590,6 +611,28 @@ fn apply(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), StoreE
         tx.prepare_cached("UPDATE bans SET announced = 1 WHERE jail = ?1 AND net = ?2")?;
     for (jail, net) in &changes.announced {
         told.execute(params![jail, net.to_string()])?;
+    }
+    let mut rdel =
+        tx.prepare_cached("DELETE FROM remote_bans WHERE origin = ?1 AND jail = ?2 AND net = ?3")?;
+    for (origin, jail, net) in &changes.remote_removed {
+        rdel.execute(params![origin, jail, net.to_string()])?;
+    }
+    let mut radd = tx.prepare_cached(
+        "INSERT OR REPLACE INTO remote_bans
+             (origin, jail, net, banned_at, expires_at, failures, reason, event_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for b in &changes.remote_bans {
+        radd.execute(params![
+            b.origin,
+            b.jail,
+            b.net.to_string(),
+            usec(b.banned_at),
+            b.expires_at.map(usec),
+            b.failures,
+            b.reason,
+            b.event_id
+        ])?;
     }
     Ok(())
 }
@@ -971,6 +1014,44 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(n)
+    }
+
+    /// Every remote ban held (fleet), skipping rows that do not parse.
+    pub fn remote_bans(&self) -> Result<Vec<RemoteBan>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT origin, jail, net, banned_at, expires_at, failures, reason, event_id
+             FROM remote_bans",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (origin, jail, net, banned_at, expires_at, failures, reason, event_id) = row?;
+            let Ok(net) = net.parse::<IpNet>() else {
+                continue;
+            };
+            out.push(RemoteBan {
+                origin,
+                jail,
+                net,
+                banned_at: from_usec(banned_at),
+                expires_at: expires_at.map(from_usec),
+                failures: u32::try_from(failures).unwrap_or(0),
+                reason,
+                event_id,
+            });
+        }
+        Ok(out)
     }
 
     /// Drop everything of a jail that no longer exists (its bans are

@@ -197,6 +197,8 @@ fn status_shows_the_backlog_progress_of_a_first_start() {
                 vec![
                     ("MESSAGE", m.as_bytes()),
                     ("SYSLOG_IDENTIFIER", b"sshd".as_slice()),
+                    // The jail's match names the writer by a trusted field.
+                    ("_UID", b"0".as_slice()),
                 ],
             )
         })

@@ -14,7 +14,9 @@
 //! 4. the README's install command on the binary built there
 //!    (`make install NO_BUILD=1`; a release build from scratch does not fit
 //!    the time budget): files in place, the user created, the
-//!    "systemd is not PID 1" hint, `check-config`, `man jailwarden`;
+//!    "systemd is not PID 1" hint, `check-config`, `man jailwarden`,
+//!    then `make start`: the daemon in the foreground, ready with the
+//!    shipped sshd jail, until stopped;
 //! 5. a root-only suite run as a user: skipped, said and counted.
 //!
 //! Crates other than those are reused from this checkout's target/ (the
@@ -128,6 +130,11 @@ id jailwarden
 /usr/bin/jailwarden check-config; echo "@@ check-config-exit $?"
 MANWIDTH=100 man -P cat jailwarden | head -5
 ls /usr/share/bash-completion/completions/jailwarden /usr/share/zsh/vendor-completions/_jailwarden /usr/share/fish/vendor_completions.d/jailwarden.fish
+mark "4b make start"
+# The README's first command ends in `start`: no systemd as PID 1 here, so
+# the daemon runs in the foreground with the shipped config until stopped.
+timeout -s INT 15 make --no-print-directory start > /tmp/start.out 2>&1; echo "@@ make-start-exit $?"
+cat /tmp/start.out
 
 mark "5 as a user"
 sudo -E env "PATH=$PATH" cargo test --locked --test claims --no-run 2>&1 | tail -2
@@ -233,6 +240,11 @@ fn the_readme_commands_on_a_bare_debian_12() {
     assert!(has("@@ make-install-exit 0"), "{out}");
     assert!(has("systemd is not running as PID 1 here"), "{out}");
     assert!(has("jailwarden daemon --foreground"), "{out}");
+    // 4b: `make start` ran the daemon in the foreground, protecting sshd
+    // with the shipped config, until the signal (timeout's exit code).
+    assert!(has("starting in the foreground"), "{out}");
+    assert!(has("ready: 1 jail"), "the daemon did not get ready: {out}");
+    assert!(has("@@ make-start-exit 124"), "{out}");
     assert!(has("uid=") && has("(jailwarden)"), "user jailwarden: {out}");
     assert!(has("@@ check-config-exit 0"), "{out}");
     assert!(has("JAILWARDEN(8)"), "man jailwarden: {out}");

@@ -17,6 +17,24 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use jiff::Timestamp;
 
+/// The pseudo-jail of bans received from other fleet hosts: its sets are
+/// `fleet-inet` and `fleet-inet6` (a jail's sets always end in `-v4`/`-v6`,
+/// and no jail can be named this), kept apart from the jails' own.
+pub const FLEET_JAIL: &str = "@fleet";
+
+/// The firewall of the fleet's remote bans: every port, drop, IPv6
+/// prefixes allowed (peers may ban by prefix).
+pub fn fleet_firewall() -> JailFirewall {
+    JailFirewall {
+        jail: FLEET_JAIL.to_string(),
+        ports: Vec::new(),
+        protocols: Vec::new(),
+        verdict: Verdict::Drop,
+        v6_prefix: 64,
+        set_size: 0,
+    }
+}
+
 /// One ban as the firewall sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ban {

@@ -84,6 +84,70 @@ pub const TOP: &[Key] = &[
         "{ sshd = { port = \"ssh\" } }",
         "One table per jail, [jails.NAME].",
     ),
+    key(
+        "fleet",
+        "-",
+        "{ url = \"redis://127.0.0.1:6379\", host = \"web1\" }",
+        "Share bans with other hosts through Redis or Valkey ([fleet]).",
+    ),
+];
+
+/// `[fleet]`.
+pub const FLEET: &[Key] = &[
+    at_start(key(
+        "url",
+        "-",
+        "\"redis://fleet.example.net:6379\"",
+        "The Redis (or Valkey) server: redis://[USER@]HOST[:PORT][/DB], redis+unix:///PATH[?user=USER] for a local socket, or rediss:// for TLS where the build supports it (this one does not). USER is this host's ACL user. Never a password: see password_file. Required.",
+    )),
+    at_start(key(
+        "password_file",
+        "-",
+        "\"/etc/jailwarden/fleet.password\"",
+        "A file holding the password of the ACL user (or of requirepass), first line. Absolute; readable by the daemon only.",
+    )),
+    at_start(key(
+        "host",
+        "the host name",
+        "\"web1\"",
+        "This host's name in the fleet: it writes only the keys jailwarden:bans:HOST, jailwarden:active:HOST and jailwarden:member:HOST. Letters, digits, '-', '_', '.'.",
+    )),
+    key(
+        "publish",
+        "every jail",
+        "[\"sshd\"]",
+        "Jails whose bans this host shares. Bans received from other hosts are never published again.",
+    ),
+    key(
+        "accept",
+        "true",
+        "false",
+        "Apply the other hosts' bans (in the sets fleet-inet and fleet-inet6, apart from the jails' own).",
+    ),
+    key(
+        "trust",
+        "every fleet member",
+        "[\"web2\", \"db1\"]",
+        "Origins whose bans are applied; others are counted as refused.",
+    ),
+    key(
+        "max_bantime",
+        "\"1d\"",
+        "\"6h\"",
+        "Remote bans last at most this long here (permanent ones too).",
+    ),
+    key(
+        "quorum",
+        "1",
+        "2",
+        "How many distinct origins must ban an address before it is banned here.",
+    ),
+    key(
+        "max_rate",
+        "1000",
+        "200",
+        "Remote bans accepted per origin and second, with a burst of a minute's worth; the rest are refused (counted and logged).",
+    ),
 ];
 
 /// `[daemon]`.
@@ -607,6 +671,11 @@ pub const CONFIG_SECTIONS: &[Section] = &[
         title: "action type = \"hosts-deny\"",
         intro: "tcp_wrappers' hosts.deny, for services that still read it.",
         keys: HOSTS_DENY_ACTION,
+    },
+    Section {
+        title: "[fleet]",
+        intro: "Bans shared with other hosts through Redis streams (README: Fleet). Keys marked \"at start\" are read when the daemon starts; the others apply on reload.",
+        keys: FLEET,
     },
     Section {
         title: "action type = \"mail\"",

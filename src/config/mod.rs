@@ -10,6 +10,7 @@
 
 pub mod actions;
 pub mod duration;
+pub mod fleet;
 pub mod journal_match;
 pub mod keys;
 pub mod ports;
@@ -173,6 +174,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// By name.
     pub jails: BTreeMap<String, JailConfig>,
+    /// `[fleet]`: bans shared with other hosts (none when absent).
+    pub fleet: Option<fleet::FleetConfig>,
     /// Files read, in order.
     pub files: Vec<PathBuf>,
 }
@@ -245,6 +248,7 @@ pub fn load(main: &Path) -> Result<Config, Vec<Diagnostic>> {
         root.check_keys(&keys::names(keys::TOP));
     }
     let daemon = read_daemon(&roots, main, &diags);
+    let fleet = fleet::read(&roots, &diags);
     let defaults: Vec<Table> = roots.iter().filter_map(|r| r.table("defaults")).collect();
     for d in &defaults {
         d.check_keys(&keys::names(keys::JAIL));
@@ -281,6 +285,7 @@ pub fn load(main: &Path) -> Result<Config, Vec<Diagnostic>> {
         Ok(Config {
             daemon,
             jails,
+            fleet,
             files: paths,
         })
     } else {

@@ -43,12 +43,18 @@ impl SourceFile {
         match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => Ok(Self::new(path, text)),
-                Err(e) => Err(Diagnostic {
-                    path: path.to_path_buf(),
-                    line: 0,
-                    column: 0,
-                    message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
-                }),
+                Err(e) => {
+                    // Positioned where the valid text stops.
+                    let at = e.utf8_error().valid_up_to();
+                    let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+                    let (line, column) = Self::new(path, valid).line_col(at);
+                    Err(Diagnostic {
+                        path: path.to_path_buf(),
+                        line,
+                        column,
+                        message: format!("not valid UTF-8 (byte {at})"),
+                    })
+                }
             },
             Err(e) => Err(Diagnostic {
                 path: path.to_path_buf(),

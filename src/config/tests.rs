@@ -544,3 +544,24 @@ fn journal_matches_must_name_their_writer() {
     .unwrap();
     assert_eq!(errors(dir.path()), Vec::<String>::new());
 }
+
+/// Found by tests/properties.rs: a file that is not UTF-8 was reported
+/// without a position ("byte N" only).
+#[test]
+fn a_file_that_is_not_utf8_is_positioned_where_it_stops_being_text() {
+    let dir = setup("[jails.svc]\n", &[]);
+    fs::create_dir_all(dir.path().join("jail.d")).unwrap();
+    fs::write(
+        dir.path().join("jail.d/x.toml"),
+        b"[jails.svc]\nbantime = \"1\xe9h\"\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("jail.d/y.toml"), b"\x00\x00\x80").unwrap();
+    assert_eq!(
+        errors(dir.path()),
+        [
+            "jail.d/x.toml:2:13: not valid UTF-8 (byte 24)",
+            "jail.d/y.toml:1:3: not valid UTF-8 (byte 2)",
+        ]
+    );
+}

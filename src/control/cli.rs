@@ -19,12 +19,12 @@ use std::time::Duration;
 use clap_complete::engine::ArgValueCompleter;
 use jiff::Timestamp;
 use serde::Serialize;
-use zbus::{Connection, OwnedObjectPath, OwnedVariant};
+use zbus::{Connection, OwnedVariant};
 
-use super::dbus::{JailProxy, ManagerProxy, PERMANENT_USEC};
+use super::dbus::{ManagerProxy, PERMANENT_USEC, list_all_bans};
 use super::error::{CallError, Error};
 use super::format::{Cell, Colour, Style, local_time, rfc3339, short_duration, time_left};
-use super::{BUS_NAME, MANAGER_PATH, SOCKET_ENV, jail_path};
+use super::{BUS_NAME, MANAGER_PATH, SOCKET_ENV};
 use crate::config::DEFAULT_SOCKET;
 use crate::config::duration::{BanTime, parse_bantime};
 
@@ -145,6 +145,24 @@ pub enum Command {
         /// Also post desktop notifications (session bus), rate-limited.
         #[arg(long)]
         notify: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// The fleet: bans shared with other hosts through Redis ([fleet]).
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+/// `jailwarden fleet ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum FleetCommand {
+    /// Show the link to Redis and the peers: per peer the remote bans
+    /// received, applied and refused, bans held, its last event and the
+    /// lag (from when the peer wrote it to when it arrived here).
+    Status {
+        /// Print JSON (see docs/cli-json.md).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         connect: Connect,
     },
@@ -389,6 +407,9 @@ async fn dispatch(command: Command, style: Style) -> Result<String, Failure> {
             notify,
             connect: c,
         } => super::watch::run(jail, json, notify, &c, style).await,
+        Command::Fleet(FleetCommand::Status { json, connect: c }) => {
+            fleet_status(&connect(&c).await?, json, &style).await
+        }
         Command::Report {
             jail,
             address,
@@ -457,11 +478,122 @@ struct BanJson {
     expires_at: Option<String>,
     expires_at_usec: Option<u64>,
     permanent: bool,
+    /// The fleet host that decided it (remote bans only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 struct BansJson {
     bans: Vec<BanJson>,
+    /// Bans received from other fleet hosts (only with [fleet]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    remote_bans: Vec<BanJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct PeerJson {
+    name: String,
+    received: u64,
+    applied: u64,
+    refused: u64,
+    bans: u32,
+    last_event: Option<String>,
+    last_event_usec: Option<u64>,
+    lag_usec: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct FleetJson {
+    host: String,
+    connected: bool,
+    last_error: Option<String>,
+    published: u64,
+    remote_bans: u32,
+    peers: Vec<PeerJson>,
+}
+
+async fn fleet_status(conn: &Connection, json: bool, style: &Style) -> Result<String, Failure> {
+    let m = manager(conn).await?;
+    let host = m.fleet_host().await.map_err(CallError::from)?;
+    if host.is_empty() {
+        return Err(Failure::runtime("no [fleet] is configured"));
+    }
+    let connected = m.fleet_connected().await.map_err(CallError::from)?;
+    let last_error = m.fleet_last_error().await.map_err(CallError::from)?;
+    let published = m.fleet_published().await.map_err(CallError::from)?;
+    let remote_bans = m.remote_bans().await.map_err(CallError::from)?;
+    let peers = m.fleet_peers().await?;
+    let peers: Vec<PeerJson> = peers
+        .into_iter()
+        .map(
+            |(name, received, applied, refused, last, lag, bans)| PeerJson {
+                name,
+                received,
+                applied,
+                refused,
+                bans,
+                last_event: rfc3339(last),
+                last_event_usec: (last != 0).then_some(last),
+                lag_usec: (last != 0).then_some(lag),
+            },
+        )
+        .collect();
+    if json {
+        return to_json(&FleetJson {
+            host,
+            connected,
+            last_error: (!last_error.is_empty()).then_some(last_error),
+            published,
+            remote_bans,
+            peers,
+        });
+    }
+    let mut out = format!(
+        "fleet host {host}: {}, {published} decisions published, {remote_bans} remote bans in force\n",
+        if connected {
+            "connected to Redis".to_string()
+        } else if last_error.is_empty() {
+            "not connected yet".to_string()
+        } else {
+            format!("NOT connected ({last_error}); local bans go on")
+        }
+    );
+    if peers.is_empty() {
+        out.push_str("no peers seen\n");
+        return Ok(out);
+    }
+    let rows: Vec<Vec<Cell>> = peers
+        .iter()
+        .map(|p| {
+            vec![
+                Cell::text(&p.name),
+                Cell::text(p.received.to_string()),
+                Cell::text(p.applied.to_string()),
+                Cell::text(p.refused.to_string()),
+                Cell::text(p.bans.to_string()),
+                Cell::text(p.last_event_usec.map_or("-".into(), local_time)),
+                Cell::text(
+                    p.lag_usec
+                        .map_or("-".into(), |l| format!("{:.1} ms", l as f64 / 1000.0)),
+                ),
+            ]
+        })
+        .collect();
+    out.push_str(&super::format::table(
+        style,
+        &[
+            "PEER",
+            "RECEIVED",
+            "APPLIED",
+            "REFUSED",
+            "BANS",
+            "LAST EVENT",
+            "LAG",
+        ],
+        &rows,
+    ));
+    Ok(out)
 }
 
 /// Properties as GetAll / GetManagedObjects return them.
@@ -637,13 +769,12 @@ fn bantime_text(usec: u64) -> String {
 
 /// `status JAIL`: settings and counters, then its bans.
 async fn jail_detail(conn: &Connection, j: &JailRow, style: &Style) -> Result<String, Failure> {
-    let path: OwnedObjectPath = jail_path(&j.name);
-    let proxy = JailProxy::builder(conn)
-        .path(path)
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await?;
-    let bans = proxy.list_bans().await?;
+    let mgr = manager(conn).await?;
+    let bans: Vec<(String, u64, u64)> = list_all_bans(&mgr, &j.name)
+        .await?
+        .into_iter()
+        .map(|(_, a, at, exp)| (a, at, exp))
+        .collect();
     let mut out = String::new();
     let key = |k: &str| style.paint(&format!("{k:<19}"), Some(Colour::Bold));
     out.push_str(&format!("{}{}\n", key("jail"), j.name));
@@ -709,35 +840,72 @@ async fn bans(
     json: bool,
     style: &Style,
 ) -> Result<String, Failure> {
-    let bans = manager(conn).await?.list_bans(jail.unwrap_or("")).await?;
+    let m = manager(conn).await?;
+    let bans = list_all_bans(&m, jail.unwrap_or("")).await?;
+    // A daemon without the method (older) or without [fleet]: none.
+    let remote: Vec<(String, String, String, u64, u64)> = m
+        .list_remote_bans()
+        .await
+        .map(|b| b.into_inner())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, j, _, _, _)| jail.is_none_or(|w| w == j))
+        .collect();
+    let json_ban =
+        |jail: String, address: String, at: u64, exp: u64, origin: Option<String>| BanJson {
+            jail,
+            address,
+            banned_at: rfc3339(at),
+            banned_at_usec: at,
+            expires_at: rfc3339(exp),
+            expires_at_usec: (exp != 0).then_some(exp),
+            permanent: exp == 0,
+            origin,
+        };
     if json {
         let out = BansJson {
             bans: bans
                 .into_iter()
-                .map(|(jail, address, at, exp)| BanJson {
-                    jail,
-                    address,
-                    banned_at: rfc3339(at),
-                    banned_at_usec: at,
-                    expires_at: rfc3339(exp),
-                    expires_at_usec: (exp != 0).then_some(exp),
-                    permanent: exp == 0,
-                })
+                .map(|(jail, address, at, exp)| json_ban(jail, address, at, exp, None))
+                .collect(),
+            remote_bans: remote
+                .into_iter()
+                .map(|(o, jail, address, at, exp)| json_ban(jail, address, at, exp, Some(o)))
                 .collect(),
         };
         return to_json(&out);
     }
-    if bans.is_empty() {
+    if bans.is_empty() && remote.is_empty() {
         return Ok("no bans in force\n".into());
     }
     let now = Timestamp::now();
-    let rows: Vec<Vec<Cell>> = bans
+    if remote.is_empty() {
+        let rows: Vec<Vec<Cell>> = bans
+            .iter()
+            .map(|(j, a, at, exp)| ban_cells(Some(j), a, *at, *exp, now))
+            .collect();
+        return Ok(super::format::table(
+            style,
+            &["JAIL", "ADDRESS", "BANNED AT", "EXPIRES"],
+            &rows,
+        ));
+    }
+    let mut rows: Vec<Vec<Cell>> = bans
         .iter()
-        .map(|(j, a, at, exp)| ban_cells(Some(j), a, *at, *exp, now))
+        .map(|(j, a, at, exp)| {
+            let mut r = ban_cells(Some(j), a, *at, *exp, now);
+            r.push(Cell::text("local"));
+            r
+        })
         .collect();
+    for (o, j, a, at, exp) in &remote {
+        let mut r = ban_cells(Some(j), a, *at, *exp, now);
+        r.push(Cell::text(format!("fleet:{o}")));
+        rows.push(r);
+    }
     Ok(super::format::table(
         style,
-        &["JAIL", "ADDRESS", "BANNED AT", "EXPIRES"],
+        &["JAIL", "ADDRESS", "BANNED AT", "EXPIRES", "ORIGIN"],
         &rows,
     ))
 }

@@ -42,6 +42,9 @@ const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
 const SESSION_JOURNAL: &str = "journal";
 const SESSION_FILE: &str = "file";
 
+mod fleet;
+pub use fleet::{FleetStatus, PeerStatus, stored_positions};
+
 /// Store key of the journal reader's position.
 pub const JOURNAL_POSITION: &str = "journal";
 /// Store key prefix of file positions (`file:DEV:INO`).
@@ -202,6 +205,8 @@ pub struct Core {
     /// them at the next flush.
     actions: Actions,
     action_events: Vec<ActionEvent>,
+    /// Remote bans and this host's decisions for the fleet (`[fleet]`).
+    fleet: Option<fleet::FleetSide>,
 }
 
 impl Core {
@@ -253,7 +258,16 @@ impl Core {
             positions: loaded.positions.clone(),
             actions: Actions::new(),
             action_events: Vec::new(),
+            fleet: None,
         };
+        if let Some(fc) = &config.fleet {
+            core.fleet = Some(fleet::FleetSide::restore(
+                &core.store,
+                &loaded.positions,
+                fc.quorum,
+                now,
+            ));
+        }
         for jc in config.enabled() {
             let mut rt = JailRuntime::new(jc.clone(), &core.self_addrs);
             if let Some((f, b)) = loaded.totals.get(&jc.name) {
@@ -333,7 +347,7 @@ impl Core {
                 core.ban_now(&jail, f.addr, failures, None, now);
             }
         }
-        let firewalls: Vec<JailFirewall> = core.jails.values().map(JailRuntime::firewall).collect();
+        let firewalls = core.firewalls();
         if let Err(e) = core.banner.configure(&firewalls) {
             core.backend_failed(&e, now);
         } else {
@@ -747,6 +761,8 @@ impl Core {
         self.to_enforce.push(ban.clone());
         self.announce
             .push(Announce::Ban(ban.clone(), bantime.to_string()));
+        let why = if failures > 0 { "failures" } else { "manual" };
+        self.fleet_publish(fleet::ban_event(&ban, why));
         self.events.push(CoreEvent::Banned {
             jail: jail.to_string(),
             address: net_text(net),
@@ -778,6 +794,10 @@ impl Core {
             address: net_text(net),
             reason: reason.to_string(),
         });
+        if reason != "expired" {
+            // Expiry needs no event: peers' elements carry the same end.
+            self.fleet_publish(fleet::unban_event(jail, net, reason, now));
+        }
         self.events.push(CoreEvent::Unbanned {
             jail: jail.to_string(),
             address: net_text(net),
@@ -884,6 +904,7 @@ impl Core {
             self.to_enforce.clear();
             self.to_lift.clear();
         }
+        self.fleet_flush();
         // Actions follow the store, whatever the firewall did.
         for e in std::mem::take(&mut self.action_events) {
             self.actions.deliver(e);
@@ -984,14 +1005,26 @@ impl Core {
         self.retry.delay = (delay * 2).min(Duration::from_secs(300));
     }
 
+    /// The jails' firewalls, and the fleet's sets when it accepts remote bans.
+    fn firewalls(&self) -> Vec<JailFirewall> {
+        let mut v: Vec<JailFirewall> = self.jails.values().map(JailRuntime::firewall).collect();
+        if self.fleet_sets() {
+            v.push(crate::ban::fleet_firewall());
+        }
+        v
+    }
+
     /// Make the firewall equal to the store (start, retries, periodic check).
     pub fn reconcile(&mut self, now: Timestamp) {
-        let firewalls: Vec<JailFirewall> = self.jails.values().map(JailRuntime::firewall).collect();
-        let bans: Vec<Ban> = self
+        let firewalls = self.firewalls();
+        let mut bans: Vec<Ban> = self
             .bans
             .bans(None)
             .filter(|b| b.expires_at.is_none_or(|e| e > now))
             .collect();
+        if self.fleet_sets() {
+            bans.extend(self.fleet_bans(now));
+        }
         let result = self
             .banner
             .configure(&firewalls)
@@ -1045,6 +1078,8 @@ impl Core {
         if now.duration_since(at) >= SignedDuration::from_secs(60) {
             self.lines_at_minute = (now, self.lines - lines_then, self.lines);
         }
+        self.fleet_expire(now);
+        self.flush(now);
     }
 
     /// One line for `STATUS=`: "3 jails, 12 banned, 40k lines/min".
@@ -1086,22 +1121,38 @@ impl Core {
             Request::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Request::ListBans { jail, reply } => {
-                let r = match jail.as_deref() {
-                    Some(j) if !j.is_empty() && !self.jails.contains_key(j) => {
-                        Err(ControlError::NoSuchJail(j.to_string()))
+            Request::ListBans { jail, max, reply } => {
+                let r = self.known_jail(jail.as_deref()).and_then(|want| {
+                    let count = match want {
+                        Some(j) => self.bans.count(j) as usize,
+                        None => self.bans.len(),
+                    };
+                    if count > max {
+                        return Err(ControlError::LimitsExceeded(format!(
+                            "{count} bans in force: more than {max} are listed a page at a time (ListBansPaged)"
+                        )));
                     }
-                    j => {
-                        let want = j.filter(|j| !j.is_empty());
-                        let mut v: Vec<Ban> = self.bans.bans(want).collect();
-                        // Unstable is fine (keys are unique) and spares
-                        // the merge buffer: ListBans of 100k bans is timed.
-                        v.sort_unstable_by(|a, b| {
-                            (&a.jail, a.banned_at, a.net).cmp(&(&b.jail, b.banned_at, b.net))
-                        });
-                        Ok(v)
-                    }
-                };
+                    Ok(self.bans.listed(want, None).collect())
+                });
+                let _ = reply.send(r);
+            }
+            Request::ListBansPage {
+                jail,
+                after,
+                limit,
+                reply,
+            } => {
+                let r = self.known_jail(jail.as_deref()).map(|want| {
+                    let after = after.as_ref().map(|(j, at, net)| (j.as_str(), *at, *net));
+                    let mut page: Vec<Ban> = self
+                        .bans
+                        .listed(want, after)
+                        .take(limit.saturating_add(1))
+                        .collect();
+                    let more = page.len() > limit;
+                    page.truncate(limit);
+                    (page, more)
+                });
                 let _ = reply.send(r);
             }
             Request::Ban {
@@ -1141,6 +1192,12 @@ impl Core {
                 self.flush(now);
                 let _ = reply.send(r);
             }
+            Request::Fleet(reply) => {
+                let _ = reply.send((self.fleet_status(), self.remote_bans()));
+            }
+            Request::FleetStatus(reply) => {
+                let _ = reply.send(self.fleet_status());
+            }
             Request::Reload(reply) => {
                 // Handled by the daemon loop, which owns the config path.
                 let _ = reply.send(Err(ControlError::Failed(
@@ -1161,6 +1218,15 @@ impl Core {
             return Err(ControlError::IgnoredAddress(addr.to_string()));
         }
         Ok(addr)
+    }
+
+    /// A jail argument of a listing: `None` or "" = all jails; else it
+    /// must be configured.
+    fn known_jail<'a>(&self, jail: Option<&'a str>) -> Result<Option<&'a str>, ControlError> {
+        match jail.filter(|j| !j.is_empty()) {
+            Some(j) if !self.jails.contains_key(j) => Err(ControlError::NoSuchJail(j.to_string())),
+            j => Ok(j),
+        }
     }
 
     fn manual_ban(
@@ -1352,6 +1418,7 @@ impl Core {
         self.effects.restart_journal |= journal_of(&old) != journal_of(&config)
             || old.daemon.journal_directory != config.daemon.journal_directory;
         self.effects.restart_files |= files_of(&old) != files_of(&config);
+        self.fleet_reconfigure(now);
         self.reconcile(now);
         self.flush(now);
         // After the flush: removed jails' actions heard of their unbans.

@@ -281,6 +281,12 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
         }
     };
     let self_addrs = selfaddr::addresses();
+    let own_addrs: Vec<std::net::IpAddr> = self_addrs
+        .nets()
+        .iter()
+        .map(|n| n.addr())
+        .filter(|a| !a.is_loopback() && !a.is_unspecified())
+        .collect();
     let banner = make_banner(&cfg);
     let now = Timestamp::now();
     let (mut core, _) = Core::start(cfg.clone(), store, banner, handle.clone(), self_addrs, now)
@@ -296,6 +302,22 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             );
         }
         core.settle_announcements(missing, unannounced, Timestamp::now());
+    }
+
+    // The fleet link: its own task; the core never waits for it.
+    let mut fleet_rx = None;
+    if let Some(fc) = cfg.fleet.clone() {
+        let positions = core::stored_positions(core.positions())
+            .into_iter()
+            .collect();
+        let (link, rx) = crate::fleet::link::spawn(crate::fleet::link::LinkOptions {
+            config: fc,
+            own_addrs,
+            own_bans: core.published_bans(),
+            positions,
+        });
+        core.attach_fleet(link.tx, link.status);
+        fleet_rx = Some(rx);
     }
 
     let mut sources = Sources::none();
@@ -416,6 +438,10 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
                 req => core.request(req, Timestamp::now()),
             },
             Some((pending, addrs)) = dns_rx.recv() => core.resolved(pending, addrs, Timestamp::now()),
+            msg = recv_opt(&mut fleet_rx) => match msg {
+                Some(m) => core.fleet_message(m, Timestamp::now()),
+                None => fleet_rx = None,
+            },
             _ = sleep_until_opt(next_expiry) => core.expire(Timestamp::now()),
             _ = sleep_until_opt(retry) => core.reconcile(Timestamp::now()),
             _ = sleep_until_opt(core.store_retry_due()) => core.flush(Timestamp::now()),

@@ -184,6 +184,7 @@ impl DateFinder {
             return offset.to_timestamp(dt).ok();
         }
         let key = (p.year, p.month, p.day, p.hour);
+        let within = SignedDuration::new(i64::from(p.minute) * 60 + i64::from(p.second), p.nanos);
         let hour_start = match self.cache {
             Some((k, t)) if k == key => t,
             _ => {
@@ -193,11 +194,19 @@ impl DateFinder {
                 };
                 let dt = DateTime::new(year, p.month, p.day, p.hour, 0, 0, 0).ok()?;
                 let t = self.tz.to_timestamp(dt).ok()?;
+                let end = t.checked_add(SignedDuration::from_secs(3599)).ok()?;
+                if self.tz.to_datetime(t) != dt || self.tz.to_offset(t) != self.tz.to_offset(end) {
+                    // The hour's start is skipped or the offset changes
+                    // inside this local hour (a half-hour DST shift, as
+                    // Lord Howe's): no single start serves the whole
+                    // hour; resolve this date exactly, uncached.
+                    let dt = DateTime::from_parts(Date::new(year, p.month, p.day).ok()?, time);
+                    return self.tz.to_timestamp(dt).ok();
+                }
                 self.cache = Some((key, t));
                 t
             }
         };
-        let within = SignedDuration::new(i64::from(p.minute) * 60 + i64::from(p.second), p.nanos);
         hour_start.checked_add(within).ok()
     }
 
@@ -1015,6 +1024,26 @@ mod tests {
         // A port number is not a date.
         assert_eq!(check("Connection from 192.0.2.1 port 12345"), None);
         assert_eq!(check("id 4294967295 x"), None);
+    }
+
+    /// Found by tests/properties.rs: Lord Howe moves its clocks by 30
+    /// minutes (02:00 → 02:30 on 2017-10-01); the hour's cached start
+    /// (02:00, which does not exist, resolved as 02:30) put 02:59:59 half
+    /// an hour late.
+    #[test]
+    fn half_hour_dst_shifts_resolve_every_minute_of_the_hour() {
+        let tz = TimeZone::get("Australia/Lord_Howe").unwrap();
+        let mut f = DateFinder::new(tz.clone(), Timestamp::from_second(1_520_496_038).unwrap());
+        for (line, want) in [
+            ("2017-10-01 02:59:59 sshd", "2017-09-30T15:59:59Z"),
+            ("2017-10-01 02:30:00 sshd", "2017-09-30T15:30:00Z"),
+            ("2017-10-01 01:59:59 sshd", "2017-09-30T15:29:59Z"),
+            // And back (02:00 → 01:30 on 2018-04-01): the first 01:45.
+            ("2018-04-01 01:45:00 sshd", "2018-03-31T14:45:00Z"),
+        ] {
+            let got = f.find(line.as_bytes()).unwrap().time;
+            assert_eq!(got.to_string(), want, "{line}");
+        }
     }
 
     #[test]

@@ -31,10 +31,15 @@ pub fn escalate(base: BanTime, inc: Option<&Increment>, previous: u32, random: f
     };
     let secs = secs.min(inc.maxtime.as_secs_f64().max(b));
     let extra = inc.rndtime.as_secs_f64() * random.clamp(0.0, 1.0);
+    // At most a century (durations stop near there), but never below the
+    // base: a repeat offender is not banned for less than a first one.
     BanTime::For(Duration::from_secs_f64(
-        (secs + extra).min(100.0 * 365.0 * 86_400.0),
+        (secs + extra).min(CEILING_SECS.max(b)),
     ))
 }
+
+/// The longest escalated ban: 100 years of 365 days.
+const CEILING_SECS: f64 = 100.0 * 365.0 * 86_400.0;
 
 #[cfg(test)]
 mod tests {
@@ -106,5 +111,17 @@ mod tests {
         // A base longer than maxtime is not shortened.
         let long = BanTime::For(Duration::from_secs(864_000));
         assert_eq!(secs(escalate(long, Some(&i), 0, 0.0)), 864_000);
+    }
+
+    /// Found by tests/properties.rs: a bantime just over 100 × 365 days
+    /// (durations go up to 100 × 366) was cut to the century ceiling for
+    /// a repeat offender, below what a first offence gets.
+    #[test]
+    fn a_repeat_offender_never_gets_less_than_a_bantime_over_a_century() {
+        let base = BanTime::For(Duration::from_secs(3_153_600_004));
+        let i = inc(1.0, &[], 0, 0);
+        assert_eq!(secs(escalate(base, Some(&i), 1, 0.0)), 3_153_600_004);
+        let m = inc(1.0, &[2.0], 0, 0);
+        assert_eq!(secs(escalate(base, Some(&m), 1, 0.0)), 3_153_600_004);
     }
 }

@@ -186,7 +186,7 @@ fn command(out: &mut String, cmd: &clap::Command) {
 }
 
 /// Every MESSAGE_ID the daemon logs, with what it means (events.rs).
-fn journal_events() -> [(&'static str, &'static str); 7] {
+fn journal_events() -> [(&'static str, &'static str); 8] {
     [
         (
             events::MESSAGE_ID_BAN,
@@ -207,6 +207,10 @@ fn journal_events() -> [(&'static str, &'static str); 7] {
         (
             events::MESSAGE_ID_CONFIG_ERROR,
             "A configuration problem, one per file:line:column; at start the daemon exits with status 2, on reload the running configuration stays.",
+        ),
+        (
+            events::MESSAGE_ID_REMOTE_BAN,
+            "[fleet:ORIGIN] Ban ADDRESS for DURATION (jail JAIL, N failures): a ban shared by fleet host ORIGIN, applied here in the fleet sets; fields JAILWARDEN_ORIGIN, JAILWARDEN_JAIL, JAILWARDEN_ADDRESS, JAILWARDEN_BANTIME_USEC, JAILWARDEN_FAILURES.",
         ),
         (
             events::MESSAGE_ID_BACKEND_ERROR,

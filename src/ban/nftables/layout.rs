@@ -121,6 +121,24 @@ impl SetSpec {
 
 /// The two sets of a jail.
 pub fn jail_sets(fw: &JailFirewall) -> [SetSpec; 2] {
+    if fw.jail == crate::ban::FLEET_JAIL {
+        return [
+            SetSpec {
+                jail: fw.jail.clone(),
+                name: "fleet-inet".into(),
+                family: Family::V4,
+                interval: false,
+                size: fw.set_size,
+            },
+            SetSpec {
+                jail: fw.jail.clone(),
+                name: "fleet-inet6".into(),
+                family: Family::V6,
+                interval: true,
+                size: fw.set_size,
+            },
+        ];
+    }
     let base = set_base_name(&fw.jail);
     [
         SetSpec {

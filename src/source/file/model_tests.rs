@@ -598,7 +598,8 @@ fn mode() -> impl Strategy<Value = Mode> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 256,
+        // bench/fuzz.sh runs many more.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
         max_shrink_iters: 2000,
         ..ProptestConfig::default()
     })]

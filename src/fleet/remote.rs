@@ -1,0 +1,594 @@
+//! Other hosts' bans, and the policy that decides which apply here. Pure:
+//! time comes in as an argument, nothing here talks to Redis or the
+//! kernel; the core feeds it what the link received and turns what it
+//! says into store rows and firewall elements.
+//!
+//! A remote ban is kept per (address, origin, jail). An address is banned
+//! here (in the fleet sets) while at least `quorum` distinct trusted
+//! origins ban it, until the latest of their expiries, each capped at
+//! `max_bantime` from when it arrived. Never banned: this host's
+//! `ignoreip`/`ignoreself` and the fleet members' own addresses.
+//! Each origin may have `max_rate` bans per second accepted (a burst of a
+//! minute's worth); events are applied once, by (origin, stream ID).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use jiff::{SignedDuration, Timestamp};
+
+use super::wire::{Event, Kind, StreamId, is_after};
+use crate::addr::AddrList;
+use crate::config::fleet::FleetConfig;
+
+/// One remote ban as this host holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteBan {
+    pub origin: String,
+    pub jail: String,
+    pub net: IpNet,
+    pub banned_at: Timestamp,
+    /// After the `max_bantime` cap; `None` only if restored from an
+    /// older store without one (never made here).
+    pub expires_at: Option<Timestamp>,
+    pub failures: u32,
+    pub reason: String,
+    /// The stream entry it came from (`resync` when read from a set).
+    pub event_id: String,
+}
+
+/// Why a remote ban was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The origin is not in `trust` (or accept = false).
+    Untrusted,
+    /// This host's ignoreip/ignoreself, or a fleet member's address.
+    Ignored,
+    /// The origin's rate cap.
+    Rate,
+    /// Already over when it arrived.
+    Expired,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Untrusted => "origin not trusted",
+            Refusal::Ignored => "ignored address (ignoreip, ignoreself or a fleet member)",
+            Refusal::Rate => "origin over its rate cap",
+            Refusal::Expired => "already expired",
+        }
+    }
+}
+
+/// Counters of one origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginStats {
+    pub received: u64,
+    pub applied: u64,
+    pub refused: u64,
+    /// When its last event arrived here.
+    pub last_event: Option<Timestamp>,
+    /// When its last event was written (the stream ID's time).
+    pub last_event_written: Option<Timestamp>,
+    /// The last stream ID applied.
+    pub last_id: Option<StreamId>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Origin {
+    stats: OriginStats,
+    tokens: f64,
+    refilled: Option<Timestamp>,
+}
+
+/// What applying remote events changed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Rows to write (new or changed remote bans).
+    pub stored: Vec<RemoteBan>,
+    /// Rows to delete: (origin, jail, net).
+    pub removed: Vec<(String, String, IpNet)>,
+    /// Fleet set elements to add or re-assert with this expiry.
+    pub enforce: Vec<(IpNet, Option<Timestamp>)>,
+    /// Fleet set elements to remove.
+    pub lift: Vec<IpNet>,
+    /// Newly applied bans, to log with their origin.
+    pub applied: Vec<RemoteBan>,
+    /// Refused bans (logged, rate-limited by the caller).
+    pub refused: Vec<(RemoteBan, Refusal)>,
+    /// Positions to store: origin → last stream ID.
+    pub positions: Vec<(String, StreamId)>,
+}
+
+/// What the policy needs besides the configuration.
+pub struct Policy<'a> {
+    pub config: &'a FleetConfig,
+    /// Never banned: ignore lists, own addresses, fleet members'.
+    pub never: &'a AddrList,
+}
+
+/// Every remote ban held, and the fleet sets' wanted content.
+#[derive(Debug, Default)]
+pub struct Remote {
+    bans: BTreeMap<(IpNet, String, String), RemoteBan>,
+    origins: BTreeMap<String, Origin>,
+    /// Elements of the fleet sets (what the firewall should hold).
+    effective: HashMap<IpNet, Option<Timestamp>>,
+}
+
+impl Remote {
+    /// Restore from the store (at start): no policy, no rate; the
+    /// positions say where each origin's stream was read to.
+    pub fn restore(
+        &mut self,
+        bans: Vec<RemoteBan>,
+        positions: impl IntoIterator<Item = (String, StreamId)>,
+        quorum: u32,
+        now: Timestamp,
+    ) {
+        let mut nets = Vec::new();
+        for b in bans {
+            nets.push(b.net);
+            self.origin(&b.origin);
+            self.bans
+                .insert((b.net, b.origin.clone(), b.jail.clone()), b);
+        }
+        for (o, id) in positions {
+            self.origin(&o).stats.last_id = Some(id);
+        }
+        let mut out = Outcome::default();
+        for n in nets {
+            self.recompute(n, quorum, now, &mut out);
+        }
+    }
+
+    fn origin(&mut self, name: &str) -> &mut Origin {
+        self.origins.entry(name.to_string()).or_default()
+    }
+
+    /// The last stream ID applied from `origin`.
+    pub fn last_id(&self, origin: &str) -> Option<StreamId> {
+        self.origins.get(origin).and_then(|o| o.stats.last_id)
+    }
+
+    /// Counters per origin.
+    pub fn stats(&self) -> impl Iterator<Item = (&String, &OriginStats)> {
+        self.origins.iter().map(|(k, o)| (k, &o.stats))
+    }
+
+    /// Remote bans held (by address, origin, jail).
+    pub fn bans(&self) -> impl Iterator<Item = &RemoteBan> {
+        self.bans.values()
+    }
+
+    /// The fleet sets' wanted elements, unexpired at `now`.
+    pub fn effective(
+        &self,
+        now: Timestamp,
+    ) -> impl Iterator<Item = (IpNet, Option<Timestamp>)> + '_ {
+        self.effective
+            .iter()
+            .filter(move |(_, e)| e.is_none_or(|e| e > now))
+            .map(|(n, e)| (*n, *e))
+    }
+
+    /// Elements in the fleet sets.
+    pub fn len(&self) -> usize {
+        self.effective.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.effective.is_empty()
+    }
+
+    /// One event of `origin`'s stream.
+    pub fn receive(
+        &mut self,
+        origin: &str,
+        id: StreamId,
+        ev: &Event,
+        policy: &Policy,
+        now: Timestamp,
+        out: &mut Outcome,
+    ) {
+        if !is_after(id, self.last_id(origin)) {
+            return; // seen: applied once
+        }
+        {
+            let o = self.origin(origin);
+            o.stats.last_id = Some(id);
+            o.stats.last_event = Some(now);
+            o.stats.last_event_written = Timestamp::from_millisecond(id.ms as i64).ok();
+        }
+        out.positions.retain(|(o, _)| o != origin);
+        out.positions.push((origin.to_string(), id));
+        match ev.kind {
+            Kind::Ban => {
+                let b = self.admit(origin, ev, &id.to_string(), policy, now, out);
+                if let Some(b) = b {
+                    self.hold(b, policy.config.quorum, now, out);
+                }
+            }
+            Kind::Unban => {
+                self.origin(origin).stats.received += 1;
+                let key = (ev.net, origin.to_string(), ev.jail.clone());
+                if self.bans.remove(&key).is_some() {
+                    self.origin(origin).stats.applied += 1;
+                    out.removed
+                        .push((origin.to_string(), ev.jail.clone(), ev.net));
+                    self.recompute(ev.net, policy.config.quorum, now, out);
+                }
+            }
+            Kind::Resync => {}
+        }
+    }
+
+    /// `origin`'s active set, read whole: it replaces what was held from
+    /// that origin; reading continues after `last`.
+    pub fn resync(
+        &mut self,
+        origin: &str,
+        set: &[Event],
+        last: StreamId,
+        policy: &Policy,
+        now: Timestamp,
+        out: &mut Outcome,
+    ) {
+        let old: Vec<(IpNet, String, String)> = self
+            .bans
+            .keys()
+            .filter(|(_, o, _)| o == origin)
+            .cloned()
+            .collect();
+        let mut keep = std::collections::HashSet::new();
+        for ev in set {
+            let key = (ev.net, origin.to_string(), ev.jail.clone());
+            if let Some(held) = self.bans.get(&key) {
+                // Already held as it is: not received again.
+                let capped = cap(ev.expires_at, policy.config.max_bantime, held.banned_at);
+                if held.expires_at == capped {
+                    keep.insert(key);
+                    continue;
+                }
+            }
+            if let Some(b) = self.admit(origin, ev, "resync", policy, now, out) {
+                keep.insert(key);
+                self.hold(b, policy.config.quorum, now, out);
+            }
+        }
+        for key in old {
+            if !keep.contains(&key) {
+                self.bans.remove(&key);
+                out.removed.push((key.1.clone(), key.2.clone(), key.0));
+                self.recompute(key.0, policy.config.quorum, now, out);
+            }
+        }
+        let o = self.origin(origin);
+        if is_after(last, o.stats.last_id) {
+            o.stats.last_id = Some(last);
+        }
+        let id = o.stats.last_id.unwrap_or(last);
+        out.positions.retain(|(o, _)| o != origin);
+        out.positions.push((origin.to_string(), id));
+    }
+
+    /// The checks of a ban event: counted as received, then applied or
+    /// refused; the ban to hold if applied.
+    fn admit(
+        &mut self,
+        origin: &str,
+        ev: &Event,
+        event_id: &str,
+        policy: &Policy,
+        now: Timestamp,
+        out: &mut Outcome,
+    ) -> Option<RemoteBan> {
+        let max_rate = f64::from(policy.config.max_rate);
+        let trusted = policy.config.trusts(origin);
+        let o = self.origin(origin);
+        o.stats.received += 1;
+        let ban = RemoteBan {
+            origin: origin.to_string(),
+            jail: ev.jail.clone(),
+            net: ev.net,
+            banned_at: now,
+            expires_at: cap(ev.expires_at, policy.config.max_bantime, now),
+            failures: ev.failures,
+            reason: ev.reason.clone(),
+            event_id: event_id.to_string(),
+        };
+        let refusal = if !trusted {
+            Some(Refusal::Untrusted)
+        } else if policy.never.overlaps(ev.net) {
+            Some(Refusal::Ignored)
+        } else if ban.expires_at.is_some_and(|e| e <= now) {
+            Some(Refusal::Expired)
+        } else {
+            // Token bucket: max_rate per second, a minute's worth of burst.
+            let burst = max_rate * 60.0;
+            let since = o.refilled.map_or(burst, |t| {
+                now.duration_since(t).as_secs_f64().max(0.0) * max_rate
+            });
+            o.tokens = (o.tokens + since).min(burst);
+            o.refilled = Some(now);
+            if o.tokens >= 1.0 {
+                o.tokens -= 1.0;
+                None
+            } else {
+                Some(Refusal::Rate)
+            }
+        };
+        match refusal {
+            Some(r) => {
+                o.stats.refused += 1;
+                out.refused.push((ban, r));
+                None
+            }
+            None => {
+                o.stats.applied += 1;
+                Some(ban)
+            }
+        }
+    }
+
+    fn hold(&mut self, b: RemoteBan, quorum: u32, now: Timestamp, out: &mut Outcome) {
+        let net = b.net;
+        out.stored.push(b.clone());
+        out.applied.push(b.clone());
+        self.bans
+            .insert((b.net, b.origin.clone(), b.jail.clone()), b);
+        self.recompute(net, quorum, now, out);
+    }
+
+    /// Drop remote bans over at `now` (the kernel lifted their elements).
+    pub fn expire(&mut self, quorum: u32, now: Timestamp, out: &mut Outcome) {
+        let over: Vec<(IpNet, String, String)> = self
+            .bans
+            .iter()
+            .filter(|(_, b)| b.expires_at.is_some_and(|e| e <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in over {
+            self.bans.remove(&key);
+            out.removed.push((key.1.clone(), key.2.clone(), key.0));
+            self.recompute(key.0, quorum, now, out);
+        }
+    }
+
+    /// Re-evaluate every address (quorum or ignore lists changed on reload).
+    pub fn reevaluate(&mut self, policy: &Policy, now: Timestamp, out: &mut Outcome) {
+        let gone: Vec<(IpNet, String, String)> = self
+            .bans
+            .keys()
+            .filter(|(n, o, _)| !policy.config.trusts(o) || policy.never.overlaps(*n))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.bans.remove(&key);
+            out.removed.push((key.1.clone(), key.2.clone(), key.0));
+        }
+        let nets: Vec<IpNet> = self
+            .bans
+            .keys()
+            .map(|(n, _, _)| *n)
+            .chain(self.effective.keys().copied())
+            .collect();
+        for n in nets {
+            self.recompute(n, policy.config.quorum, now, out);
+        }
+    }
+
+    /// The fleet element of `net` from the bans held.
+    fn recompute(&mut self, net: IpNet, quorum: u32, now: Timestamp, out: &mut Outcome) {
+        let live = self
+            .bans
+            .range((net, String::new(), String::new())..)
+            .take_while(|((n, _, _), _)| *n == net)
+            .map(|(_, b)| b)
+            .filter(|b| b.expires_at.is_none_or(|e| e > now));
+        let mut origins: Vec<&str> = Vec::new();
+        let mut until: Option<Option<Timestamp>> = None;
+        for b in live {
+            if !origins.contains(&b.origin.as_str()) {
+                origins.push(&b.origin);
+            }
+            until = Some(match (until, b.expires_at) {
+                (None, e) => e,
+                (Some(None), _) | (_, None) => None,
+                (Some(Some(a)), Some(e)) => Some(a.max(e)),
+            });
+        }
+        let wanted = until.filter(|_| origins.len() as u32 >= quorum.max(1));
+        let current = self.effective.get(&net).copied();
+        match (current, wanted) {
+            (Some(c), Some(w)) if c == w => {}
+            (_, Some(w)) => {
+                self.effective.insert(net, w);
+                out.enforce.push((net, w));
+            }
+            (Some(_), None) => {
+                self.effective.remove(&net);
+                out.lift.push(net);
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// A remote expiry capped at `max` from `from`.
+fn cap(expires: Option<Timestamp>, max: Duration, from: Timestamp) -> Option<Timestamp> {
+    let limit = SignedDuration::try_from(max)
+        .ok()
+        .and_then(|d| from.checked_add(d).ok());
+    match (expires, limit) {
+        (Some(e), Some(l)) => Some(e.min(l)),
+        (None, l) => l,
+        (e, None) => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> FleetConfig {
+        FleetConfig {
+            url: "redis://x".into(),
+            password_file: None,
+            host: "me".into(),
+            publish: None,
+            accept: true,
+            trust: None,
+            max_bantime: Duration::from_secs(3600),
+            quorum: 1,
+            max_rate: 1000,
+        }
+    }
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn ban(addr: &str, expires: Option<i64>) -> Event {
+        Event {
+            kind: Kind::Ban,
+            jail: "sshd".into(),
+            net: addr.parse::<std::net::IpAddr>().unwrap().into(),
+            banned_at: t(0),
+            expires_at: expires.map(t),
+            failures: 5,
+            reason: String::new(),
+        }
+    }
+
+    fn id(n: u64) -> StreamId {
+        StreamId { ms: n, seq: 0 }
+    }
+
+    #[test]
+    fn applied_once_capped_and_lifted() {
+        let c = cfg();
+        let never = AddrList::new();
+        let p = Policy {
+            config: &c,
+            never: &never,
+        };
+        let mut r = Remote::default();
+        let mut out = Outcome::default();
+        // Permanent remotely: capped at max_bantime from arrival.
+        r.receive("a", id(1), &ban("192.0.2.1", None), &p, t(0), &mut out);
+        r.receive("a", id(1), &ban("192.0.2.1", None), &p, t(0), &mut out);
+        assert_eq!(
+            out.enforce,
+            [("192.0.2.1/32".parse().unwrap(), Some(t(3600)))]
+        );
+        assert_eq!(out.applied.len(), 1);
+        let mut unban = ban("192.0.2.1", None);
+        unban.kind = Kind::Unban;
+        let mut out = Outcome::default();
+        r.receive("a", id(2), &unban, &p, t(1), &mut out);
+        assert_eq!(out.lift, ["192.0.2.1/32".parse::<IpNet>().unwrap()]);
+        assert_eq!(r.last_id("a"), Some(id(2)));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn refusals() {
+        let mut c = cfg();
+        c.trust = Some(vec!["a".into()]);
+        c.max_rate = 1;
+        let mut never = AddrList::new();
+        never.push_str("198.51.100.0/24").unwrap();
+        let p = Policy {
+            config: &c,
+            never: &never,
+        };
+        let mut r = Remote::default();
+        let mut out = Outcome::default();
+        r.receive("b", id(1), &ban("192.0.2.1", Some(100)), &p, t(0), &mut out);
+        r.receive(
+            "a",
+            id(1),
+            &ban("198.51.100.7", Some(100)),
+            &p,
+            t(0),
+            &mut out,
+        );
+        r.receive("a", id(2), &ban("192.0.2.2", Some(-5)), &p, t(0), &mut out);
+        let kinds: Vec<Refusal> = out.refused.iter().map(|(_, r)| *r).collect();
+        assert_eq!(
+            kinds,
+            [Refusal::Untrusted, Refusal::Ignored, Refusal::Expired]
+        );
+        // Rate: one per second, 60 of burst.
+        let mut out = Outcome::default();
+        for i in 0..70u64 {
+            let a = format!("203.0.113.{}", i + 1);
+            r.receive("a", id(10 + i), &ban(&a, Some(100)), &p, t(1), &mut out);
+        }
+        assert_eq!(out.applied.len(), 60);
+        assert!(out.refused.iter().all(|(_, r)| *r == Refusal::Rate));
+    }
+
+    #[test]
+    fn quorum_needs_distinct_origins() {
+        let mut c = cfg();
+        c.quorum = 2;
+        let never = AddrList::new();
+        let p = Policy {
+            config: &c,
+            never: &never,
+        };
+        let mut r = Remote::default();
+        let mut out = Outcome::default();
+        r.receive("a", id(1), &ban("192.0.2.1", Some(100)), &p, t(0), &mut out);
+        let mut other = ban("192.0.2.1", Some(200));
+        other.jail = "nginx".into();
+        r.receive("a", id(2), &other, &p, t(0), &mut out);
+        assert!(out.enforce.is_empty(), "one origin, two jails: no quorum");
+        r.receive("b", id(1), &ban("192.0.2.1", Some(150)), &p, t(0), &mut out);
+        assert_eq!(
+            out.enforce,
+            [("192.0.2.1/32".parse().unwrap(), Some(t(200)))]
+        );
+    }
+
+    #[test]
+    fn resync_replaces_an_origins_bans() {
+        let c = cfg();
+        let never = AddrList::new();
+        let p = Policy {
+            config: &c,
+            never: &never,
+        };
+        let mut r = Remote::default();
+        let mut out = Outcome::default();
+        r.receive("a", id(1), &ban("192.0.2.1", Some(100)), &p, t(0), &mut out);
+        let mut out = Outcome::default();
+        r.resync(
+            "a",
+            &[ban("192.0.2.2", Some(100))],
+            id(5),
+            &p,
+            t(1),
+            &mut out,
+        );
+        assert_eq!(out.lift, ["192.0.2.1/32".parse::<IpNet>().unwrap()]);
+        assert_eq!(out.enforce.len(), 1);
+        assert_eq!(r.last_id("a"), Some(id(5)));
+        // Read again: nothing changes, nothing is counted twice.
+        let mut out = Outcome::default();
+        let before = r.stats().next().unwrap().1.received;
+        r.resync(
+            "a",
+            &[ban("192.0.2.2", Some(100))],
+            id(5),
+            &p,
+            t(2),
+            &mut out,
+        );
+        assert!(out.enforce.is_empty() && out.lift.is_empty() && out.applied.is_empty());
+        assert_eq!(r.stats().next().unwrap().1.received, before);
+    }
+}

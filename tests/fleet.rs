@@ -1,0 +1,423 @@
+//! The fleet (`[fleet]`, issue 18) against a real redis-server: three
+//! daemons, each in its own network namespace with its own nftables table
+//! and state directory, one redis-server in a namespace of its own,
+//! reached over a shared unix socket path, with one ACL user per host.
+//!
+//! Needs root (namespaces, nftables), `redis-server` and `redis-tools`
+//! (.ci/packages/fleet.txt), journald (support).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::daemon::Daemon;
+use support::{NamedNetns, PrivateJournald, wait_until};
+
+/// MESSAGE_ID of a remote ban applied (src/events.rs).
+const REMOTE_BAN_ID: &str = "5d0c3e1f8a2b4c6d9e7f1a3b5c7d9e0f";
+
+/// The ACL a fleet needs (README, "Fleet"): each host reads every
+/// jailwarden key and writes only its own three.
+fn acl_line(host: &str, password: &str) -> String {
+    format!(
+        "user {host} on >{password} resetkeys %R~jailwarden:* %W~jailwarden:bans:{host} \
+         %W~jailwarden:active:{host} %W~jailwarden:member:{host} resetchannels -@all \
+         +@connection +xadd +xread +xrange +xrevrange +zadd +zrem +zrange \
+         +zremrangebyscore +hset +hget +del +multi +exec +scan"
+    )
+}
+
+/// A redis-server in its own network namespace, listening on a unix
+/// socket only, without persistence (a restart loses everything).
+struct Redis {
+    ns: NamedNetns,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start(dir: &Path, hosts: &[&str]) -> Redis {
+        let mut acl = String::from("user default on nopass ~* &* +@all\n");
+        for h in hosts {
+            acl.push_str(&acl_line(h, &format!("pw-{h}")));
+            acl.push('\n');
+        }
+        std::fs::write(dir.join("users.acl"), acl).unwrap();
+        let mut r = Redis {
+            ns: NamedNetns::new("redis"),
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("redis.sock")
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(self.socket());
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns.0, "redis-server"])
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.socket())
+            .args([
+                "--unixsocketperm",
+                "777",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--aclfile")
+            .arg(self.dir.join("users.acl"))
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        self.child = Some(child);
+        assert!(
+            wait_until(Duration::from_secs(10), || self.cli(&["PING"]).trim()
+                == "PONG"),
+            "redis-server did not start"
+        );
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// redis-cli as the default (admin) user.
+    fn cli(&self, args: &[&str]) -> String {
+        self.cli_as(None, args)
+    }
+
+    fn cli_as(&self, user: Option<(&str, &str)>, args: &[&str]) -> String {
+        let mut c = Command::new("redis-cli");
+        c.arg("-s").arg(self.socket());
+        if let Some((u, p)) = user {
+            c.args(["--user", u, "--pass", p, "--no-auth-warning"]);
+        }
+        let out = c.args(args).output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One fleet host: a daemon in its namespace, with an address of its own.
+struct Host {
+    name: String,
+    ns: NamedNetns,
+    daemon: Daemon,
+}
+
+fn config(name: &str, redis: &Redis, pwfile: &Path, ignore: &str, quorum: u32) -> String {
+    format!(
+        r#"
+[daemon]
+backend = "nftables"
+journal_directory = "{{journal}}"
+filter_dirs = ["{{filters}}"]
+[jails.sshd]
+journal_match = ["_UID=0", "SYSLOG_IDENTIFIER=sshd"]
+bantime = "10m"
+ignoreip = [{ignore}]
+[fleet]
+url = "redis+unix://{sock}?user={name}"
+password_file = "{pw}"
+host = "{name}"
+quorum = {quorum}
+max_bantime = "1h"
+"#,
+        sock = redis.socket().display(),
+        pw = pwfile.display(),
+    )
+}
+
+impl Host {
+    fn start(
+        j: &PrivateJournald,
+        redis: &Redis,
+        dir: &Path,
+        name: &str,
+        addr: &str,
+        ignore: &str,
+    ) -> Host {
+        let ns = NamedNetns::new(name);
+        ns.exec_ok(&["ip", "addr", "add", &format!("{addr}/32"), "dev", "lo"]);
+        let pw = dir.join(format!("{name}.password"));
+        std::fs::write(&pw, format!("pw-{name}\n")).unwrap();
+        let daemon = Daemon::start_in(j, &config(name, redis, &pw, ignore, 1), Some(&ns.0));
+        Host {
+            name: name.to_string(),
+            ns,
+            daemon,
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.daemon.dir.path().join("control.sock")
+    }
+
+    /// `jailwarden ARGS --socket ...`; stdout, asserting success.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_jailwarden"))
+            .args(args)
+            .arg("--socket")
+            .arg(self.socket())
+            .output()
+            .expect("jailwarden");
+        assert!(
+            out.status.success(),
+            "{}: jailwarden {args:?}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn ban(&self, addr: &str) {
+        self.cli(&["ban", "sshd", addr]);
+    }
+
+    fn fleet(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cli(&["fleet", "status", "--json"])).expect("fleet status JSON")
+    }
+
+    fn peer(&self, name: &str) -> serde_json::Value {
+        self.fleet()["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Elements of a set of this host's table: (value, timeout seconds).
+    fn set(&self, set: &str) -> Vec<(String, Option<u64>)> {
+        let out = self
+            .ns
+            .exec(&["nft", "-j", "list", "set", "inet", "jailwarden", set]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["set"]["elem"].as_array().cloned())
+            .flatten()
+            .map(|e| match &e["elem"] {
+                serde_json::Value::Object(m) => (
+                    m["val"].as_str().unwrap_or("").to_string(),
+                    m["timeout"].as_u64(),
+                ),
+                _ => (e.as_str().unwrap_or("").to_string(), None),
+            })
+            .collect()
+    }
+
+    fn has(&self, set: &str, addr: &str) -> bool {
+        self.set(set).iter().any(|(v, _)| v == addr)
+    }
+
+    /// Wait until `addr` is (or is not) in the fleet set; how long it took.
+    fn wait_remote(&self, addr: &str, present: bool) -> Duration {
+        let t0 = Instant::now();
+        assert!(
+            wait_until(Duration::from_secs(10), || self.has("fleet-inet", addr)
+                == present),
+            "{}: {addr} {} fleet-inet: {:?}\nlog: {:#?}",
+            self.name,
+            if present { "never reached" } else { "still in" },
+            self.set("fleet-inet"),
+            self.daemon.log()
+        );
+        t0.elapsed()
+    }
+
+    /// This daemon's remote ban events (the journal is shared).
+    fn remote_bans_logged(&self) -> Vec<String> {
+        self.daemon
+            .journal_fields(&[
+                &format!("MESSAGE_ID={REMOTE_BAN_ID}"),
+                &format!("_PID={}", self.daemon.pid()),
+            ])
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("MESSAGE=").map(str::to_string))
+            .collect()
+    }
+
+    fn remote_ban_messages(&self, addr: &str) -> usize {
+        self.remote_bans_logged()
+            .iter()
+            .filter(|m| m.contains(&format!(" Ban {addr} ")))
+            .count()
+    }
+}
+
+/// Wait until every host follows every other.
+fn wait_peers(hosts: &[&Host]) {
+    for h in hosts {
+        for o in hosts {
+            if h.name != o.name {
+                assert!(
+                    wait_until(Duration::from_secs(10), || h.peer(&o.name)["name"]
+                        == o.name.as_str()),
+                    "{} never saw {}: {}",
+                    h.name,
+                    o.name,
+                    h.fleet()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bans_spread_across_the_fleet_with_policy_and_survive_redis_restarts() {
+    support::needs_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut redis = Redis::start(tmp.path(), &["a", "b", "c"]);
+    let j = PrivateJournald::started();
+    let a = Host::start(&j, &redis, tmp.path(), "a", "198.51.100.1", "");
+    let c = Host::start(&j, &redis, tmp.path(), "c", "198.51.100.3", "");
+    wait_peers(&[&a, &c]);
+
+    // A ban on A reaches C's kernel, in the fleet set, with A's end.
+    a.ban("192.0.2.10");
+    assert!(a.has("sshd-v4", "192.0.2.10"));
+    let took = c.wait_remote("192.0.2.10", true);
+    eprintln!("propagation A -> C: {took:?}");
+    let (_, timeout) = c
+        .set("fleet-inet")
+        .into_iter()
+        .find(|(v, _)| v == "192.0.2.10")
+        .unwrap();
+    assert!(
+        timeout.is_some_and(|t| (590..=600).contains(&t)),
+        "{timeout:?}"
+    );
+    assert!(
+        c.set("sshd-v4").is_empty(),
+        "remote bans stay out of the jails' sets"
+    );
+    assert_eq!(c.remote_ban_messages("192.0.2.10"), 1);
+    assert!(
+        c.remote_bans_logged()
+            .iter()
+            .any(|m| m.starts_with("[fleet:a] Ban 192.0.2.10 for ")),
+        "{:?}",
+        c.remote_bans_logged()
+    );
+    // `bans` on C shows it with its origin.
+    let bans: serde_json::Value = serde_json::from_str(&c.cli(&["bans", "--json"])).unwrap();
+    assert_eq!(bans["remote_bans"][0]["origin"], "a", "{bans}");
+    assert_eq!(bans["remote_bans"][0]["address"], "192.0.2.10", "{bans}");
+
+    // Unban propagates.
+    a.ban("192.0.2.11");
+    c.wait_remote("192.0.2.11", true);
+    a.cli(&["unban", "192.0.2.10"]);
+    c.wait_remote("192.0.2.10", false);
+
+    // B starts late, ignoring 203.0.113.0/24: it catches up with what is
+    // in force (192.0.2.11), not what was lifted (192.0.2.10).
+    let b = Host::start(
+        &j,
+        &redis,
+        tmp.path(),
+        "b",
+        "198.51.100.2",
+        "\"203.0.113.0/24\"",
+    );
+    wait_peers(&[&a, &b, &c]);
+    b.wait_remote("192.0.2.11", true);
+    assert!(!b.has("fleet-inet", "192.0.2.10"));
+
+    // Policy on B: its ignoreip, and fleet members' addresses, are refused.
+    a.ban("203.0.113.5");
+    a.ban("198.51.100.3"); // C's own address
+    a.ban("192.0.2.13");
+    b.wait_remote("192.0.2.13", true);
+    c.wait_remote("203.0.113.5", true);
+    assert!(!b.has("fleet-inet", "203.0.113.5"), "B's ignoreip banned");
+    assert!(
+        !b.has("fleet-inet", "198.51.100.3"),
+        "a fleet member banned"
+    );
+    assert!(!c.has("fleet-inet", "198.51.100.3"), "C banned itself");
+    assert!(b.peer("a")["refused"].as_u64() >= Some(2), "{}", b.fleet());
+
+    // No echo: B and C published nothing but their resync markers.
+    for h in ["b", "c"] {
+        let entries = redis.cli(&["XRANGE", &format!("jailwarden:bans:{h}"), "-", "+"]);
+        assert!(
+            !entries.contains("\nban\n") && !entries.contains("192.0.2."),
+            "{h}: {entries}"
+        );
+    }
+
+    // ACL: A may write its own keys, not B's; it reads everyone's.
+    let as_a = Some(("a", "pw-a"));
+    let denied = redis.cli_as(as_a, &["ZADD", "jailwarden:active:b", "1", "x"]);
+    assert!(denied.contains("NOPERM"), "{denied}");
+    let denied = redis.cli_as(as_a, &["XADD", "jailwarden:bans:b", "*", "type", "ban"]);
+    assert!(denied.contains("NOPERM"), "{denied}");
+    let read = redis.cli_as(as_a, &["ZRANGE", "jailwarden:active:a", "0", "-1"]);
+    assert!(read.contains("192.0.2.11|sshd"), "{read}");
+
+    // Redis killed: local bans go on; after its restart (empty: no
+    // persistence) the fleet converges again, nothing applied twice.
+    redis.kill();
+    a.ban("192.0.2.12");
+    assert!(
+        a.has("sshd-v4", "192.0.2.12"),
+        "a local ban waited for Redis"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!a.fleet()["connected"].as_bool().unwrap_or(true));
+    redis.spawn();
+    for h in [&b, &c] {
+        h.wait_remote("192.0.2.12", true);
+        h.wait_remote("192.0.2.11", true);
+    }
+    a.ban("192.0.2.14");
+    c.wait_remote("192.0.2.14", true);
+    for addr in ["192.0.2.11", "192.0.2.12", "192.0.2.14"] {
+        assert_eq!(
+            c.remote_ban_messages(addr),
+            1,
+            "{addr} logged again on C: {:#?}",
+            c.remote_bans_logged()
+        );
+    }
+
+    // Quorum 2 on C: one origin is not enough, two are.
+    let pw = tmp.path().join("c.password");
+    c.daemon.write_config(&config("c", &redis, &pw, "", 2));
+    c.daemon.reload();
+    c.wait_remote("192.0.2.14", false);
+    a.ban("192.0.2.20");
+    b.wait_remote("192.0.2.20", true);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !c.has("fleet-inet", "192.0.2.20"),
+        "one origin met quorum 2"
+    );
+    b.ban("192.0.2.20");
+    c.wait_remote("192.0.2.20", true);
+}
