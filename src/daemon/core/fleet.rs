@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::{Core, ignore_list};
+use super::{Core, CoreEvent, ignore_list};
 use crate::addr::AddrList;
 use crate::ban::{Ban, FLEET_JAIL};
 use crate::config::Config;
@@ -302,6 +302,12 @@ impl Core {
     fn fleet_outcome(&mut self, out: Outcome, now: Timestamp) {
         for b in &out.applied {
             events::remote_ban(b);
+            self.events.push(CoreEvent::RemoteBanned {
+                origin: b.origin.clone(),
+                jail: b.jail.clone(),
+                address: crate::fleet::wire::net_text(b.net),
+                expires_at: b.expires_at,
+            });
         }
         if let Some(f) = self.fleet.as_mut() {
             for (b, why) in &out.refused {
