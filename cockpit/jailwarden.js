@@ -197,7 +197,7 @@
     const banKey = (jail, address) => jail + "\n" + address;
 
     /* Columns of the bans table. A new column (the fleet's origin, say) is
-     * one entry here; ListBanDetails' extra keys are kept on each ban. */
+     * one entry here (and a field of ListBansPaged's rows). */
     const BAN_COLUMNS = [
         {
             key: "address",
@@ -510,18 +510,24 @@
         const m = state.manager;
         if (!m || loadingBans)
             return loadingBans;
-        loadingBans = m.call("ListBanDetails", [""], { type: "s" })
-                .then(([now, list]) => {
+        /* A page at a time (ListBansPaged): any number of bans, and no reply
+         * larger than the daemon allows in one. */
+        const bans = new Map();
+        const page = cursor => m.call("ListBansPaged", ["", cursor, 10000], { type: "ssu" })
+                .then(([now, list, next]) => {
                     state.clockOffset = now - Date.now() * 1000;
-                    state.bans.clear();
-                    for (const d of list) {
-                        /* Dictionary values come as {t: type, v: value}. */
-                        const plain = {};
-                        for (const [k, v] of Object.entries(d))
-                            plain[k] = v && typeof v === "object" && "v" in v ? v.v : v;
-                        const b = banFrom(plain);
-                        state.bans.set(banKey(b.jail, b.address), b);
+                    for (const [jail, address, at, exp, failures] of list) {
+                        const b = banFrom({
+                            jail, address, failures,
+                            banned_at_usec: at, expires_at_usec: exp,
+                        });
+                        bans.set(banKey(b.jail, b.address), b);
                     }
+                    return next === "" || next === cursor ? null : page(next);
+                });
+        loadingBans = page("")
+                .then(() => {
+                    state.bans = bans;
                     for (const k of [...state.selected])
                         if (!state.bans.has(k))
                             state.selected.delete(k);

@@ -97,6 +97,29 @@ const MIGRATIONS: &[&str] = &[
         event_id TEXT NOT NULL,
         PRIMARY KEY (origin, jail, net)
     );",
+    // 4: stories under way and names being resolved are saved with the
+    // position after the lines that told them, so a restart neither loses
+    // nor recounts them: a session per (jail, source, key), as JSON; a
+    // host name waiting for usedns resolution. A ban is `announced` once
+    // its journal event is logged (after its commit): a crash in between
+    // leaves 0, and the next start logs the event unless the journal
+    // has it.
+    "CREATE TABLE sessions (
+        jail TEXT NOT NULL,
+        source TEXT NOT NULL,
+        key INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (jail, source, key)
+    );
+    CREATE TABLE names (
+        id INTEGER PRIMARY KEY,
+        jail TEXT NOT NULL,
+        name TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        repeat INTEGER NOT NULL
+    );
+    ALTER TABLE bans ADD COLUMN announced INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// Why the store failed.
@@ -116,8 +139,70 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("{path} is damaged: {problem}")]
+    Corrupt { path: PathBuf, problem: String },
+    #[error("{path} cannot be brought to schema version {to}: {source}")]
+    Migration {
+        path: PathBuf,
+        to: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+}
+
+impl StoreError {
+    /// The file itself is unusable (damaged, not a database, of another
+    /// schema, from a newer jailwarden), as opposed to the place it is in
+    /// (permissions, a read-only or full filesystem, another process
+    /// holding it): set aside, a new one can be started.
+    pub fn is_broken(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        let code = |e: &rusqlite::Error| e.sqlite_error_code();
+        match self {
+            StoreError::TooNew { .. } | StoreError::Corrupt { .. } => true,
+            StoreError::Migration { source, .. } => !matches!(
+                code(source),
+                Some(
+                    rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::ReadOnly
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::PermissionDenied
+                )
+            ),
+            StoreError::Open { source, .. } | StoreError::Sql(source) => {
+                matches!(code(source), Some(DatabaseCorrupt | NotADatabase))
+            }
+        }
+    }
+}
+
+/// Move a broken database (and its `-wal`, `-shm` files) aside in the
+/// same directory, as `jailwarden.sqlite3.broken-YYYYmmddTHHMMSSZ`; never
+/// deletes anything. Returns the new path of the database file.
+pub fn set_aside(dir: &Path, now: Timestamp) -> std::io::Result<PathBuf> {
+    let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
+    let mut target = dir.join(format!("{DB_FILE}.broken-{stamp}"));
+    let mut n = 1;
+    while target.exists() {
+        target = dir.join(format!("{DB_FILE}.broken-{stamp}.{n}"));
+        n += 1;
+    }
+    let db = dir.join(DB_FILE);
+    for suffix in ["-wal", "-shm"] {
+        let side = dir.join(format!("{DB_FILE}{suffix}"));
+        if side.exists() {
+            let mut to = target.clone().into_os_string();
+            to.push(suffix);
+            std::fs::rename(&side, to)?;
+        }
+    }
+    std::fs::rename(&db, &target)?;
+    Ok(target)
 }
 
 /// A failure remembered across restarts.
@@ -127,6 +212,29 @@ pub struct StoredFailure {
     pub addr: IpAddr,
     pub time: Timestamp,
     pub attempts: u32,
+}
+
+/// A session of a jail's matcher for one source, saved (see
+/// [`crate::filter::session::SavedSession`]); `state` `None` deletes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub jail: String,
+    /// "journal" or "file".
+    pub source: String,
+    pub key: u64,
+    pub state: Option<String>,
+}
+
+/// A host name waiting for resolution (usedns), saved with the position
+/// after its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredName {
+    pub id: i64,
+    pub jail: String,
+    pub name: String,
+    pub time: Timestamp,
+    pub attempts: u32,
+    pub repeat: bool,
 }
 
 /// Everything the daemon needs at start.
@@ -141,6 +249,10 @@ pub struct Loaded {
     pub positions: HashMap<String, String>,
     /// `(failed, banned)` totals by jail.
     pub totals: HashMap<String, (u64, u64)>,
+    /// Sessions under way (state always `Some`).
+    pub sessions: Vec<StoredSession>,
+    /// Names waiting for resolution.
+    pub names: Vec<StoredName>,
 }
 
 /// Changes committed together in one transaction.
@@ -160,6 +272,15 @@ pub struct Changes {
     pub positions: Vec<(String, String)>,
     /// `(failed, banned)` increments by jail.
     pub totals: HashMap<String, (u64, u64)>,
+    /// Sessions changed (saved or, with no state, gone).
+    pub sessions: Vec<StoredSession>,
+    /// Jails whose sessions are all forgotten (filter changed).
+    pub sessions_cleared: Vec<String>,
+    /// Names to resolve, and ids of those resolved (or given up).
+    pub names: Vec<StoredName>,
+    pub names_done: Vec<i64>,
+    /// Bans whose journal event is logged (or that need none).
+    pub announced: Vec<(String, IpNet)>,
     /// Remote bans received or changed.
     pub remote_bans: Vec<RemoteBan>,
     /// Remote bans gone: `(origin, jail, net)`.
@@ -177,6 +298,11 @@ impl Changes {
             && self.ended.is_empty()
             && self.positions.is_empty()
             && self.totals.is_empty()
+            && self.sessions.is_empty()
+            && self.sessions_cleared.is_empty()
+            && self.names.is_empty()
+            && self.names_done.is_empty()
+            && self.announced.is_empty()
             && self.remote_bans.is_empty()
             && self.remote_removed.is_empty()
     }
@@ -358,6 +484,157 @@ fn histogram(conn: &Connection, q: &HistogramQuery) -> Result<Vec<Bucket>, Store
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The schema was created by this open (no database, or an empty one).
+    fresh: bool,
+}
+
+/// One batch of [`Changes`] inside a transaction.
+fn apply(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), StoreError> {
+    let mut forget = tx.prepare_cached("DELETE FROM failures WHERE jail = ?1 AND addr = ?2")?;
+    for (jail, addr) in &changes.forget {
+        forget.execute(params![jail, addr.to_string()])?;
+    }
+    let mut add = tx.prepare_cached(
+        "INSERT INTO failures (jail, addr, time, attempts) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for f in &changes.failures {
+        add.execute(params![
+            f.jail,
+            f.addr.to_string(),
+            usec(f.time),
+            f.attempts
+        ])?;
+    }
+    let mut ban = tx.prepare_cached(
+            "INSERT OR REPLACE INTO bans (jail, net, banned_at, expires_at, failures, announced) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+        )?;
+    let mut hist = tx.prepare_cached(
+        "INSERT INTO history (jail, addr, banned_at, bantime, failures, prefix)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for b in &changes.bans {
+        let expires = b.expires_at.map(usec);
+        ban.execute(params![
+            b.jail,
+            b.net.to_string(),
+            usec(b.banned_at),
+            expires,
+            b.failures
+        ])?;
+        let bantime = expires.map(|e| e - usec(b.banned_at));
+        let prefix = (b.net.prefix_len() != b.net.max_prefix_len()).then_some(b.net.prefix_len());
+        hist.execute(params![
+            b.jail,
+            b.net.addr().to_string(),
+            usec(b.banned_at),
+            bantime,
+            b.failures,
+            prefix
+        ])?;
+    }
+    for b in &changes.updates {
+        ban.execute(params![
+            b.jail,
+            b.net.to_string(),
+            usec(b.banned_at),
+            b.expires_at.map(usec),
+            b.failures
+        ])?;
+    }
+    let mut unban = tx.prepare_cached("DELETE FROM bans WHERE jail = ?1 AND net = ?2")?;
+    for (jail, net) in &changes.unbans {
+        unban.execute(params![jail, net.to_string()])?;
+    }
+    let mut end = tx.prepare_cached(
+        // A ban made later in the same batch stays open.
+        "UPDATE history SET ended_at = ?3, reason = ?4
+             WHERE addr = ?1 AND jail = ?2 AND ended_at IS NULL AND banned_at <= ?3",
+    )?;
+    for e in &changes.ended {
+        end.execute(params![
+            e.net.addr().to_string(),
+            e.jail,
+            usec(e.at),
+            e.reason
+        ])?;
+    }
+    let mut pos = tx.prepare_cached(
+        "INSERT INTO positions (source, value) VALUES (?1, ?2)
+             ON CONFLICT (source) DO UPDATE SET value = excluded.value",
+    )?;
+    for (k, v) in &changes.positions {
+        pos.execute(params![k, v])?;
+    }
+    let mut tot = tx.prepare_cached(
+            "INSERT INTO totals (jail, failed, banned) VALUES (?1, ?2, ?3)
+             ON CONFLICT (jail) DO UPDATE SET failed = failed + excluded.failed, banned = banned + excluded.banned",
+        )?;
+    for (jail, (f, b)) in &changes.totals {
+        tot.execute(params![jail, *f as i64, *b as i64])?;
+    }
+    let mut clear = tx.prepare_cached("DELETE FROM sessions WHERE jail = ?1")?;
+    for jail in &changes.sessions_cleared {
+        clear.execute([jail])?;
+    }
+    let mut save = tx.prepare_cached(
+        "INSERT INTO sessions (jail, source, key, state) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (jail, source, key) DO UPDATE SET state = excluded.state",
+    )?;
+    let mut gone =
+        tx.prepare_cached("DELETE FROM sessions WHERE jail = ?1 AND source = ?2 AND key = ?3")?;
+    for ss in &changes.sessions {
+        // SQLite integers are signed: the key's bits as they are.
+        let key = ss.key as i64;
+        match &ss.state {
+            Some(state) => save.execute(params![ss.jail, ss.source, key, state])?,
+            None => gone.execute(params![ss.jail, ss.source, key])?,
+        };
+    }
+    let mut name = tx.prepare_cached(
+        "INSERT OR REPLACE INTO names (id, jail, name, time, attempts, repeat) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for n in &changes.names {
+        name.execute(params![
+            n.id,
+            n.jail,
+            n.name,
+            usec(n.time),
+            n.attempts,
+            n.repeat
+        ])?;
+    }
+    let mut done = tx.prepare_cached("DELETE FROM names WHERE id = ?1")?;
+    for id in &changes.names_done {
+        done.execute([id])?;
+    }
+    let mut told =
+        tx.prepare_cached("UPDATE bans SET announced = 1 WHERE jail = ?1 AND net = ?2")?;
+    for (jail, net) in &changes.announced {
+        told.execute(params![jail, net.to_string()])?;
+    }
+    let mut rdel =
+        tx.prepare_cached("DELETE FROM remote_bans WHERE origin = ?1 AND jail = ?2 AND net = ?3")?;
+    for (origin, jail, net) in &changes.remote_removed {
+        rdel.execute(params![origin, jail, net.to_string()])?;
+    }
+    let mut radd = tx.prepare_cached(
+        "INSERT OR REPLACE INTO remote_bans
+             (origin, jail, net, banned_at, expires_at, failures, reason, event_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for b in &changes.remote_bans {
+        radd.execute(params![
+            b.origin,
+            b.jail,
+            b.net.to_string(),
+            usec(b.banned_at),
+            b.expires_at.map(usec),
+            b.failures,
+            b.reason,
+            b.event_id
+        ])?;
+    }
+    Ok(())
 }
 
 fn usec(t: Timestamp) -> i64 {
@@ -386,18 +663,54 @@ impl Store {
     }
 
     fn setup(conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Small page cache: the daemon's RSS matters more than query speed.
+        conn.pragma_update(None, "cache_size", -512)?;
+        let mut store = Store {
+            conn,
+            path,
+            fresh: false,
+        };
+        // First whether the file is ours to use (sound, of a schema we
+        // know): one that is not is left byte for byte as it was, so it
+        // can be set aside unchanged.
+        store.check()?;
+        store.migrate()?;
         // WAL: readers never block the writer, and a committed transaction
         // survives a process crash (SIGKILL). NORMAL sync is crash-safe for
         // the process; a power loss may lose the last commits, never corrupt.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Small page cache: the daemon's RSS matters more than query speed.
-        conn.pragma_update(None, "cache_size", -512)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = Store { conn, path };
-        store.migrate()?;
+        store.conn.pragma_update(None, "journal_mode", "WAL")?;
+        store.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        store.conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(store)
+    }
+
+    /// Whether this open created the schema: a new (or emptied) database,
+    /// which knows nothing of the bans in force.
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// Is the file a sound database? (`PRAGMA quick_check`: every page
+    /// and index readable; linear in the file's size.)
+    fn check(&self) -> Result<(), StoreError> {
+        let corrupt = |problem: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            problem,
+        };
+        let mut st = self
+            .conn
+            .prepare("PRAGMA quick_check(5)")
+            .map_err(|e| corrupt(e.to_string()))?;
+        let rows: Vec<String> = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| corrupt(e.to_string()))?;
+        if rows.len() == 1 && rows[0] == "ok" {
+            Ok(())
+        } else {
+            Err(corrupt(rows.join("; ")))
+        }
     }
 
     /// The database path.
@@ -453,11 +766,19 @@ impl Store {
                 known,
             });
         }
+        self.fresh = version == 0;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
+            let to = i as i64 + 1;
+            let path = self.path.clone();
+            let failed = |source| StoreError::Migration {
+                path: path.clone(),
+                to,
+                source,
+            };
+            let tx = self.conn.transaction().map_err(failed)?;
+            tx.execute_batch(sql).map_err(failed)?;
+            tx.pragma_update(None, "user_version", to).map_err(failed)?;
+            tx.commit().map_err(failed)?;
         }
         Ok(())
     }
@@ -555,123 +876,51 @@ impl Store {
             let (j, f, b) = row?;
             out.totals.insert(j, (f.max(0) as u64, b.max(0) as u64));
         }
+        let mut st = self
+            .conn
+            .prepare("SELECT jail, source, key, state FROM sessions")?;
+        for row in st.query_map([], |r| {
+            Ok(StoredSession {
+                jail: r.get(0)?,
+                source: r.get(1)?,
+                key: r.get::<_, i64>(2)? as u64,
+                state: Some(r.get(3)?),
+            })
+        })? {
+            out.sessions.push(row?);
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT id, jail, name, time, attempts, repeat FROM names ORDER BY id")?;
+        for row in st.query_map([], |r| {
+            Ok(StoredName {
+                id: r.get(0)?,
+                jail: r.get(1)?,
+                name: r.get(2)?,
+                time: from_usec(r.get(3)?),
+                attempts: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(1),
+                repeat: r.get(5)?,
+            })
+        })? {
+            out.names.push(row?);
+        }
         Ok(out)
     }
 
     /// Write `changes` in one transaction.
     pub fn commit(&mut self, changes: &Changes) -> Result<(), StoreError> {
-        if changes.is_empty() {
+        self.commit_all(std::slice::from_ref(changes))
+    }
+
+    /// Write several batches, in order, in one transaction (batches that
+    /// could not be written before, then the new one): all or nothing.
+    pub fn commit_all(&mut self, batches: &[Changes]) -> Result<(), StoreError> {
+        if batches.iter().all(Changes::is_empty) {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
-        {
-            let mut forget =
-                tx.prepare_cached("DELETE FROM failures WHERE jail = ?1 AND addr = ?2")?;
-            for (jail, addr) in &changes.forget {
-                forget.execute(params![jail, addr.to_string()])?;
-            }
-            let mut add = tx.prepare_cached(
-                "INSERT INTO failures (jail, addr, time, attempts) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for f in &changes.failures {
-                add.execute(params![
-                    f.jail,
-                    f.addr.to_string(),
-                    usec(f.time),
-                    f.attempts
-                ])?;
-            }
-            let mut ban = tx.prepare_cached(
-                "INSERT OR REPLACE INTO bans (jail, net, banned_at, expires_at, failures) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut hist = tx.prepare_cached(
-                "INSERT INTO history (jail, addr, banned_at, bantime, failures, prefix)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for b in &changes.bans {
-                let expires = b.expires_at.map(usec);
-                ban.execute(params![
-                    b.jail,
-                    b.net.to_string(),
-                    usec(b.banned_at),
-                    expires,
-                    b.failures
-                ])?;
-                let bantime = expires.map(|e| e - usec(b.banned_at));
-                let prefix =
-                    (b.net.prefix_len() != b.net.max_prefix_len()).then_some(b.net.prefix_len());
-                hist.execute(params![
-                    b.jail,
-                    b.net.addr().to_string(),
-                    usec(b.banned_at),
-                    bantime,
-                    b.failures,
-                    prefix
-                ])?;
-            }
-            for b in &changes.updates {
-                ban.execute(params![
-                    b.jail,
-                    b.net.to_string(),
-                    usec(b.banned_at),
-                    b.expires_at.map(usec),
-                    b.failures
-                ])?;
-            }
-            let mut unban = tx.prepare_cached("DELETE FROM bans WHERE jail = ?1 AND net = ?2")?;
-            for (jail, net) in &changes.unbans {
-                unban.execute(params![jail, net.to_string()])?;
-            }
-            let mut end = tx.prepare_cached(
-                // A ban made later in the same batch stays open.
-                "UPDATE history SET ended_at = ?3, reason = ?4
-                 WHERE addr = ?1 AND jail = ?2 AND ended_at IS NULL AND banned_at <= ?3",
-            )?;
-            for e in &changes.ended {
-                end.execute(params![
-                    e.net.addr().to_string(),
-                    e.jail,
-                    usec(e.at),
-                    e.reason
-                ])?;
-            }
-            let mut pos = tx.prepare_cached(
-                "INSERT INTO positions (source, value) VALUES (?1, ?2)
-                 ON CONFLICT (source) DO UPDATE SET value = excluded.value",
-            )?;
-            for (k, v) in &changes.positions {
-                pos.execute(params![k, v])?;
-            }
-            let mut tot = tx.prepare_cached(
-                "INSERT INTO totals (jail, failed, banned) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (jail) DO UPDATE SET failed = failed + excluded.failed, banned = banned + excluded.banned",
-            )?;
-            for (jail, (f, b)) in &changes.totals {
-                tot.execute(params![jail, *f as i64, *b as i64])?;
-            }
-            let mut rdel = tx.prepare_cached(
-                "DELETE FROM remote_bans WHERE origin = ?1 AND jail = ?2 AND net = ?3",
-            )?;
-            for (origin, jail, net) in &changes.remote_removed {
-                rdel.execute(params![origin, jail, net.to_string()])?;
-            }
-            let mut radd = tx.prepare_cached(
-                "INSERT OR REPLACE INTO remote_bans
-                 (origin, jail, net, banned_at, expires_at, failures, reason, event_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for b in &changes.remote_bans {
-                radd.execute(params![
-                    b.origin,
-                    b.jail,
-                    b.net.to_string(),
-                    usec(b.banned_at),
-                    b.expires_at.map(usec),
-                    b.failures,
-                    b.reason,
-                    b.event_id
-                ])?;
-            }
+        for changes in batches {
+            apply(&tx, changes)?;
         }
         tx.commit()?;
         Ok(())
@@ -693,6 +942,38 @@ impl Store {
             )?,
         };
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Bans in force whose journal event may not have been logged (a crash
+    /// between their commit and the event).
+    pub fn unannounced(&self) -> Result<Vec<Ban>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT jail, net, banned_at, expires_at, failures FROM bans WHERE announced = 0",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (jail, net, banned_at, expires_at, failures) = row?;
+            let Ok(net) = net.parse::<IpNet>() else {
+                continue;
+            };
+            out.push(Ban {
+                jail,
+                net,
+                banned_at: from_usec(banned_at),
+                expires_at: expires_at.map(from_usec),
+                failures: u32::try_from(failures).unwrap_or(0),
+            });
+        }
+        Ok(out)
     }
 
     /// The active ban of `net` in `jail`, if any.
@@ -779,6 +1060,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM bans WHERE jail = ?1", [jail])?;
         tx.execute("DELETE FROM failures WHERE jail = ?1", [jail])?;
+        tx.execute("DELETE FROM sessions WHERE jail = ?1", [jail])?;
+        tx.execute("DELETE FROM names WHERE jail = ?1", [jail])?;
         tx.commit()?;
         Ok(())
     }

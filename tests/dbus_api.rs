@@ -1256,3 +1256,90 @@ fn polkit_is_asked_about_the_caller_not_the_daemon() {
     let _ = stop_tx.send(());
     polkitd.join().expect("fake polkit thread");
 }
+
+#[test]
+fn list_bans_paged_walks_every_ban_in_order_and_refuses_forged_cursors() {
+    bus_support::needs_root!();
+    let (bus, daemon) = started();
+    for (jail, addr) in [
+        ("sshd", "192.0.2.7"),
+        ("nginx-http-auth", "198.51.100.4"),
+        ("sshd", "192.0.2.8"),
+        ("nginx-http-auth", "2001:db8::5"),
+        ("sshd", "192.0.2.9"),
+    ] {
+        ok(&call(
+            &bus,
+            MANAGER_PATH,
+            MGR,
+            &["Ban", "sst", jail, addr, "0"],
+        ));
+    }
+    let unpaged = call_json(&bus, &["ListBans", "s", ""]);
+    let want: Vec<(String, String)> = unpaged[0]
+        .as_array()
+        .expect("bans")
+        .iter()
+        .map(|b| {
+            (
+                b[0].as_str().unwrap_or_default().into(),
+                b[1].as_str().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    assert_eq!(want.len(), 5);
+    // Pages of two: three pages, the same bans in the same order as
+    // ListBans, with their failures (0: by hand).
+    let mut got = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let page = call_json(&bus, &["ListBansPaged", "ssu", "", &cursor, "2"]);
+        pages += 1;
+        assert!(page[0].as_u64().unwrap_or(0) > 0, "now_usec: {page}");
+        for b in page[1].as_array().expect("bans") {
+            assert_eq!(b[4].as_u64(), Some(0), "{b}");
+            got.push((
+                b[0].as_str().unwrap_or_default().to_string(),
+                b[1].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+        let next = page[2].as_str().expect("next_cursor").to_string();
+        if next.is_empty() {
+            break;
+        }
+        assert!(pages < 10, "pages never end");
+        cursor = next;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(got, want);
+    // One jail; limit 0 is the default page (all five fit).
+    let sshd = call_json(&bus, &["ListBansPaged", "ssu", "sshd", "", "0"]);
+    assert_eq!(sshd[1].as_array().map(Vec::len), Some(3));
+    assert_eq!(sshd[2], "");
+    // A cursor the daemon did not give, and an unknown jail.
+    for (jail, cursor, error) in [
+        (
+            "",
+            "sshd/notanumber/192.0.2.7/32",
+            "org.jailwarden1.Error.InvalidArgs",
+        ),
+        ("", "garbage", "org.jailwarden1.Error.InvalidArgs"),
+        ("", &"x".repeat(10_000), "org.jailwarden1.Error.InvalidArgs"),
+        ("nope", "", "org.jailwarden1.Error.NoSuchJail"),
+    ] {
+        let out = bus.dbus_send(
+            true,
+            &[
+                "--dest=org.jailwarden1",
+                MANAGER_PATH,
+                "org.jailwarden1.Manager.ListBansPaged",
+                &format!("string:{jail}"),
+                &format!("string:{cursor}"),
+                "uint32:2",
+            ],
+        );
+        assert_eq!(error_name(&out), error, "{}", stderr(&out));
+    }
+    drop(daemon);
+}

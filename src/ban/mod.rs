@@ -193,6 +193,15 @@ pub trait Banner: Send {
     /// The daemon stops. Bans stay in force (their timeouts keep running)
     /// unless `flush` asks to remove everything this backend created.
     fn shutdown(&mut self, flush: bool) -> Result<(), BanError>;
+
+    /// The bans the firewall holds for the configured jails (after
+    /// [`configure`](Self::configure)), as far as it knows them: for a
+    /// store that was lost or set aside. Start and end come from the
+    /// element's timeout and time left; failures are not known (0). A
+    /// backend that holds nothing returns nothing.
+    fn recover(&mut self, _now: Timestamp) -> Result<Vec<Ban>, BanError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The nftables backend. Opening the netlink socket can fail (no
@@ -238,5 +247,8 @@ impl Banner for Retrying {
             Some(n) => n.shutdown(flush),
             None => Ok(()),
         }
+    }
+    fn recover(&mut self, now: Timestamp) -> Result<Vec<Ban>, BanError> {
+        self.get()?.recover(now)
     }
 }

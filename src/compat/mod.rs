@@ -304,12 +304,11 @@ async fn jails(conn: &Connection) -> Result<Vec<(String, Props)>, CallError> {
 
 /// `(jail, address, banned_at_usec, expires_at_usec)`, by jail then ban time.
 async fn bans(conn: &Connection, jail: &str) -> Result<Vec<(String, String, u64, u64)>, CallError> {
-    ManagerProxy::builder(conn)
+    let proxy = ManagerProxy::builder(conn)
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
-        .await?
-        .list_bans(jail)
-        .await
+        .await?;
+    crate::control::dbus::list_all_bans(&proxy, jail).await
 }
 
 fn same_addr(a: &str, b: &str) -> bool {

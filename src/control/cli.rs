@@ -19,12 +19,12 @@ use std::time::Duration;
 use clap_complete::engine::ArgValueCompleter;
 use jiff::Timestamp;
 use serde::Serialize;
-use zbus::{Connection, OwnedObjectPath, OwnedVariant};
+use zbus::{Connection, OwnedVariant};
 
-use super::dbus::{JailProxy, ManagerProxy, PERMANENT_USEC};
+use super::dbus::{ManagerProxy, PERMANENT_USEC, list_all_bans};
 use super::error::{CallError, Error};
 use super::format::{Cell, Colour, Style, local_time, rfc3339, short_duration, time_left};
-use super::{BUS_NAME, MANAGER_PATH, SOCKET_ENV, jail_path};
+use super::{BUS_NAME, MANAGER_PATH, SOCKET_ENV};
 use crate::config::DEFAULT_SOCKET;
 use crate::config::duration::{BanTime, parse_bantime};
 
@@ -453,6 +453,8 @@ struct StatusJson {
     total_bans: u64,
     /// The journal backlog being read; `null` once it is.
     backlog: Option<BacklogJson>,
+    /// Why the state database cannot be written; `null` while it can.
+    store_problem: Option<String>,
     jails: Vec<JailRow>,
 }
 
@@ -685,6 +687,7 @@ async fn status(
         active_bans: prop(&m, "ActiveBans"),
         total_bans: prop(&m, "TotalBans"),
         backlog,
+        store_problem: Some(prop_string(&m, "StoreProblem")).filter(|p| !p.is_empty()),
         jails,
     };
     if json {
@@ -713,6 +716,12 @@ async fn status(
                 .filter(|u| *u > 0)
                 .map(|u| format!(", logged up to {}", local_time(u)))
                 .unwrap_or_default()
+        ));
+    }
+    if let Some(p) = &st.store_problem {
+        out.push_str(&format!(
+            "{}\n",
+            style.paint(&format!("state database: {p}"), Some(Colour::Red))
         ));
     }
     out.push('\n');
@@ -760,13 +769,12 @@ fn bantime_text(usec: u64) -> String {
 
 /// `status JAIL`: settings and counters, then its bans.
 async fn jail_detail(conn: &Connection, j: &JailRow, style: &Style) -> Result<String, Failure> {
-    let path: OwnedObjectPath = jail_path(&j.name);
-    let proxy = JailProxy::builder(conn)
-        .path(path)
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await?;
-    let bans = proxy.list_bans().await?;
+    let mgr = manager(conn).await?;
+    let bans: Vec<(String, u64, u64)> = list_all_bans(&mgr, &j.name)
+        .await?
+        .into_iter()
+        .map(|(_, a, at, exp)| (a, at, exp))
+        .collect();
     let mut out = String::new();
     let key = |k: &str| style.paint(&format!("{k:<19}"), Some(Colour::Bold));
     out.push_str(&format!("{}{}\n", key("jail"), j.name));
@@ -833,11 +841,12 @@ async fn bans(
     style: &Style,
 ) -> Result<String, Failure> {
     let m = manager(conn).await?;
-    let bans = m.list_bans(jail.unwrap_or("")).await?;
+    let bans = list_all_bans(&m, jail.unwrap_or("")).await?;
     // A daemon without the method (older) or without [fleet]: none.
     let remote: Vec<(String, String, String, u64, u64)> = m
         .list_remote_bans()
         .await
+        .map(|b| b.into_inner())
         .unwrap_or_default()
         .into_iter()
         .filter(|(_, j, _, _, _)| jail.is_none_or(|w| w == j))

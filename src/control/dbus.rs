@@ -13,7 +13,6 @@
 //! comments in the introspection data; `dbus/org.jailwarden1.xml` is the
 //! documented copy, kept equal by a test.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,10 +21,12 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
-use zbus::{Connection, OwnedObjectPath, OwnedVariant, Variant, fdo, interface};
+use zbus::zvariant::Type;
+use zbus::{Connection, DeserializeDict, OwnedObjectPath, SerializeDict, fdo, interface};
 
 use super::error::{CallError, Error, echo};
 use super::jail_path;
+use super::limit::{Limited, Limits, Permit};
 use super::polkit::{self, Caller, PeerCred};
 use crate::ban::Ban;
 use crate::config::duration::BanTime;
@@ -54,6 +55,16 @@ pub const HISTORY_MAX: u32 = 10_000;
 pub const HISTORY_DEFAULT: u32 = 1_000;
 /// BanHistogram answers cover at most this many buckets.
 pub const HISTOGRAM_MAX_BUCKETS: u32 = 1_000;
+/// ListBans, ListBanDetails and Jail.ListBans answer at most this many
+/// bans in one reply (LimitsExceeded beyond: use ListBansPaged). 100,000
+/// bans are 6 MB as a(sstt) and 16 MB as ListBanDetails, under the 32 MiB
+/// a system bus passes in one message.
+pub const UNPAGED_MAX: u32 = 100_000;
+/// ListBansPaged pages: the default (limit 0) and the most.
+pub const PAGE_DEFAULT: u32 = 1_000;
+pub const PAGE_MAX: u32 = 10_000;
+/// A ListBansPaged cursor is at most this long (jail, time, address).
+const MAX_CURSOR: usize = 160;
 /// Status snapshots are reused this long at most (and never across an
 /// event): a GetAll or GetManagedObjects reads many properties at once.
 const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
@@ -82,6 +93,11 @@ struct Shared {
     /// Bumped whenever the core reports a change, so a snapshot never
     /// outlives what it shows.
     generation: AtomicU64,
+    /// What reading may cost: on the system bus (open to every local
+    /// user), and apart from it on the control socket (root only), so a
+    /// flood on the bus never locks root out of the socket.
+    bus_limits: Limits,
+    socket_limits: Limits,
 }
 
 /// What every interface object shares: the core handle, the bus
@@ -97,6 +113,8 @@ impl Context {
             bus: std::sync::Mutex::new(None),
             snapshot: tokio::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
+            bus_limits: Limits::new(),
+            socket_limits: Limits::new(),
         }))
     }
 
@@ -114,6 +132,51 @@ impl Context {
     /// The system bus connection, when we have one.
     pub fn bus(&self) -> Option<Connection> {
         self.0.bus.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The limits of calls arriving over `transport`.
+    pub fn limits(&self, transport: Transport) -> &Limits {
+        match transport {
+            Transport::Bus => &self.0.bus_limits,
+            Transport::Peer(_) => &self.0.socket_limits,
+        }
+    }
+
+    /// Admit a read call that may answer up to `rows` rows (see
+    /// [`Limits::admit`]).
+    async fn admit(
+        &self,
+        transport: Transport,
+        header: &Header<'_>,
+        method: &str,
+        rows: usize,
+    ) -> Result<Permit, CallError> {
+        self.limits(transport)
+            .admit(transport, header, method, rows)
+            .await
+    }
+
+    /// How many bans an unpaged listing of `jail` ("" = all) would
+    /// answer, as far as the last snapshot knows: refused beyond
+    /// [`UNPAGED_MAX`] before anything is built.
+    async fn unpaged_rows(&self, jail: &str) -> Result<usize, CallError> {
+        let status = self.status().await?;
+        let n = if jail.is_empty() {
+            status.active_bans
+        } else {
+            status
+                .jails
+                .iter()
+                .find(|j| j.name == jail)
+                .map_or(0, |j| j.currently_banned)
+        };
+        if n > UNPAGED_MAX {
+            return Err(Error::LimitsExceeded(format!(
+                "{n} bans in force: more than {UNPAGED_MAX} are listed a page at a time (ListBansPaged)"
+            ))
+            .into());
+        }
+        Ok(n as usize)
     }
 
     /// Forget the snapshot: something changed.
@@ -194,7 +257,25 @@ impl Context {
     }
 
     async fn list_bans(&self, jail: &str) -> Result<Vec<Ban>, CallError> {
-        Ok(self.core().list_bans(optional_jail(jail)?).await?)
+        Ok(self
+            .core()
+            .list_bans(optional_jail(jail)?, UNPAGED_MAX as usize)
+            .await?)
+    }
+
+    /// An unpaged listing, admitted by the limits of `transport`.
+    async fn list_bans_limited(
+        &self,
+        transport: Transport,
+        header: &Header<'_>,
+        method: &str,
+        jail: &str,
+    ) -> Result<(Vec<Ban>, Permit), CallError> {
+        let jail = optional_jail(jail)?;
+        let rows = self.unpaged_rows(jail.as_deref().unwrap_or("")).await?;
+        let permit = self.admit(transport, header, method, rows).await?;
+        let bans = self.list_bans(jail.as_deref().unwrap_or("")).await?;
+        Ok((bans, permit))
     }
 }
 
@@ -227,6 +308,34 @@ fn optional_net(address: &str) -> Result<Option<IpNet>, CallError> {
     crate::addr::parse_addr(text)
         .map(|a| Some(IpNet::from(a)))
         .ok_or_else(|| ControlError::InvalidAddress(echo(text)).into())
+}
+
+/// A ListBansPaged cursor: where the page ended, as
+/// `jail/banned_at_usec/address` (jail names hold no `/`).
+fn make_cursor(b: &Ban) -> String {
+    format!("{}/{}/{}", b.jail, b.banned_at.as_microsecond(), b.net)
+}
+
+/// A cursor back into (jail, banned_at µs, net); "" = from the start.
+#[allow(clippy::type_complexity)]
+fn parse_cursor(cursor: &str) -> Result<Option<(String, i64, IpNet)>, CallError> {
+    if cursor.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Error::InvalidArgs(format!("not a ListBansPaged cursor: {:?}", echo(cursor)));
+    if cursor.len() > MAX_CURSOR {
+        return Err(bad().into());
+    }
+    let mut parts = cursor.splitn(3, '/');
+    let (Some(jail), Some(at), Some(net)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad().into());
+    };
+    let at: i64 = at.parse().map_err(|_| bad())?;
+    let net: IpNet = net.parse().map_err(|_| bad())?;
+    if jail.is_empty() || jail.len() > MAX_NAME {
+        return Err(bad().into());
+    }
+    Ok(Some((jail.to_string(), at, net)))
 }
 
 fn timestamp(usec: u64) -> Timestamp {
@@ -277,6 +386,19 @@ fn failed(e: ControlError) -> fdo::Error {
     fdo::Error::Failed(e.to_string())
 }
 
+/// One ban of ListBanDetails: a dictionary (`a{sv}`) on the wire, built
+/// straight from the ban (no map per ban). Keys a client does not know
+/// are ignored when reading one.
+#[derive(Debug, Clone, PartialEq, Eq, SerializeDict, DeserializeDict, Type)]
+#[zbus(signature = "a{sv}")]
+pub struct BanDetail {
+    pub address: String,
+    pub banned_at_usec: u64,
+    pub expires_at_usec: u64,
+    pub failures: u32,
+    pub jail: String,
+}
+
 /// `/org/jailwarden1`: the daemon as a whole.
 pub struct Manager {
     ctx: Context,
@@ -297,7 +419,14 @@ impl Manager {
 impl Manager {
     /// Every configured jail (enabled or not) and its object path.
     #[zbus(out_args("jails"))]
-    async fn list_jails(&self) -> Result<Vec<(String, OwnedObjectPath)>, CallError> {
+    async fn list_jails(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<(String, OwnedObjectPath)>, CallError> {
+        let _permit = self
+            .ctx
+            .admit(self.transport, &header, "ListJails", 0)
+            .await?;
         let status = self.ctx.status().await?;
         Ok(status
             .jails
@@ -308,7 +437,15 @@ impl Manager {
 
     /// The object path of a jail; NoSuchJail if it is not configured.
     #[zbus(out_args("jail"))]
-    async fn get_jail(&self, name: &str) -> Result<OwnedObjectPath, CallError> {
+    async fn get_jail(
+        &self,
+        name: &str,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<OwnedObjectPath, CallError> {
+        let _permit = self
+            .ctx
+            .admit(self.transport, &header, "GetJail", 0)
+            .await?;
         let name = checked_name(name)?;
         Ok(jail_path(&self.ctx.jail(&name).await?.name))
     }
@@ -348,11 +485,19 @@ impl Manager {
 
     /// Active bans of one jail, or of all when jail is "": (jail, address,
     /// banned_at_usec, expires_at_usec), realtime microseconds, expiry 0 =
-    /// permanent.
+    /// permanent; by jail, then ban time. At most 100000 bans
+    /// (LimitsExceeded beyond: ListBansPaged lists any number).
     #[zbus(out_args("bans"))]
-    async fn list_bans(&self, jail: &str) -> Result<Vec<(String, String, u64, u64)>, CallError> {
-        let bans = self.ctx.list_bans(jail).await?;
-        Ok(bans
+    async fn list_bans(
+        &self,
+        jail: &str,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Limited<Vec<(String, String, u64, u64)>>, CallError> {
+        let (bans, permit) = self
+            .ctx
+            .list_bans_limited(self.transport, &header, "ListBans", jail)
+            .await?;
+        let rows = bans
             .into_iter()
             .map(|b| {
                 (
@@ -362,38 +507,87 @@ impl Manager {
                     usec(b.expires_at),
                 )
             })
-            .collect())
+            .collect();
+        Ok(Limited::new(rows, permit))
+    }
+
+    /// Active bans a page at a time, in the order of ListBans: of jail
+    /// (or all: ""), after cursor ("" for the first page; else the
+    /// next_cursor of the page before), at most limit (0: 1000, at most
+    /// 10000). Each: (jail, address, banned_at_usec, expires_at_usec (0 =
+    /// permanent), failures). now_usec: the daemon's clock; next_cursor:
+    /// "" after the last page. Bans made or lifted between pages are
+    /// listed, or not, once; InvalidArgs for a cursor it did not give.
+    #[zbus(out_args("now_usec", "bans", "next_cursor"))]
+    async fn list_bans_paged(
+        &self,
+        jail: &str,
+        cursor: &str,
+        limit: u32,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(u64, Limited<Vec<(String, String, u64, u64, u32)>>, String), CallError> {
+        let jail = optional_jail(jail)?;
+        let after = parse_cursor(cursor)?;
+        let limit = match limit {
+            0 => PAGE_DEFAULT,
+            n => n.min(PAGE_MAX),
+        };
+        let permit = self
+            .ctx
+            .admit(self.transport, &header, "ListBansPaged", limit as usize)
+            .await?;
+        let (bans, more) = self
+            .ctx
+            .core()
+            .list_bans_page(jail, after, limit as usize)
+            .await?;
+        let next = match bans.last() {
+            Some(b) if more => make_cursor(b),
+            _ => String::new(),
+        };
+        let rows = bans
+            .into_iter()
+            .map(|b| {
+                (
+                    b.jail,
+                    net_text(b.net),
+                    usec(Some(b.banned_at)),
+                    usec(b.expires_at),
+                    b.failures,
+                )
+            })
+            .collect();
+        let now = usec(Some(Timestamp::now()));
+        Ok((now, Limited::new(rows, permit), next))
     }
 
     /// Active bans with every detail, of one jail or of all when jail is
     /// "": the daemon's clock now (to count down against), and per ban a
     /// dictionary: jail s, address s, banned_at_usec t, expires_at_usec t
-    /// (0 = permanent), failures u; more keys may come.
+    /// (0 = permanent), failures u; more keys may come. At most 100000
+    /// bans, as ListBans.
     #[zbus(out_args("now_usec", "bans"))]
     async fn list_ban_details(
         &self,
         jail: &str,
-    ) -> Result<(u64, Vec<HashMap<String, OwnedVariant>>), CallError> {
-        let bans = self.ctx.list_bans(jail).await?;
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(u64, Limited<Vec<BanDetail>>), CallError> {
+        let (bans, permit) = self
+            .ctx
+            .list_bans_limited(self.transport, &header, "ListBanDetails", jail)
+            .await?;
         let now = usec(Some(Timestamp::now()));
         let details = bans
             .into_iter()
-            .map(|b| {
-                let mut d: HashMap<String, OwnedVariant> = HashMap::with_capacity(5);
-                let mut put = |k: &str, v: Variant<'_>| {
-                    if let Ok(v) = v.try_to_owned() {
-                        d.insert(k.to_string(), v);
-                    }
-                };
-                put("address", Variant::from(net_text(b.net)));
-                put("banned_at_usec", Variant::from(usec(Some(b.banned_at))));
-                put("expires_at_usec", Variant::from(usec(b.expires_at)));
-                put("failures", Variant::from(b.failures));
-                put("jail", Variant::from(b.jail));
-                d
+            .map(|b| BanDetail {
+                address: net_text(b.net),
+                banned_at_usec: usec(Some(b.banned_at)),
+                expires_at_usec: usec(b.expires_at),
+                failures: b.failures,
+                jail: b.jail,
             })
             .collect();
-        Ok((now, details))
+        Ok((now, Limited::new(details, permit)))
     }
 
     /// Bans from the history (kept for dbpurgeage), newest first: of jail
@@ -409,7 +603,8 @@ impl Manager {
         address: &str,
         since_usec: u64,
         limit: u32,
-    ) -> Result<Vec<(String, String, u64, u64, u32, String)>, CallError> {
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Limited<Vec<(String, String, u64, u64, u32, String)>>, CallError> {
         let q = HistoryQuery {
             jail: optional_jail(jail)?,
             net: optional_net(address)?,
@@ -419,8 +614,12 @@ impl Manager {
                 n => n.min(HISTORY_MAX),
             },
         };
+        let permit = self
+            .ctx
+            .admit(self.transport, &header, "History", q.limit as usize)
+            .await?;
         let rows = self.ctx.core().history(q).await?;
-        Ok(rows
+        let rows = rows
             .into_iter()
             .map(|h| {
                 (
@@ -432,7 +631,8 @@ impl Manager {
                     h.reason.unwrap_or_default(),
                 )
             })
-            .collect())
+            .collect();
+        Ok(Limited::new(rows, permit))
     }
 
     /// How many bans started in each of buckets consecutive time buckets
@@ -447,7 +647,8 @@ impl Manager {
         since_usec: u64,
         bucket_usec: u64,
         buckets: u32,
-    ) -> Result<Vec<(String, u32, u32)>, CallError> {
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Limited<Vec<(String, u32, u32)>>, CallError> {
         if !(MIN_BAN_USEC..=MAX_BAN_USEC).contains(&bucket_usec)
             || buckets == 0
             || buckets > HISTOGRAM_MAX_BUCKETS
@@ -463,11 +664,27 @@ impl Manager {
             bucket_usec: i64::try_from(bucket_usec).unwrap_or(i64::MAX),
             buckets,
         };
+        // A row per jail and bucket at most.
+        let jails = if q.jail.is_some() {
+            1
+        } else {
+            self.ctx.status().await?.jails.len().max(1)
+        };
+        let permit = self
+            .ctx
+            .admit(
+                self.transport,
+                &header,
+                "BanHistogram",
+                jails.saturating_mul(buckets as usize),
+            )
+            .await?;
         let rows = self.ctx.core().histogram(q).await?;
-        Ok(rows
+        let rows = rows
             .into_iter()
             .map(|b| (b.jail, b.index, b.count))
-            .collect())
+            .collect();
+        Ok(Limited::new(rows, permit))
     }
 
     /// Reload the configuration; on problems (Config error) the running
@@ -572,13 +789,34 @@ impl Manager {
         }))
     }
 
+    /// Why the state database cannot be written, "" while it can (bans
+    /// still reach the firewall; the rest waits in memory).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn store_problem(&self) -> fdo::Result<String> {
+        let st = self.ctx.status().await.map_err(failed)?;
+        Ok(st.store_problem.clone().unwrap_or_default())
+    }
+
     /// Bans received from other fleet hosts and held here: (origin, jail,
     /// address, banned_at_usec (when it arrived), expires_at_usec); empty
     /// without [fleet]. Several origins may ban one address.
     #[zbus(out_args("bans"))]
-    async fn list_remote_bans(&self) -> Result<Vec<(String, String, String, u64, u64)>, CallError> {
+    async fn list_remote_bans(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Limited<Vec<(String, String, String, u64, u64)>>, CallError> {
+        let held = self
+            .ctx
+            .core()
+            .fleet_status()
+            .await?
+            .map_or(0, |s| s.remote_bans);
+        let permit = self
+            .ctx
+            .admit(self.transport, &header, "ListRemoteBans", held as usize)
+            .await?;
         let (_, bans) = self.ctx.core().fleet().await?;
-        Ok(bans
+        let rows = bans
             .into_iter()
             .map(|b| {
                 (
@@ -589,7 +827,8 @@ impl Manager {
                     usec(b.expires_at),
                 )
             })
-            .collect())
+            .collect();
+        Ok(Limited::new(rows, permit))
     }
 
     /// The fleet's peers: (name, received, applied, refused,
@@ -597,8 +836,15 @@ impl Manager {
     /// lag_usec (arrival minus the time the origin wrote it), bans held
     /// from it); empty without [fleet].
     #[zbus(out_args("peers"))]
-    async fn fleet_peers(&self) -> Result<Vec<(String, u64, u64, u64, u64, u64, u32)>, CallError> {
-        let (status, _) = self.ctx.core().fleet().await?;
+    async fn fleet_peers(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<(String, u64, u64, u64, u64, u64, u32)>, CallError> {
+        let _permit = self
+            .ctx
+            .admit(self.transport, &header, "FleetPeers", 0)
+            .await?;
+        let status = self.ctx.core().fleet_status().await?;
         Ok(status
             .map(|s| {
                 s.peers
@@ -628,35 +874,35 @@ impl Manager {
     /// This host's name in the fleet; "" without [fleet].
     #[zbus(property(emits_changed_signal = "false"))]
     async fn fleet_host(&self) -> fdo::Result<String> {
-        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        let s = self.ctx.core().fleet_status().await.map_err(failed)?;
         Ok(s.map(|s| s.host).unwrap_or_default())
     }
 
     /// Whether the fleet link to Redis is up (false without [fleet]).
     #[zbus(property(emits_changed_signal = "false"))]
     async fn fleet_connected(&self) -> fdo::Result<bool> {
-        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        let s = self.ctx.core().fleet_status().await.map_err(failed)?;
         Ok(s.is_some_and(|s| s.link.connected))
     }
 
     /// Why the fleet link last failed ("" while up or never failed).
     #[zbus(property(emits_changed_signal = "false"))]
     async fn fleet_last_error(&self) -> fdo::Result<String> {
-        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        let s = self.ctx.core().fleet_status().await.map_err(failed)?;
         Ok(s.and_then(|s| s.link.last_error).unwrap_or_default())
     }
 
     /// This host's decisions written to its fleet stream since start.
     #[zbus(property(emits_changed_signal = "false"))]
     async fn fleet_published(&self) -> fdo::Result<u64> {
-        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        let s = self.ctx.core().fleet_status().await.map_err(failed)?;
         Ok(s.map_or(0, |s| s.link.published))
     }
 
     /// Addresses banned here for other fleet hosts (elements of the fleet sets).
     #[zbus(property(emits_changed_signal = "false"))]
     async fn remote_bans(&self) -> fdo::Result<u32> {
-        let (s, _) = self.ctx.core().fleet().await.map_err(failed)?;
+        let s = self.ctx.core().fleet_status().await.map_err(failed)?;
         Ok(s.map_or(0, |s| s.remote_bans))
     }
 
@@ -694,6 +940,32 @@ impl Manager {
     /// The configuration was reloaded; jails: every configured jail now.
     #[zbus(signal)]
     pub async fn reloaded(emitter: &SignalEmitter<'_>, jails: Vec<String>) -> zbus::Result<()>;
+}
+
+/// Client side: every active ban of `jail` ("" = all), as ListBans
+/// gives them but read a page at a time (ListBansPaged), so any number
+/// can be listed.
+pub async fn list_all_bans(
+    proxy: &ManagerProxy<'_>,
+    jail: &str,
+) -> Result<Vec<(String, String, u64, u64)>, CallError> {
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    // Each page moves the cursor on; the bound only guards against a
+    // daemon that would not.
+    for _ in 0..(u32::MAX / PAGE_MAX) {
+        let (_, page, next) = proxy.list_bans_paged(jail, &cursor, PAGE_MAX).await?;
+        all.extend(
+            page.into_inner()
+                .into_iter()
+                .map(|(j, a, at, exp, _)| (j, a, at, exp)),
+        );
+        if next.is_empty() || next == cursor {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(all)
 }
 
 /// `/org/jailwarden1/jail/<name>`: one jail.
@@ -753,14 +1025,22 @@ impl Jail {
         self.ctx.unban(&self.name, address).await
     }
 
-    /// This jail's active bans: (address, banned_at_usec, expires_at_usec).
+    /// This jail's active bans: (address, banned_at_usec, expires_at_usec);
+    /// at most 100000, as Manager.ListBans.
     #[zbus(out_args("bans"))]
-    async fn list_bans(&self) -> Result<Vec<(String, u64, u64)>, CallError> {
-        let bans = self.ctx.list_bans(&self.name).await?;
-        Ok(bans
+    async fn list_bans(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Limited<Vec<(String, u64, u64)>>, CallError> {
+        let (bans, permit) = self
+            .ctx
+            .list_bans_limited(self.transport, &header, "ListBans", &self.name)
+            .await?;
+        let rows = bans
             .into_iter()
             .map(|b| (net_text(b.net), usec(Some(b.banned_at)), usec(b.expires_at)))
-            .collect())
+            .collect();
+        Ok(Limited::new(rows, permit))
     }
 
     /// The jail's name, as in the configuration.

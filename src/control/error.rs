@@ -33,6 +33,13 @@ pub enum Error {
     Config(String),
     /// The daemon is stopping.
     ShuttingDown(String),
+    /// Refused to bound what reading costs: the answer would be too large
+    /// (page it), or the caller (or everyone) has too many calls in
+    /// flight (try again shortly).
+    LimitsExceeded(String),
+    /// An argument the method cannot use (a ListBansPaged cursor it did
+    /// not give out).
+    InvalidArgs(String),
     /// Anything else; the description says what.
     Failed(String),
 }
@@ -64,6 +71,7 @@ impl From<ControlError> for Error {
             ControlError::IgnoredAddress(_) => Error::IgnoredAddress(text),
             ControlError::Config(_) => Error::Config(text),
             ControlError::ShuttingDown => Error::ShuttingDown(text),
+            ControlError::LimitsExceeded(_) => Error::LimitsExceeded(text),
             ControlError::Failed(_) => Error::Failed(text),
         }
     }

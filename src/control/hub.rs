@@ -28,9 +28,11 @@ use crate::daemon::control::{CoreEvent, CoreHandle, JailStatus, Status};
 /// How long changes are gathered before `PropertiesChanged` goes out: at
 /// most ~3 per second per jail, whatever the log rate.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
-/// A peer that does not read its signals for this long is dropped, so one
-/// stuck client (a suspended `jailwarden status`, say) cannot stall the
-/// others.
+/// A control-socket peer that does not read its signals for this long is
+/// dropped, so one stuck client (a suspended `jailwarden status`, say)
+/// cannot stall the others. The system bus is never dropped for it: it
+/// is only busy (dbus-daemon reads everything, at its own pace), and
+/// leaving it would lose the name and every client's calls in flight.
 const EMIT_TIMEOUT: Duration = Duration::from_secs(2);
 const STUCK: &str = "the peer does not read";
 
@@ -276,6 +278,10 @@ impl Task {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) if s.conn.is_closed() => gone.push(*id),
                 Ok(Err(err)) => debug!("control: cannot emit a signal: {err}"),
+                // The bus is busy (carrying large replies): not a stuck peer.
+                Err(_) if s.transport == Transport::Bus => {
+                    debug!("control: a signal waited over {EMIT_TIMEOUT:?} for the bus")
+                }
                 Err(_) => gone.push(*id),
             }
         }
@@ -375,7 +381,10 @@ impl Task {
             match result {
                 Ok(()) => {}
                 Err(_) if s.conn.is_closed() => gone.push(*id),
-                Err(zbus::Error::Failure(m)) if m == STUCK => gone.push(*id),
+                // The bus is only busy; a socket peer that reads nothing is stuck.
+                Err(zbus::Error::Failure(m)) if m == STUCK && s.transport != Transport::Bus => {
+                    gone.push(*id)
+                }
                 Err(e) => debug!("control: cannot emit PropertiesChanged: {e}"),
             }
         }

@@ -8,6 +8,7 @@
 //!        ▼              └─────────── bus.rs: system bus connection, the well-known name
 //!     hub.rs: signals, coalesced PropertiesChanged, jail objects added/removed on reload
 //!   polkit.rs: who may change things (root, or polkit's org.jailwarden1.manage)
+//!   limit.rs: what reading may cost (calls in flight per caller and in all, rows in flight)
 //!   cli.rs: `jailwarden status|bans|ban|unban|reload|report`, over the proxies
 //!   watch.rs + desktop.rs: `jailwarden watch [--json] [--notify]`, the signals live
 //! ```
@@ -24,6 +25,7 @@ pub mod desktop;
 pub mod error;
 mod format;
 pub mod hub;
+pub mod limit;
 pub mod polkit;
 pub mod socket;
 pub mod watch;

@@ -1,9 +1,13 @@
 //! The bans in force, indexed compactly: a million active bans must fit in
 //! well under 200 MB, so an entry is a jail number, the network and three
-//! integers (about 60 bytes with the expiry index), not a [`Ban`] with its
-//! own copy of the jail's name. [`Ban`]s are made on demand.
+//! integers (about 100 bytes with the expiry and listing indexes), not a
+//! [`Ban`] with its own copy of the jail's name. [`Ban`]s are made on
+//! demand, in listing order (jail name, then ban time, then network) and a
+//! page at a time if asked: listing never sorts, nor copies more than it
+//! answers.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 
 use ipnet::IpNet;
 use jiff::Timestamp;
@@ -31,6 +35,8 @@ pub struct BanIndex {
     numbers: HashMap<String, JailNo>,
     bans: HashMap<(JailNo, IpNet), Entry>,
     expiries: BTreeSet<(i64, JailNo, IpNet)>,
+    /// Listing order within each jail: (banned_at, net).
+    order: BTreeSet<(JailNo, i64, IpNet)>,
     per_jail: HashMap<JailNo, u32>,
 }
 
@@ -80,6 +86,7 @@ impl BanIndex {
         if e.expires_at != PERMANENT {
             self.expiries.insert((e.expires_at, no, b.net));
         }
+        self.order.insert((no, e.banned_at, b.net));
         self.bans.insert((no, b.net), e);
         *self.per_jail.entry(no).or_default() += 1;
         old
@@ -92,6 +99,7 @@ impl BanIndex {
         if e.expires_at != PERMANENT {
             self.expiries.remove(&(e.expires_at, no, net));
         }
+        self.order.remove(&(no, e.banned_at, net));
         if let Some(c) = self.per_jail.get_mut(&no) {
             *c = c.saturating_sub(1);
         }
@@ -135,7 +143,8 @@ impl BanIndex {
         (*t <= usec(now)).then(|| (self.names[usize::from(*no)].clone(), *net))
     }
 
-    /// Every ban (made on demand), optionally of one jail only.
+    /// Every ban (made on demand), optionally of one jail only, in no
+    /// particular order.
     pub fn bans<'a>(&'a self, jail: Option<&str>) -> impl Iterator<Item = Ban> + 'a {
         let want = jail.map(|j| self.numbers.get(j).copied());
         self.bans
@@ -145,6 +154,37 @@ impl BanIndex {
                 Some(w) => w == Some(*no),
             })
             .map(|((no, net), e)| self.ban(*no, *net, e))
+    }
+
+    /// Bans in listing order (jail name, ban time, network), of one jail
+    /// or all, starting after `after` (a [`Ban`] key: jail, banned_at µs,
+    /// net), made on demand: take as many as a page holds.
+    pub fn listed<'a>(
+        &'a self,
+        jail: Option<&str>,
+        after: Option<(&str, i64, IpNet)>,
+    ) -> impl Iterator<Item = Ban> + 'a {
+        let mut jails: Vec<(&str, JailNo)> = self
+            .numbers
+            .iter()
+            .filter(|(name, _)| jail.is_none_or(|j| j == name.as_str()))
+            .filter(|(name, _)| after.is_none_or(|(a, _, _)| name.as_str() >= a))
+            .map(|(name, no)| (name.as_str(), *no))
+            .collect();
+        jails.sort_unstable();
+        let after = after.map(|(j, at, net)| (j.to_string(), at, net));
+        jails.into_iter().flat_map(move |(name, no)| {
+            let start = match &after {
+                Some((j, at, net)) if j == name => Bound::Excluded((no, *at, *net)),
+                _ => Bound::Included((no, i64::MIN, IpNet::V4(Default::default()))),
+            };
+            self.order
+                .range((start, Bound::Unbounded))
+                .take_while(move |(n, _, _)| *n == no)
+                .filter_map(move |(n, _, net)| {
+                    self.bans.get(&(*n, *net)).map(|e| self.ban(*n, *net, e))
+                })
+        })
     }
 
     /// `(jail, net)` of the bans matching `keep`.
@@ -199,5 +239,59 @@ mod tests {
             [ban("web", "192.0.2.1/32", None)]
         );
         assert_eq!(x.bans(Some("nope")).count(), 0);
+    }
+
+    #[test]
+    fn listing_is_ordered_and_pages_resume_after_a_key() {
+        let mut x = BanIndex::new();
+        let at = |b: &Ban| b.banned_at.as_microsecond();
+        for (jail, net, t) in [
+            ("web", "192.0.2.1/32", 5),
+            ("sshd", "192.0.2.9/32", 7),
+            ("sshd", "192.0.2.3/32", 7),
+            ("sshd", "2001:db8::/64", 1),
+            ("web", "192.0.2.2/32", 2),
+        ] {
+            let mut b = ban(jail, net, None);
+            b.banned_at = Timestamp::from_second(1_700_000_000 + t).unwrap();
+            x.insert(&b);
+        }
+        let all: Vec<Ban> = x.listed(None, None).collect();
+        let keys: Vec<String> = all
+            .iter()
+            .map(|b| format!("{} {}", b.jail, b.net))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "sshd 2001:db8::/64",
+                "sshd 192.0.2.3/32",
+                "sshd 192.0.2.9/32",
+                "web 192.0.2.2/32",
+                "web 192.0.2.1/32"
+            ]
+        );
+        // The same as sorting what bans() gives, as ListBans did.
+        let mut sorted: Vec<Ban> = x.bans(None).collect();
+        sorted.sort_by(|a, b| (&a.jail, a.banned_at, a.net).cmp(&(&b.jail, b.banned_at, b.net)));
+        assert_eq!(sorted, all);
+        // Resume after each ban in turn: the rest, in order.
+        for (i, b) in all.iter().enumerate() {
+            let rest: Vec<Ban> = x
+                .listed(None, Some((b.jail.as_str(), at(b), b.net)))
+                .collect();
+            assert_eq!(rest, all[i + 1..], "after {i}");
+        }
+        let web: Vec<Ban> = x.listed(Some("web"), None).collect();
+        assert_eq!(web, all[3..]);
+        // After a key that is gone (unbanned meanwhile): from where it was.
+        let gone = all[1].clone();
+        x.remove(&gone.jail, gone.net);
+        let rest: Vec<Ban> = x
+            .listed(None, Some((gone.jail.as_str(), at(&gone), gone.net)))
+            .collect();
+        assert_eq!(rest, all[2..]);
+        assert_eq!(x.order.len(), 4);
+        assert_eq!(x.listed(Some("nope"), None).count(), 0);
     }
 }

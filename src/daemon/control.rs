@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use jiff::Timestamp;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
@@ -36,6 +37,9 @@ pub enum ControlError {
     Config(String),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// An answer would be too large, or the caller asks too much at once.
+    #[error("{0}")]
+    LimitsExceeded(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -89,6 +93,9 @@ pub struct Status {
     pub dbpurgeage: Duration,
     /// The journal backlog being read, if it is.
     pub backlog: Option<Backlog>,
+    /// Why the state database cannot be written, while it cannot (a full
+    /// disk): bans still reach the firewall, batches wait in memory.
+    pub store_problem: Option<String>,
 }
 
 /// What `Report` did with the reported failure.
@@ -106,10 +113,20 @@ pub enum Reported {
 #[derive(Debug)]
 pub enum Request {
     Status(oneshot::Sender<Status>),
-    /// Active bans, of one jail or all (`None`).
+    /// Active bans, of one jail or all (`None`), by jail then ban time;
+    /// refused (LimitsExceeded) when there are more than `max`.
     ListBans {
         jail: Option<String>,
+        max: usize,
         reply: oneshot::Sender<Result<Vec<Ban>, ControlError>>,
+    },
+    /// At most `limit` active bans in the order of ListBans, after the
+    /// ban `after` (jail, banned_at µs, net); and whether more follow.
+    ListBansPage {
+        jail: Option<String>,
+        after: Option<(String, i64, IpNet)>,
+        limit: usize,
+        reply: oneshot::Sender<Result<(Vec<Ban>, bool), ControlError>>,
     },
     /// Ban by hand; `duration` `None` is the jail's bantime (escalated).
     Ban {
@@ -136,6 +153,8 @@ pub enum Request {
     /// The fleet link, its peers, and the remote bans held (`None`: no
     /// `[fleet]`).
     Fleet(oneshot::Sender<(Option<FleetStatus>, Vec<RemoteBan>)>),
+    /// The fleet link and its peers only (no remote bans: properties).
+    FleetStatus(oneshot::Sender<Option<FleetStatus>>),
 }
 
 /// Something that happened, for signals and property changes.
@@ -269,8 +288,30 @@ impl CoreHandle {
         self.ask(Request::Status).await
     }
 
-    pub async fn list_bans(&self, jail: Option<String>) -> Result<Vec<Ban>, ControlError> {
-        self.ask(|reply| Request::ListBans { jail, reply }).await?
+    /// Active bans, of one jail or all; more than `max` is refused.
+    pub async fn list_bans(
+        &self,
+        jail: Option<String>,
+        max: usize,
+    ) -> Result<Vec<Ban>, ControlError> {
+        self.ask(|reply| Request::ListBans { jail, max, reply })
+            .await?
+    }
+
+    /// A page of active bans after `after`; and whether more follow.
+    pub async fn list_bans_page(
+        &self,
+        jail: Option<String>,
+        after: Option<(String, i64, IpNet)>,
+        limit: usize,
+    ) -> Result<(Vec<Ban>, bool), ControlError> {
+        self.ask(|reply| Request::ListBansPage {
+            jail,
+            after,
+            limit,
+            reply,
+        })
+        .await?
     }
 
     pub async fn ban(
@@ -317,5 +358,11 @@ impl CoreHandle {
     /// The fleet's state and the remote bans held.
     pub async fn fleet(&self) -> Result<(Option<FleetStatus>, Vec<RemoteBan>), ControlError> {
         self.ask(Request::Fleet).await
+    }
+
+    /// The fleet's state alone: what properties read, without copying
+    /// every remote ban.
+    pub async fn fleet_status(&self) -> Result<Option<FleetStatus>, ControlError> {
+        self.ask(Request::FleetStatus).await
     }
 }

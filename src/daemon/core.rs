@@ -27,12 +27,20 @@ use crate::config::duration::{BanTime, format_duration};
 use crate::config::{Config, JailConfig, UseDns};
 use crate::events;
 use crate::filter::date::DateFinder;
+use crate::filter::session::SavedSession;
 use crate::filter::{Failure, Matcher, Outcome};
 use crate::jail::escalation::escalate;
 use crate::jail::{Decision, Jail, Limits};
 use crate::source::file::FileLine;
 use crate::source::journal::JournalEntry;
-use crate::store::{Changes, Ended, Store, StoredFailure};
+use crate::store::{Changes, Ended, Store, StoredFailure, StoredName, StoredSession};
+
+/// Longest wait between attempts to write the state database.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Sessions' source names in the store.
+const SESSION_JOURNAL: &str = "journal";
+const SESSION_FILE: &str = "file";
 
 mod fleet;
 pub use fleet::{FleetStatus, PeerStatus, stored_positions};
@@ -115,6 +123,8 @@ fn ignore_list(c: &JailConfig, self_addrs: &AddrList) -> AddrList {
 /// A host name to resolve (usedns) before it can count.
 #[derive(Debug, Clone)]
 pub struct PendingName {
+    /// Its row in the store until resolved (saved with its line's position).
+    pub id: i64,
     pub jail: String,
     pub name: String,
     pub time: Timestamp,
@@ -140,6 +150,27 @@ struct Retry {
     delay: Duration,
 }
 
+/// The state database cannot be written (a full disk, an I/O error): the
+/// batches wait in memory, in order, and are written together when it can
+/// be again. Bans still reach the firewall meanwhile.
+struct StoreTrouble {
+    error: String,
+    since: Timestamp,
+    due: Timestamp,
+    delay: Duration,
+}
+
+/// A journal event that waits for its batch to be committed, so that a
+/// crash before the commit (which replays the batch) cannot log it twice.
+enum Announce {
+    Ban(Ban, String),
+    Unban {
+        jail: String,
+        address: String,
+        reason: String,
+    },
+}
+
 /// The core state; see the module docs.
 pub struct Core {
     /// The journal backlog being read (set by the daemon loop).
@@ -152,6 +183,10 @@ pub struct Core {
     handle: CoreHandle,
     self_addrs: AddrList,
     pending: Changes,
+    /// Batches committed but not written (see [`StoreTrouble`]).
+    unsaved: Vec<Changes>,
+    store_trouble: Option<StoreTrouble>,
+    announce: Vec<Announce>,
     to_enforce: Vec<Ban>,
     to_lift: Vec<Ban>,
     events: Vec<CoreEvent>,
@@ -162,6 +197,8 @@ pub struct Core {
     lines_at_minute: (Timestamp, u64, u64),
     total_bans: u64,
     warned_names: u64,
+    /// The id of the next name to resolve.
+    next_name_id: i64,
     /// Last positions handed to the store (to restart sources from).
     positions: HashMap<String, String>,
     /// The jails' actions (commands, hosts.deny, mail), and what to tell
@@ -175,7 +212,10 @@ pub struct Core {
 impl Core {
     /// Build the core from a loaded configuration and store: restore
     /// windows and bans (recording those that ran out while down), set up
-    /// the firewall and reconcile it with the store.
+    /// the firewall and reconcile it with the store. A store that knows
+    /// nothing (new, emptied, or started after the old one was set aside)
+    /// first takes the bans in force from the firewall, so that reconcile
+    /// does not lift them.
     pub fn start(
         config: Arc<Config>,
         store: Store,
@@ -197,6 +237,9 @@ impl Core {
             handle,
             self_addrs,
             pending: Changes::default(),
+            unsaved: Vec::new(),
+            store_trouble: None,
+            announce: Vec::new(),
             to_enforce: Vec::new(),
             to_lift: Vec::new(),
             events: Vec::new(),
@@ -211,6 +254,7 @@ impl Core {
             lines_at_minute: (now, 0, 0),
             total_bans: 0,
             warned_names: 0,
+            next_name_id: loaded.names.iter().map(|n| n.id).max().unwrap_or(0) + 1,
             positions: loaded.positions.clone(),
             actions: Actions::new(),
             action_events: Vec::new(),
@@ -247,7 +291,11 @@ impl Core {
             }
         })?;
         for (b, reason) in gone {
-            events::unban(&b.jail, &net_text(b.net), reason);
+            core.announce.push(Announce::Unban {
+                jail: b.jail.clone(),
+                address: net_text(b.net),
+                reason: reason.to_string(),
+            });
             core.pending.ended.push(Ended {
                 jail: b.jail.clone(),
                 net: b.net,
@@ -257,6 +305,36 @@ impl Core {
             core.pending.unbans.push((b.jail, b.net));
         }
         core.configure_actions();
+        // Stories under way and names being resolved when it stopped.
+        for ss in &loaded.sessions {
+            let Some(rt) = core.jails.get_mut(&ss.jail) else {
+                continue;
+            };
+            let Some(saved) = ss
+                .state
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<SavedSession>(s).ok())
+            else {
+                continue;
+            };
+            let slot = match ss.source.as_str() {
+                SESSION_JOURNAL => &mut rt.journal,
+                SESSION_FILE => &mut rt.file,
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| jail_matcher(&rt.config))
+                .restore_session(ss.key, saved);
+        }
+        for n in &loaded.names {
+            core.effects.resolve.push(PendingName {
+                id: n.id,
+                jail: n.jail.clone(),
+                name: n.name.clone(),
+                time: n.time,
+                attempts: n.attempts,
+                repeat: n.repeat,
+            });
+        }
         // Replay recent failures into the windows (they were committed with
         // the position after them, so nothing is counted twice).
         for f in &loaded.failures {
@@ -273,6 +351,9 @@ impl Core {
         if let Err(e) = core.banner.configure(&firewalls) {
             core.backend_failed(&e, now);
         } else {
+            if core.store.is_fresh() {
+                core.recover_from_firewall(now);
+            }
             core.reconcile(now);
         }
         core.flush(now);
@@ -282,6 +363,67 @@ impl Core {
                 positions: loaded.positions,
             },
         ))
+    }
+
+    /// Take the bans the firewall holds into a store that knows none
+    /// (see [`start`](Self::start)): they stay in force until they end.
+    fn recover_from_firewall(&mut self, now: Timestamp) {
+        let found = match self.banner.recover(now) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "cannot read the bans in force from the firewall");
+                return;
+            }
+        };
+        let mut n = 0;
+        for b in found {
+            if !self.jails.contains_key(&b.jail)
+                || self.bans.contains(&b.jail, b.net)
+                || b.expires_at.is_some_and(|e| e <= now)
+            {
+                continue;
+            }
+            self.index(&b);
+            // In force already, announced when it was made: no new event.
+            self.pending.announced.push((b.jail.clone(), b.net));
+            self.pending.bans.push(b);
+            n += 1;
+        }
+        if n > 0 {
+            tracing::warn!(
+                "the state database {} had no bans: {n} bans in force were taken from the firewall (their failures are not known)",
+                self.store.path().display()
+            );
+        }
+    }
+
+    /// Bans in force whose journal event may be missing (a crash between
+    /// their commit and the event): the caller looks for each in the
+    /// journal and hands them to [`settle_announcements`](Self::settle_announcements).
+    pub fn unannounced(&self) -> Vec<Ban> {
+        match self.store.unannounced() {
+            Ok(v) => v
+                .into_iter()
+                .filter(|b| self.bans.contains(&b.jail, b.net))
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot read which bans were announced");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Log the events of `missing` bans (their journal event was not found),
+    /// and note every one of `checked` as announced.
+    pub fn settle_announcements(&mut self, missing: Vec<Ban>, checked: Vec<Ban>, now: Timestamp) {
+        for b in missing {
+            let bantime = Self::describe(&b);
+            self.announce.push(Announce::Ban(b, bantime));
+        }
+        for b in checked {
+            self.pending.announced.push((b.jail, b.net));
+        }
+        self.flush(now);
     }
 
     /// The active configuration.
@@ -416,13 +558,28 @@ impl Core {
             Host::Name(name) => {
                 let usedns = self.jails.get(jail).map(|rt| rt.config.usedns);
                 match usedns {
-                    Some(UseDns::Yes | UseDns::Warn) => self.effects.resolve.push(PendingName {
-                        jail: jail.to_string(),
-                        name,
-                        time,
-                        attempts: f.attempts,
-                        repeat: f.repeat,
-                    }),
+                    Some(UseDns::Yes | UseDns::Warn) => {
+                        let id = self.next_name_id;
+                        self.next_name_id += 1;
+                        // Saved with the position after its line: a
+                        // restart before it is resolved resolves it then.
+                        self.pending.names.push(StoredName {
+                            id,
+                            jail: jail.to_string(),
+                            name: name.clone(),
+                            time,
+                            attempts: f.attempts,
+                            repeat: f.repeat,
+                        });
+                        self.effects.resolve.push(PendingName {
+                            id,
+                            jail: jail.to_string(),
+                            name,
+                            time,
+                            attempts: f.attempts,
+                            repeat: f.repeat,
+                        });
+                    }
                     _ => {
                         // usedns = no: a name alone never bans (the attacker
                         // controls its DNS); say so now and then.
@@ -438,10 +595,11 @@ impl Core {
 
     /// A resolved host name's addresses (usedns).
     pub fn resolved(&mut self, p: PendingName, addrs: Vec<IpAddr>, now: Timestamp) {
-        if self
-            .jails
-            .get(&p.jail)
-            .is_some_and(|rt| rt.config.usedns == UseDns::Warn)
+        if !addrs.is_empty()
+            && self
+                .jails
+                .get(&p.jail)
+                .is_some_and(|rt| rt.config.usedns == UseDns::Warn)
         {
             warn!(
                 jail = p.jail,
@@ -453,6 +611,7 @@ impl Core {
         for a in addrs {
             self.count(&p.jail, a, p.time, p.attempts, p.repeat, None, now);
         }
+        self.pending.names_done.push(p.id);
         self.flush(now);
     }
 
@@ -589,13 +748,19 @@ impl Core {
                 rt.total_banned += 1;
             }
         }
+        // Its failures are forgotten, also those of this very batch: the
+        // store deletes before it inserts, so they must not be written.
+        self.pending
+            .failures
+            .retain(|f| !(f.addr == addr && f.jail == jail));
         self.pending.forget.push((jail.to_string(), addr));
         if let Some(rt) = self.jails.get_mut(jail) {
             rt.jail.forget(addr);
         }
         self.index(&ban);
         self.to_enforce.push(ban.clone());
-        events::ban(&ban, &bantime.to_string());
+        self.announce
+            .push(Announce::Ban(ban.clone(), bantime.to_string()));
         let why = if failures > 0 { "failures" } else { "manual" };
         self.fleet_publish(fleet::ban_event(&ban, why));
         self.events.push(CoreEvent::Banned {
@@ -624,7 +789,11 @@ impl Core {
         if let Some(rt) = self.jails.get_mut(jail) {
             rt.jail.forget(net.addr());
         }
-        events::unban(jail, &net_text(net), reason);
+        self.announce.push(Announce::Unban {
+            jail: jail.to_string(),
+            address: net_text(net),
+            reason: reason.to_string(),
+        });
         if reason != "expired" {
             // Expiry needs no event: peers' elements carry the same end.
             self.fleet_publish(fleet::unban_event(jail, net, reason, now));
@@ -660,18 +829,62 @@ impl Core {
         self.retry.due
     }
 
+    /// The sessions the lines since the last flush changed, to commit with
+    /// the positions after those lines.
+    fn collect_sessions(&mut self) {
+        for (name, rt) in self.jails.iter_mut() {
+            for (source, m) in [
+                (SESSION_JOURNAL, &mut rt.journal),
+                (SESSION_FILE, &mut rt.file),
+            ] {
+                let Some(m) = m.as_mut() else { continue };
+                for (key, state) in m.session_changes() {
+                    self.pending.sessions.push(StoredSession {
+                        jail: name.clone(),
+                        source: source.to_string(),
+                        key,
+                        state: state.and_then(|s| serde_json::to_string(&s).ok()),
+                    });
+                }
+            }
+        }
+    }
+
     /// Commit what is pending, then enforce and announce it.
     pub fn flush(&mut self, now: Timestamp) {
+        self.collect_sessions();
         if !self.pending.is_empty() {
             let changes = std::mem::take(&mut self.pending);
             for (k, v) in &changes.positions {
                 self.positions.insert(k.clone(), v.clone());
             }
-            if let Err(e) = self.store.commit(&changes) {
-                // Protection first: the bans still go to the firewall; the
-                // position was not stored, so a restart replays the entries.
-                warn!(error = %e, "cannot write the state database");
+            self.unsaved.push(changes);
+        }
+        self.save(now);
+        // Only now: what a crash before the commit would replay is
+        // announced once, by the run that commits it. That a ban's event
+        // is logged is committed next: a crash in between leaves it for
+        // the next start to check (see `Store::unannounced`).
+        let mut told = Vec::new();
+        for a in std::mem::take(&mut self.announce) {
+            match a {
+                Announce::Ban(ban, bantime) => {
+                    events::ban(&ban, &bantime);
+                    told.push((ban.jail, ban.net));
+                }
+                Announce::Unban {
+                    jail,
+                    address,
+                    reason,
+                } => events::unban(&jail, &address, &reason),
             }
+        }
+        if !told.is_empty() {
+            self.unsaved.push(Changes {
+                announced: told,
+                ..Changes::default()
+            });
+            self.save(now);
         }
         if self.retry.due.is_none() {
             if !self.to_enforce.is_empty() {
@@ -710,6 +923,79 @@ impl Core {
         for jail in changed {
             self.handle.publish(CoreEvent::JailChanged { jail });
         }
+    }
+
+    /// Write the batches waiting, all in one transaction; on failure keep
+    /// them (in order) and retry with backoff. Protection first: bans go
+    /// to the firewall whether or not they could be written.
+    fn save(&mut self, now: Timestamp) {
+        if self.unsaved.is_empty() {
+            return;
+        }
+        if self.store_trouble.as_ref().is_some_and(|t| now < t.due) {
+            return;
+        }
+        match self.store.commit_all(&self.unsaved) {
+            Ok(()) => {
+                if let Some(t) = self.store_trouble.take() {
+                    tracing::info!(
+                        "the state database {} is written again: {} batches kept in memory since {} are saved",
+                        self.store.path().display(),
+                        self.unsaved.len(),
+                        t.since.strftime("%Y-%m-%d %H:%M:%S UTC")
+                    );
+                }
+                self.unsaved.clear();
+            }
+            Err(e) => {
+                let error = e.to_string();
+                let delay = match &self.store_trouble {
+                    Some(t) => (t.delay * 2).min(STORE_RETRY_MAX),
+                    None => Duration::from_secs(1),
+                };
+                let since = self.store_trouble.as_ref().map_or(now, |t| t.since);
+                let first = self.store_trouble.is_none();
+                if first
+                    || self
+                        .store_trouble
+                        .as_ref()
+                        .is_some_and(|t| t.error != error)
+                {
+                    tracing::error!(
+                        "cannot write the state database {}: {error}; bans still go to the firewall, \
+                         and {} batches wait in memory; retrying (every {} at most)",
+                        self.store.path().display(),
+                        self.unsaved.len(),
+                        format_duration(STORE_RETRY_MAX)
+                    );
+                }
+                self.store_trouble = Some(StoreTrouble {
+                    error,
+                    since,
+                    due: now
+                        .checked_add(SignedDuration::try_from(delay).unwrap_or_default())
+                        .unwrap_or(now),
+                    delay,
+                });
+            }
+        }
+    }
+
+    /// When writing the state database is retried, if it failed.
+    pub fn store_retry_due(&self) -> Option<Timestamp> {
+        self.store_trouble.as_ref().map(|t| t.due)
+    }
+
+    /// Why the state database cannot be written, while it cannot.
+    pub fn store_problem(&self) -> Option<String> {
+        self.store_trouble.as_ref().map(|t| {
+            format!(
+                "cannot write the state database since {}: {} ({} batches wait in memory)",
+                t.since.strftime("%H:%M:%S UTC"),
+                t.error,
+                self.unsaved.len()
+            )
+        })
     }
 
     fn backend_failed(&mut self, e: &crate::ban::BanError, now: Timestamp) {
@@ -785,7 +1071,9 @@ impl Core {
                 SignedDuration::try_from(self.config.longest_findtime()).unwrap_or_default(),
             )
             .unwrap_or(now);
-        if let Err(e) = self.store.purge(purge_before, failures_before) {
+        if self.store_trouble.is_some() {
+            // Nothing more to write while it cannot be written.
+        } else if let Err(e) = self.store.purge(purge_before, failures_before) {
             warn!(error = %e, "cannot purge the state database");
         }
         let (at, _, lines_then) = self.lines_at_minute;
@@ -812,8 +1100,12 @@ impl Core {
             ),
             None => String::new(),
         };
+        let store = match self.store_problem() {
+            Some(p) => format!("; {p}"),
+            None => String::new(),
+        };
         format!(
-            "{} jail{}, {} banned, {rate} lines/min{backlog}",
+            "{} jail{}, {} banned, {rate} lines/min{backlog}{store}",
             self.jails.len(),
             if self.jails.len() == 1 { "" } else { "s" },
             self.bans.len()
@@ -831,22 +1123,38 @@ impl Core {
             Request::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Request::ListBans { jail, reply } => {
-                let r = match jail.as_deref() {
-                    Some(j) if !j.is_empty() && !self.jails.contains_key(j) => {
-                        Err(ControlError::NoSuchJail(j.to_string()))
+            Request::ListBans { jail, max, reply } => {
+                let r = self.known_jail(jail.as_deref()).and_then(|want| {
+                    let count = match want {
+                        Some(j) => self.bans.count(j) as usize,
+                        None => self.bans.len(),
+                    };
+                    if count > max {
+                        return Err(ControlError::LimitsExceeded(format!(
+                            "{count} bans in force: more than {max} are listed a page at a time (ListBansPaged)"
+                        )));
                     }
-                    j => {
-                        let want = j.filter(|j| !j.is_empty());
-                        let mut v: Vec<Ban> = self.bans.bans(want).collect();
-                        // Unstable is fine (keys are unique) and spares
-                        // the merge buffer: ListBans of 100k bans is timed.
-                        v.sort_unstable_by(|a, b| {
-                            (&a.jail, a.banned_at, a.net).cmp(&(&b.jail, b.banned_at, b.net))
-                        });
-                        Ok(v)
-                    }
-                };
+                    Ok(self.bans.listed(want, None).collect())
+                });
+                let _ = reply.send(r);
+            }
+            Request::ListBansPage {
+                jail,
+                after,
+                limit,
+                reply,
+            } => {
+                let r = self.known_jail(jail.as_deref()).map(|want| {
+                    let after = after.as_ref().map(|(j, at, net)| (j.as_str(), *at, *net));
+                    let mut page: Vec<Ban> = self
+                        .bans
+                        .listed(want, after)
+                        .take(limit.saturating_add(1))
+                        .collect();
+                    let more = page.len() > limit;
+                    page.truncate(limit);
+                    (page, more)
+                });
                 let _ = reply.send(r);
             }
             Request::Ban {
@@ -889,6 +1197,9 @@ impl Core {
             Request::Fleet(reply) => {
                 let _ = reply.send((self.fleet_status(), self.remote_bans()));
             }
+            Request::FleetStatus(reply) => {
+                let _ = reply.send(self.fleet_status());
+            }
             Request::Reload(reply) => {
                 // Handled by the daemon loop, which owns the config path.
                 let _ = reply.send(Err(ControlError::Failed(
@@ -909,6 +1220,15 @@ impl Core {
             return Err(ControlError::IgnoredAddress(addr.to_string()));
         }
         Ok(addr)
+    }
+
+    /// A jail argument of a listing: `None` or "" = all jails; else it
+    /// must be configured.
+    fn known_jail<'a>(&self, jail: Option<&'a str>) -> Result<Option<&'a str>, ControlError> {
+        match jail.filter(|j| !j.is_empty()) {
+            Some(j) if !self.jails.contains_key(j) => Err(ControlError::NoSuchJail(j.to_string())),
+            j => Ok(j),
+        }
     }
 
     fn manual_ban(
@@ -1032,6 +1352,7 @@ impl Core {
             started_at: self.started_at,
             dbpurgeage: self.config.daemon.dbpurgeage,
             backlog: self.backlog,
+            store_problem: self.store_problem(),
         }
     }
 
@@ -1070,6 +1391,7 @@ impl Core {
                     if !Arc::ptr_eq(&rt.config.filter, &jc.filter) {
                         rt.journal = None;
                         rt.file = None;
+                        self.pending.sessions_cleared.push(name.clone());
                     }
                     rt.jail
                         .reconfigure(limits(&jc), ignore_list(&jc, &self.self_addrs));
@@ -1108,7 +1430,17 @@ impl Core {
 
     /// Stop: write what is pending; bans stay in force unless `flush`.
     pub fn shutdown(&mut self, flush_firewall: bool, now: Timestamp) {
+        // A last try, whatever the backoff says.
+        if let Some(t) = self.store_trouble.as_mut() {
+            t.due = now;
+        }
         self.flush(now);
+        if !self.unsaved.is_empty() {
+            tracing::error!(
+                "stopping with {} batches not written to the state database: the entries they read are read again at the next start",
+                self.unsaved.len()
+            );
+        }
         if let Err(e) = self.banner.shutdown(flush_firewall) {
             warn!(error = %e, "firewall cleanup at exit failed");
         }

@@ -32,13 +32,16 @@ impl Resolver {
         }
     }
 
-    /// Resolve in the background; names that fail or time out are dropped
-    /// (logged), never retried in a loop.
+    /// Resolve in the background; names that fail or time out come back
+    /// with no address (logged), never retried in a loop.
     pub fn resolve(&self, p: PendingName) {
         if let Ok(cache) = self.cache.lock() {
             if let Some((at, addrs)) = cache.get(&p.name) {
                 if at.elapsed() < TTL {
-                    let _ = self.tx.try_send((p, addrs.clone()));
+                    let (tx, addrs) = (self.tx.clone(), addrs.clone());
+                    tokio::spawn(async move {
+                        let _ = tx.send((p, addrs)).await;
+                    });
                     return;
                 }
             }
@@ -73,9 +76,8 @@ impl Resolver {
                 }
                 c.insert(p.name.clone(), (Instant::now(), addrs.clone()));
             }
-            if !addrs.is_empty() {
-                let _ = tx.send((p, addrs)).await;
-            }
+            // Also when nothing was found: the core forgets the name then.
+            let _ = tx.send((p, addrs)).await;
         });
     }
 }

@@ -7,6 +7,7 @@
 //! hand batches over bounded channels; the [`core::Core`] is owned by the
 //! loop here, so it needs no locks.
 
+mod announce;
 pub mod bans;
 pub mod control;
 pub mod core;
@@ -265,7 +266,7 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     let dir = state_dir(&opts, &cfg);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
-    let store = Store::open(&dir).context("cannot open the state database")?;
+    let store = open_store(&dir)?;
     let flush_on_exit = opts.flush_on_exit || cfg.daemon.flush_on_exit;
     // What the [daemon] keys read only at start were: a reload that changes
     // them says they wait for a restart.
@@ -290,6 +291,18 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     let now = Timestamp::now();
     let (mut core, _) = Core::start(cfg.clone(), store, banner, handle.clone(), self_addrs, now)
         .context("cannot read the state database")?;
+    // Bans committed just before a crash may lack their journal event.
+    let unannounced = core.unannounced();
+    if !unannounced.is_empty() {
+        let missing = announce::not_logged(&unannounced);
+        if !missing.is_empty() {
+            info!(
+                "{} bans made just before the daemon last stopped had no journal event: logged now",
+                missing.len()
+            );
+        }
+        core.settle_announcements(missing, unannounced, Timestamp::now());
+    }
 
     // The fleet link: its own task; the core never waits for it.
     let mut fleet_rx = None;
@@ -317,6 +330,10 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
 
     let (dns_tx, mut dns_rx) = mpsc::channel(256);
     let resolver = dns::Resolver::new(dns_tx);
+    // Names still waiting for resolution when the daemon last stopped.
+    for p in core.take_effects().resolve {
+        resolver.resolve(p);
+    }
 
     for surface in surfaces {
         surface(handle.clone(), cfg.clone())?;
@@ -427,6 +444,7 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             },
             _ = sleep_until_opt(next_expiry) => core.expire(Timestamp::now()),
             _ = sleep_until_opt(retry) => core.reconcile(Timestamp::now()),
+            _ = sleep_until_opt(core.store_retry_due()) => core.flush(Timestamp::now()),
             _ = recheck.tick(), if retry.is_none() => core.reconcile(Timestamp::now()),
             _ = housekeeping.tick() => core.tick(Timestamp::now()),
             // A STATUS= change held back by the rate limit is due.
@@ -473,6 +491,46 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
         warn!("actions did not finish within 60 s of stopping; left behind");
     }
     Ok(())
+}
+
+/// Open the state database in `dir`. The directory must be writable (the
+/// database, its WAL and lock files live there): a clear error naming it
+/// otherwise. A database that is itself unusable (damaged, truncated, not
+/// a database, of an unknown schema or from a newer jailwarden) is set
+/// aside under a new name, never deleted, and a new one is started: the
+/// core then takes the bans in force from the firewall.
+fn open_store(dir: &Path) -> Result<Store> {
+    if let Err(e) = rustix::fs::access(dir, rustix::fs::Access::WRITE_OK) {
+        let why = if e == rustix::io::Errno::ROFS {
+            "it is on a read-only filesystem".to_string()
+        } else {
+            format!("it is not writable ({e})")
+        };
+        anyhow::bail!(
+            "the state directory {} cannot be used: {why}; jailwarden keeps its database there \
+             (--state-dir, $STATE_DIRECTORY, [daemon] state_dir choose another)",
+            dir.display()
+        );
+    }
+    match Store::open(dir) {
+        Ok(store) => Ok(store),
+        Err(e) if e.is_broken() => {
+            let aside = crate::store::set_aside(dir, Timestamp::now()).with_context(|| {
+                format!(
+                    "the state database in {} is unusable ({e}) and cannot be moved aside",
+                    dir.display()
+                )
+            })?;
+            error!(
+                "the state database is unusable: {e}; it was moved to {} (kept for inspection) \
+                 and a new one started: the bans in force are taken from the firewall, \
+                 failures counted so far and the ban history are not",
+                aside.display()
+            );
+            Store::open(dir).context("cannot open a new state database")
+        }
+        Err(e) => Err(e).context("cannot open the state database"),
+    }
 }
 
 /// Where the journal reader starts: the time of the saved position, else

@@ -929,18 +929,19 @@ fn reported_attempts(digits: &[u8]) -> u32 {
 /// Most attempts one line may stand for.
 pub const MAX_REPORTED_ATTEMPTS: u32 = 1000;
 
-/// Sessions are keyed by a 64-bit hash of the captured key (a pid): no
+/// Sessions are keyed by a 64-bit hash of the captured key (a pid, from
+/// the part of the line its service writes, not attacker text): no
 /// allocation per line, and collisions among the few thousand live
-/// sessions are out of reach.
+/// sessions are out of reach. FNV-1a: the same in every run and version,
+/// so sessions saved before a restart are found again after it.
 fn session_key(bytes: &[u8]) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = SESSION_HASH.build_hasher();
-    h.write(bytes);
-    h.finish()
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
-
-static SESSION_HASH: std::sync::LazyLock<std::collections::hash_map::RandomState> =
-    std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
 
 /// The stateful half: tells each connection's story, in line order.
 pub struct Story {
@@ -954,6 +955,16 @@ impl Story {
     /// Sessions dropped because too many were open at once.
     pub fn sessions_evicted(&self) -> u64 {
         self.sessions.evicted
+    }
+
+    /// See [`Sessions::take_changes`].
+    pub fn session_changes(&mut self) -> Vec<(u64, Option<session::SavedSession>)> {
+        self.sessions.take_changes()
+    }
+
+    /// See [`Sessions::restore`].
+    pub fn restore_session(&mut self, key: u64, saved: session::SavedSession) {
+        self.sessions.restore(key, saved);
     }
 
     /// Apply a scanned line.
@@ -1039,6 +1050,17 @@ impl Matcher {
     /// Sessions dropped because too many were open at once.
     pub fn sessions_evicted(&self) -> u64 {
         self.story.sessions_evicted()
+    }
+
+    /// Sessions changed since the last call (to save with the position
+    /// after the lines that changed them).
+    pub fn session_changes(&mut self) -> Vec<(u64, Option<session::SavedSession>)> {
+        self.story.session_changes()
+    }
+
+    /// Put back a session saved before a restart.
+    pub fn restore_session(&mut self, key: u64, saved: session::SavedSession) {
+        self.story.restore_session(key, saved);
     }
 
     /// See [`Scanner::file_line`].

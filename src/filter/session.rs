@@ -15,7 +15,7 @@
 //! otherwise. An attempt counts once, at its first line of role `fail`
 //! (or when its pending lines are confirmed).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -94,6 +94,57 @@ impl Session {
 
 const MAX_USERS: usize = 16;
 
+/// A session as it is kept across restarts (JSON in the store), so that a
+/// story told across a crash is neither lost nor counted twice.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedSession {
+    /// The host as captured (parsed again when restored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub pending: u32,
+    #[serde(default)]
+    pub hostless: u32,
+    /// The attempt under way: (step, counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<(u8, bool)>,
+    /// Last seen, µs since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_usec: Option<i64>,
+}
+
+impl Session {
+    fn save(&self) -> SavedSession {
+        SavedSession {
+            host: self.host.as_ref().map(|(_, text)| text.clone()),
+            users: self.users.clone(),
+            pending: self.pending,
+            hostless: self.hostless,
+            attempt: self.attempt.map(|a| (a.step, a.counted)),
+            last_seen_usec: self.last_seen.map(|t| t.as_microsecond()),
+        }
+    }
+
+    fn restore(saved: SavedSession) -> Session {
+        Session {
+            host: saved
+                .host
+                .and_then(|text| crate::addr::parse_host(&text).map(|h| (h, text))),
+            users: saved.users.into_iter().take(MAX_USERS).collect(),
+            pending: saved.pending,
+            hostless: saved.hostless,
+            attempt: saved
+                .attempt
+                .map(|(step, counted)| Attempt { step, counted }),
+            last_seen: saved
+                .last_seen_usec
+                .and_then(|u| Timestamp::from_microsecond(u).ok()),
+        }
+    }
+}
+
 /// Sessions of one matcher, bounded by count and age.
 #[derive(Debug)]
 pub struct Sessions {
@@ -102,6 +153,8 @@ pub struct Sessions {
     cap: usize,
     /// Sessions dropped because the table was full.
     pub evicted: u64,
+    /// Keys changed (or gone) since the last [`Sessions::take_changes`].
+    dirty: HashSet<u64>,
 }
 
 impl Sessions {
@@ -113,6 +166,28 @@ impl Sessions {
             timeout,
             cap: cap.max(1),
             evicted: 0,
+            dirty: HashSet::new(),
+        }
+    }
+
+    /// The sessions changed since the last call: each key with its state
+    /// now, `None` when it is gone. The caller saves them with the source
+    /// position of the line that changed them last.
+    pub fn take_changes(&mut self) -> Vec<(u64, Option<SavedSession>)> {
+        let mut out: Vec<(u64, Option<SavedSession>)> = self
+            .dirty
+            .drain()
+            .map(|k| (k, self.map.get(&k).map(Session::save)))
+            .collect();
+        out.sort_unstable_by_key(|(k, _)| *k);
+        out
+    }
+
+    /// Put back a session saved before a restart (within the cap; not
+    /// reported as a change).
+    pub fn restore(&mut self, key: u64, saved: SavedSession) {
+        if self.map.len() < self.cap || self.map.contains_key(&key) {
+            self.map.insert(key, Session::restore(saved));
         }
     }
 
@@ -155,6 +230,7 @@ impl Sessions {
             self.make_room(now);
             self.map.insert(key, Session::default());
         }
+        self.dirty.insert(key);
         let s = self.map.get_mut(&key)?;
         if let (Some(now), Some(last)) = (now, s.last_seen) {
             if now.duration_since(last)
@@ -291,11 +367,17 @@ impl Sessions {
         if self.map.len() < self.cap {
             return;
         }
+        let dirty = &mut self.dirty;
         if let Some(now) = now {
             let timeout = jiff::SignedDuration::try_from(self.timeout).unwrap_or_default();
-            self.map.retain(|_, s| {
-                s.last_seen
-                    .is_none_or(|last| now.duration_since(last) <= timeout)
+            self.map.retain(|k, s| {
+                let keep = s
+                    .last_seen
+                    .is_none_or(|last| now.duration_since(last) <= timeout);
+                if !keep {
+                    dirty.insert(*k);
+                }
+                keep
             });
         }
         if self.map.len() >= self.cap {
@@ -303,8 +385,15 @@ impl Sessions {
             seen.sort_unstable();
             let cutoff = seen[seen.len() / 2];
             let before = self.map.len();
-            self.map.retain(|_, s| s.last_seen > cutoff);
+            self.map.retain(|k, s| {
+                let keep = s.last_seen > cutoff;
+                if !keep {
+                    dirty.insert(*k);
+                }
+                keep
+            });
             if self.map.len() >= self.cap {
+                dirty.extend(self.map.keys().copied());
                 self.map.clear();
             }
             self.evicted += (before - self.map.len()) as u64;

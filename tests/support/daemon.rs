@@ -42,6 +42,8 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     journal_pid: u32,
     log_dir: PathBuf,
+    /// Extra environment for the daemon (e.g. NOTIFY_SOCKET).
+    env: Vec<(String, String)>,
 }
 
 /// The repository's shipped filters.
@@ -62,20 +64,55 @@ impl Daemon {
     /// [`start`](Self::start) inside the named network namespace `netns`,
     /// so its firewall changes stay there.
     pub fn start_in(j: &PrivateJournald, config: &str, netns: Option<&str>) -> Daemon {
+        let mut d = Self::prepare_in(j, config, netns);
+        d.spawn();
+        d
+    }
+
+    /// [`start_in`](Self::start_in) without starting it: the directory and
+    /// configuration are ready, `spawn` starts it (e.g. after mounting
+    /// something on its state directory).
+    pub fn prepare_in(j: &PrivateJournald, config: &str, netns: Option<&str>) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("jw-daemon-")
             .tempdir()
             .expect("tempdir");
-        let mut d = Daemon {
+        let d = Daemon {
             child: None,
             netns: netns.map(str::to_string),
             dir,
             journal_pid: j.pid(),
             log_dir: j.log_dir(),
+            env: Vec::new(),
         };
         d.write_config(config);
-        d.spawn();
         d
+    }
+
+    /// Set an environment variable for the next spawns.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
+    /// The state directory given to the daemon (`--state-dir`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `jailwarden ARGS` over this daemon's control socket (no bus).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_jailwarden"))
+            .args(args)
+            .env("JAILWARDEN_SOCKET", self.dir.path().join("control.sock"))
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                "unix:path=/nonexistent/jw-no-bus",
+            )
+            .env("TZ", "UTC")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the CLI")
     }
 
     /// Path of the main config file.
@@ -103,8 +140,17 @@ impl Daemon {
 
     /// Start (again) with the same config and state.
     pub fn spawn(&mut self) {
-        assert!(self.child.is_none(), "already running");
         let since = self.ready_count();
+        self.spawn_unready();
+        assert!(
+            wait_until(Duration::from_secs(20), || self.ready_count() > since),
+            "the daemon did not become ready"
+        );
+    }
+
+    /// Start (again) without waiting for READY (to kill it during start-up).
+    pub fn spawn_unready(&mut self) {
+        assert!(self.child.is_none(), "already running");
         // `ip netns exec` then `nsenter`: the other order fails, as the
         // named namespace is not mounted in journald's mount namespace.
         let mut cmd = match &self.netns {
@@ -126,16 +172,35 @@ impl Daemon {
             .arg("--state-dir")
             .arg(self.dir.path().join("state"))
             .env("JAILWARDEN_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start jailwarden daemon");
         self.child = Some(child);
-        assert!(
-            wait_until(Duration::from_secs(20), || self.ready_count() > since),
-            "the daemon did not become ready"
-        );
+    }
+
+    /// How many times a daemon on this state logged READY.
+    pub fn readies(&self) -> usize {
+        self.ready_count()
+    }
+
+    /// SIGHUP (a reload), without waiting for it.
+    pub fn hup(&self) {
+        self.signal(Signal::HUP);
+    }
+
+    /// Whether the daemon process is still running (not exited).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Wait for the daemon to exit by itself; its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.take().expect("running").wait().expect("wait")
     }
 
     /// The daemon's PID.

@@ -1345,6 +1345,39 @@ impl Banner for Nftables {
         self.lapses.clear();
         Ok(())
     }
+
+    fn recover(&mut self, now: Timestamp) -> Result<Vec<Ban>, BanError> {
+        let jails: Vec<String> = self.jails.iter().map(|(fw, _)| fw.jail.clone()).collect();
+        let mut out = Vec::new();
+        for jail in jails {
+            for e in self.elements(&jail)? {
+                let Some(net) = e.net() else { continue };
+                let (banned_at, expires_at) = match (e.timeout, e.expires_in) {
+                    (Some(timeout), left) => {
+                        let left = jiff::SignedDuration::try_from(left.unwrap_or(timeout))
+                            .unwrap_or_default();
+                        let ran = jiff::SignedDuration::try_from(timeout)
+                            .unwrap_or_default()
+                            .checked_sub(left)
+                            .unwrap_or_default();
+                        (
+                            now.checked_sub(ran).unwrap_or(now),
+                            Some(now.checked_add(left).unwrap_or(now)),
+                        )
+                    }
+                    (None, _) => (now, None),
+                };
+                out.push(Ban {
+                    jail: jail.clone(),
+                    net,
+                    banned_at,
+                    expires_at,
+                    failures: 0,
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// IPv4-mapped IPv6 addresses are banned as the IPv4 address
