@@ -1355,4 +1355,42 @@ mod tests {
         s.commit(&c).unwrap();
         assert_eq!(s.load(t(0)).unwrap().failures.len(), 20_000);
     }
+
+    #[test]
+    fn remote_bans_and_fleet_positions_commit_together() {
+        let mut s = Store::in_memory().unwrap();
+        let rb = |origin: &str, net: &str| RemoteBan {
+            origin: origin.into(),
+            jail: "sshd".into(),
+            net: net.parse().unwrap(),
+            banned_at: t(0),
+            expires_at: Some(t(600)),
+            failures: 5,
+            reason: "failures".into(),
+            event_id: "1700000000000-0".into(),
+        };
+        let c = Changes {
+            remote_bans: vec![rb("a", "192.0.2.1/32"), rb("b", "2001:db8::/64")],
+            positions: vec![("fleet:a".into(), "1700000000000-0".into())],
+            ..Changes::default()
+        };
+        s.commit(&c).unwrap();
+        let mut got = s.remote_bans().unwrap();
+        got.sort_by(|x, y| x.origin.cmp(&y.origin));
+        assert_eq!(got, [rb("a", "192.0.2.1/32"), rb("b", "2001:db8::/64")]);
+        let c = Changes {
+            remote_removed: vec![("a".into(), "sshd".into(), "192.0.2.1/32".parse().unwrap())],
+            ..Changes::default()
+        };
+        s.commit(&c).unwrap();
+        assert_eq!(s.remote_bans().unwrap(), [rb("b", "2001:db8::/64")]);
+        assert_eq!(
+            s.load(t(0))
+                .unwrap()
+                .positions
+                .get("fleet:a")
+                .map(String::as_str),
+            Some("1700000000000-0")
+        );
+    }
 }

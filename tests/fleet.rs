@@ -406,6 +406,27 @@ fn bans_spread_across_the_fleet_with_policy_and_survive_redis_restarts() {
         );
     }
 
+    // C restarted: its remote bans stay in the kernel and the store; it
+    // reads A's stream on from the position it stored, exactly: what it
+    // missed is applied once, what it had is not applied again.
+    let mut c = c;
+    c.daemon.term();
+    a.ban("192.0.2.15");
+    c.daemon.spawn();
+    assert!(
+        c.has("fleet-inet", "192.0.2.11"),
+        "{:?}",
+        c.set("fleet-inet")
+    );
+    c.wait_remote("192.0.2.15", true);
+    std::thread::sleep(Duration::from_millis(300));
+    let logged = c.remote_bans_logged();
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    assert!(
+        logged[0].starts_with("[fleet:a] Ban 192.0.2.15 "),
+        "{logged:#?}"
+    );
+
     // Quorum 2 on C: one origin is not enough, two are.
     let pw = tmp.path().join("c.password");
     c.daemon.write_config(&config("c", &redis, &pw, "", 2));

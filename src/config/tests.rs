@@ -388,6 +388,10 @@ fn every_documented_key_with_its_example_loads() {
             }
         }
     }
+    text.push_str("[fleet]\n");
+    for k in keys::FLEET {
+        text.push_str(&format!("{} = {}\n", k.name, k.example));
+    }
     let dir = setup(&text, &[]);
     assert_eq!(errors(dir.path()), Vec::<String>::new(), "{text}");
 }
@@ -431,6 +435,17 @@ fn every_documented_key_is_read_by_the_reader() {
             t.push_str(&bad(k.name));
             cases.push((t, k.name.to_string()));
         }
+    }
+    for k in keys::FLEET {
+        let url = if k.name == "url" {
+            ""
+        } else {
+            "url = \"redis://h\"\n"
+        };
+        cases.push((
+            format!("{jail}[fleet]\n{url}{}", bad(k.name)),
+            k.name.into(),
+        ));
     }
     for (text, key) in cases {
         let dir = setup(&text, &[]);
@@ -563,5 +578,37 @@ fn a_file_that_is_not_utf8_is_positioned_where_it_stops_being_text() {
             "jail.d/x.toml:2:13: not valid UTF-8 (byte 24)",
             "jail.d/y.toml:1:3: not valid UTF-8 (byte 2)",
         ]
+    );
+}
+
+/// `[fleet]`: defaults, and its problems with file:line:column.
+#[test]
+fn fleet_is_read_with_defaults_and_positioned_errors() {
+    let dir = setup(
+        "[jails.svc]\n[fleet]\nurl = \"redis://web1@h:6379\"\nhost = \"web1\"\n",
+        &[],
+    );
+    let cfg = load(&dir.path().join("jailwarden.toml")).unwrap();
+    let f = cfg.fleet.expect("fleet");
+    assert_eq!((f.host.as_str(), f.accept, f.quorum), ("web1", true, 1));
+    assert_eq!(f.max_bantime, Duration::from_secs(86_400));
+    assert!(f.publishes("any") && f.trusts("web2") && !f.trusts("web1"));
+    let dir = setup(
+        "[jails.svc]\n[fleet]\nurl = \"redis://u:secret@h\"\nhost = \"a:b\"\nquorum = 0\n",
+        &[],
+    );
+    let errs = errors(dir.path());
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("jailwarden.toml:3:7: fleet.url must not hold a password"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].starts_with("jailwarden.toml:4:8: fleet.host \"a:b\""),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[2].starts_with("jailwarden.toml:5:10: fleet.quorum must be between 1"),
+        "{errs:#?}"
     );
 }

@@ -917,6 +917,17 @@ impl Manager {
         failures: u32,
     ) -> zbus::Result<()>;
 
+    /// A ban decided by fleet host origin (in its jail) was applied here,
+    /// in the fleet sets, until expires_at_usec (after max_bantime).
+    #[zbus(signal)]
+    pub async fn remote_banned(
+        emitter: &SignalEmitter<'_>,
+        origin: &str,
+        jail: &str,
+        address: &str,
+        expires_at_usec: u64,
+    ) -> zbus::Result<()>;
+
     /// A ban ended; reason: "expired", "manual", "jail removed".
     #[zbus(signal)]
     pub async fn unbanned(

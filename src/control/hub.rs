@@ -226,6 +226,19 @@ impl Task {
                 self.dirty.insert(jail);
                 self.arm();
             }
+            CoreEvent::RemoteBanned {
+                origin,
+                jail,
+                address,
+                expires_at,
+            } => {
+                let expires = usec(expires_at);
+                self.each_manager(|e| {
+                    let (origin, jail, address) = (origin.clone(), jail.clone(), address.clone());
+                    async move { Manager::remote_banned(&e, &origin, &jail, &address, expires).await }
+                })
+                .await;
+            }
             CoreEvent::JailChanged { jail } => {
                 self.dirty.insert(jail);
                 self.arm();

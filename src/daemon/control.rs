@@ -171,6 +171,13 @@ pub enum CoreEvent {
         address: String,
         reason: String,
     },
+    /// A ban of another fleet host was applied here.
+    RemoteBanned {
+        origin: String,
+        jail: String,
+        address: String,
+        expires_at: Option<Timestamp>,
+    },
     /// A jail's counters or settings changed (coalesced by surfaces).
     JailChanged { jail: String },
     /// The configuration was reloaded (jails may have been added or

@@ -899,10 +899,12 @@ impl Core {
                     self.backend_failed(&e, now);
                 }
             }
+            self.fleet_firewall(now);
         } else {
             // A reconcile is scheduled; it will make the firewall right.
             self.to_enforce.clear();
             self.to_lift.clear();
+            self.fleet_firewall_clear();
         }
         self.fleet_flush();
         // Actions follow the store, whatever the firewall did.

@@ -48,6 +48,8 @@ pub enum Refusal {
     Rate,
     /// Already over when it arrived.
     Expired,
+    /// A range no jail bans (an IPv4 network, an IPv6 prefix under /16).
+    Range,
 }
 
 impl Refusal {
@@ -57,6 +59,7 @@ impl Refusal {
             Refusal::Ignored => "ignored address (ignoreip, ignoreself or a fleet member)",
             Refusal::Rate => "origin over its rate cap",
             Refusal::Expired => "already expired",
+            Refusal::Range => "a range no jail bans (IPv4 networks, IPv6 prefixes under /16)",
         }
     }
 }
@@ -115,6 +118,9 @@ pub struct Remote {
     origins: BTreeMap<String, Origin>,
     /// Elements of the fleet sets (what the firewall should hold).
     effective: HashMap<IpNet, Option<Timestamp>>,
+    /// The IPv6 prefixes (under /128) among them: an interval set cannot
+    /// hold an address inside a prefix it holds.
+    prefixes: std::collections::BTreeSet<IpNet>,
 }
 
 impl Remote {
@@ -169,7 +175,7 @@ impl Remote {
     ) -> impl Iterator<Item = (IpNet, Option<Timestamp>)> + '_ {
         self.effective
             .iter()
-            .filter(move |(_, e)| e.is_none_or(|e| e > now))
+            .filter(move |(n, e)| e.is_none_or(|e| e > now) && !self.shadowed(**n))
             .map(|(n, e)| (*n, *e))
     }
 
@@ -298,8 +304,14 @@ impl Remote {
             reason: ev.reason.clone(),
             event_id: event_id.to_string(),
         };
+        let range_ok = match ev.net {
+            IpNet::V4(n) => n.prefix_len() == 32,
+            IpNet::V6(n) => n.prefix_len() >= 16,
+        };
         let refusal = if !trusted {
             Some(Refusal::Untrusted)
+        } else if !range_ok {
+            Some(Refusal::Range)
         } else if policy.never.overlaps(ev.net) {
             Some(Refusal::Ignored)
         } else if ban.expires_at.is_some_and(|e| e <= now) {
@@ -401,18 +413,48 @@ impl Remote {
         }
         let wanted = until.filter(|_| origins.len() as u32 >= quorum.max(1));
         let current = self.effective.get(&net).copied();
+        let prefix = matches!(net, IpNet::V6(n) if n.prefix_len() < 128);
         match (current, wanted) {
             (Some(c), Some(w)) if c == w => {}
             (_, Some(w)) => {
                 self.effective.insert(net, w);
+                if prefix {
+                    self.prefixes.insert(net);
+                    // What it covers leaves the kernel while it holds.
+                    out.lift.extend(self.inside(net));
+                }
                 out.enforce.push((net, w));
             }
             (Some(_), None) => {
                 self.effective.remove(&net);
                 out.lift.push(net);
+                if prefix {
+                    self.prefixes.remove(&net);
+                    // What it covered goes back in.
+                    for n in self.inside(net) {
+                        if let Some(e) = self.effective.get(&n) {
+                            out.enforce.push((n, *e));
+                        }
+                    }
+                }
             }
             (None, None) => {}
         }
+    }
+
+    /// Whether another element (an IPv6 prefix) covers `net`: then `net`
+    /// stays out of the kernel (the interval set refuses overlaps).
+    pub fn shadowed(&self, net: IpNet) -> bool {
+        !self.prefixes.is_empty() && self.prefixes.iter().any(|p| *p != net && p.contains(&net))
+    }
+
+    /// Elements strictly inside `prefix`.
+    fn inside(&self, prefix: IpNet) -> Vec<IpNet> {
+        self.effective
+            .keys()
+            .filter(|n| **n != prefix && prefix.contains(*n))
+            .copied()
+            .collect()
     }
 }
 
@@ -552,6 +594,33 @@ mod tests {
             out.enforce,
             [("192.0.2.1/32".parse().unwrap(), Some(t(200)))]
         );
+    }
+
+    #[test]
+    fn prefixes_shadow_what_they_cover_and_bad_ranges_are_refused() {
+        let c = cfg();
+        let never = AddrList::new();
+        let p = Policy {
+            config: &c,
+            never: &never,
+        };
+        let mut r = Remote::default();
+        let mut out = Outcome::default();
+        let one: IpNet = "2001:db8::5/128".parse().unwrap();
+        let pfx: IpNet = "2001:db8::/64".parse().unwrap();
+        let mut e = ban("2001:db8::5", Some(100));
+        r.receive("a", id(1), &e, &p, t(0), &mut out);
+        e.net = pfx;
+        r.receive("b", id(1), &e, &p, t(0), &mut out);
+        assert_eq!(out.lift, [one], "the address leaves for the prefix");
+        let now: Vec<IpNet> = r.effective(t(1)).map(|(n, _)| n).collect();
+        assert_eq!(now, [pfx]);
+        for (n, bad) in ["192.0.2.0/24", "2001::/8"].iter().enumerate() {
+            e.net = bad.parse().unwrap();
+            let mut out = Outcome::default();
+            r.receive("b", id(9 + n as u64), &e, &p, t(0), &mut out);
+            assert_eq!(out.refused[0].1, Refusal::Range, "{bad}");
+        }
     }
 
     #[test]

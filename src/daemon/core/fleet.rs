@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::{Core, ignore_list};
+use super::{Core, CoreEvent, ignore_list};
 use crate::addr::AddrList;
 use crate::ban::{Ban, FLEET_JAIL};
 use crate::config::Config;
@@ -35,6 +35,10 @@ pub(super) struct FleetSide {
     status: Option<Arc<Mutex<LinkStatus>>>,
     dropped: u64,
     refused: u64,
+    /// Fleet set changes of this step: lifted first (an IPv6 prefix may
+    /// replace the addresses it covers), then enforced.
+    lift: Vec<Ban>,
+    enforce: Vec<Ban>,
 }
 
 /// One peer, for `fleet status`.
@@ -81,6 +85,8 @@ impl FleetSide {
             status: None,
             dropped: 0,
             refused: 0,
+            lift: Vec::new(),
+            enforce: Vec::new(),
         }
     }
 }
@@ -296,6 +302,12 @@ impl Core {
     fn fleet_outcome(&mut self, out: Outcome, now: Timestamp) {
         for b in &out.applied {
             events::remote_ban(b);
+            self.events.push(CoreEvent::RemoteBanned {
+                origin: b.origin.clone(),
+                jail: b.jail.clone(),
+                address: crate::fleet::wire::net_text(b.net),
+                expires_at: b.expires_at,
+            });
         }
         if let Some(f) = self.fleet.as_mut() {
             for (b, why) in &out.refused {
@@ -320,12 +332,45 @@ impl Core {
         self.pending.remote_bans.extend(out.stored);
         self.pending.remote_removed.extend(out.removed);
         if self.fleet_sets() {
-            for (net, exp) in out.enforce {
-                self.to_enforce.push(fleet_ban(net, exp, now));
+            let shadowed = |n: IpNet| self.fleet.as_ref().is_some_and(|f| f.remote.shadowed(n));
+            let enforce: Vec<Ban> = out
+                .enforce
+                .into_iter()
+                .filter(|(n, _)| !shadowed(*n))
+                .map(|(n, e)| fleet_ban(n, e, now))
+                .collect();
+            if let Some(f) = self.fleet.as_mut() {
+                f.enforce.extend(enforce);
+                f.lift
+                    .extend(out.lift.into_iter().map(|n| fleet_ban(n, None, now)));
             }
-            for net in out.lift {
-                self.to_lift.push(fleet_ban(net, None, now));
+        }
+    }
+
+    /// Apply this step's fleet set changes (after the jails' own).
+    pub(super) fn fleet_firewall(&mut self, now: Timestamp) {
+        let Some(f) = self.fleet.as_mut() else {
+            return;
+        };
+        let (lift, enforce) = (std::mem::take(&mut f.lift), std::mem::take(&mut f.enforce));
+        if !lift.is_empty() {
+            if let Err(e) = self.banner.unban(&lift) {
+                self.backend_failed(&e, now);
+                return;
             }
+        }
+        if !enforce.is_empty() {
+            if let Err(e) = self.banner.ban(&enforce, now) {
+                self.backend_failed(&e, now);
+            }
+        }
+    }
+
+    /// A reconcile is scheduled: it will make the fleet sets right.
+    pub(super) fn fleet_firewall_clear(&mut self) {
+        if let Some(f) = self.fleet.as_mut() {
+            f.lift.clear();
+            f.enforce.clear();
         }
     }
 
