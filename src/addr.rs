@@ -360,6 +360,16 @@ pub fn ban_net(addr: IpAddr, v6_prefix: u8) -> IpNet {
     }
 }
 
+/// How a ban's target is shown: a plain address for single-address nets,
+/// else `addr/len` (logs, events, actions, the control surfaces, the fleet).
+pub fn net_text(net: IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

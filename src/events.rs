@@ -48,7 +48,7 @@ pub fn unban_message(jail: &str, address: &str, reason: &str) -> String {
 
 /// Log a ban as one structured entry.
 pub fn ban(ban: &crate::ban::Ban, bantime: &str) {
-    let address = crate::daemon::core::net_text(ban.net);
+    let address = crate::addr::net_text(ban.net);
     let usec = ban
         .expires_at
         .map(|e| e.as_microsecond() - ban.banned_at.as_microsecond())
@@ -156,8 +156,8 @@ pub fn remote_ban_message(
 }
 
 /// Log a remote ban applied here, with its origin.
-pub fn remote_ban(b: &crate::fleet::remote::RemoteBan) {
-    let address = crate::fleet::wire::net_text(b.net);
+pub fn remote_ban(b: &crate::ban::RemoteBan) {
+    let address = crate::addr::net_text(b.net);
     let left = b
         .expires_at
         .map(|e| e.as_microsecond() - b.banned_at.as_microsecond())

@@ -18,8 +18,7 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::ban::Ban;
-use crate::fleet::remote::RemoteBan;
+use crate::ban::{Ban, RemoteBan};
 
 /// The database file name in the state directory.
 pub const DB_FILE: &str = "jailwarden.sqlite3";

@@ -51,6 +51,23 @@ pub struct Ban {
     pub failures: u32,
 }
 
+/// One ban another fleet member decided, as this host holds it (the
+/// fleet link, the store and the journal events share it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteBan {
+    pub origin: String,
+    pub jail: String,
+    pub net: IpNet,
+    pub banned_at: Timestamp,
+    /// After the `max_bantime` cap; `None` only if restored from an
+    /// older store without one (never made here).
+    pub expires_at: Option<Timestamp>,
+    pub failures: u32,
+    pub reason: String,
+    /// The stream entry it came from (`resync` when read from a set).
+    pub event_id: String,
+}
+
 impl Ban {
     /// The remaining time at `now`, `None` for permanent bans, zero when
     /// already over.

@@ -28,10 +28,10 @@ use super::error::{CallError, Error, echo};
 use super::jail_path;
 use super::limit::{Limited, Limits, Permit};
 use super::polkit::{self, Caller, PeerCred};
+use crate::addr::net_text;
 use crate::ban::Ban;
 use crate::config::duration::BanTime;
 use crate::daemon::control::{ControlError, CoreHandle, JailStatus, Reported, Status};
-use crate::daemon::core::net_text;
 use crate::store::{HistogramQuery, HistoryQuery};
 
 /// A D-Bus `duration_usec` that asks for a permanent ban.

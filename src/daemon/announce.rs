@@ -5,8 +5,8 @@
 //! the journal (this machine's, where the daemon logs) rather than log it
 //! twice or not at all.
 
+use crate::addr::net_text;
 use crate::ban::Ban;
-use crate::daemon::core::net_text;
 use crate::events::MESSAGE_ID_BAN;
 
 /// The bans of `bans` whose ban event the journal does not hold (logged

@@ -20,7 +20,7 @@ use super::bans::BanIndex;
 use super::control::{
     Backlog, ControlError, CoreEvent, CoreHandle, JailStatus, Reported, Request, Status,
 };
-use crate::addr::{AddrList, Host, ban_net, canonical, client_behind, parse_addr};
+use crate::addr::{AddrList, Host, ban_net, canonical, client_behind, net_text, parse_addr};
 use crate::ban::actions::{ActionEvent, Actions, MatchBuffer};
 use crate::ban::{Ban, Banner, JailFirewall};
 use crate::config::duration::{BanTime, format_duration};
@@ -1474,15 +1474,6 @@ fn ended_at(b: &Ban, reason: &str, now: Timestamp) -> Timestamp {
     match b.expires_at {
         Some(e) if reason == "expired" => e.min(now),
         _ => now,
-    }
-}
-
-/// How a ban's target is shown: a plain address for single-address bans.
-pub fn net_text(net: IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.to_string()
     }
 }
 

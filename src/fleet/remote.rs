@@ -21,21 +21,7 @@ use super::wire::{Event, Kind, StreamId, is_after};
 use crate::addr::AddrList;
 use crate::config::fleet::FleetConfig;
 
-/// One remote ban as this host holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteBan {
-    pub origin: String,
-    pub jail: String,
-    pub net: IpNet,
-    pub banned_at: Timestamp,
-    /// After the `max_bantime` cap; `None` only if restored from an
-    /// older store without one (never made here).
-    pub expires_at: Option<Timestamp>,
-    pub failures: u32,
-    pub reason: String,
-    /// The stream entry it came from (`resync` when read from a set).
-    pub event_id: String,
-}
+pub use crate::ban::RemoteBan;
 
 /// Why a remote ban was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,8 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use jiff::Timestamp;
 
+use crate::addr::net_text;
+
 /// Key prefix of every fleet key.
 pub const PREFIX: &str = "jailwarden";
 
@@ -196,15 +198,6 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
     match s.parse::<IpNet>() {
         Ok(n) => Some(n.trunc()),
         Err(_) => s.parse::<IpAddr>().ok().map(IpNet::from),
-    }
-}
-
-/// A plain address for single-address nets, else `addr/len`.
-pub fn net_text(net: IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.to_string()
     }
 }
 

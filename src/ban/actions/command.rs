@@ -142,7 +142,7 @@ impl Worker {
             self.overflow += 1;
             if self.overflow.is_power_of_two() {
                 self.ctx.failed(
-                    Some(&crate::daemon::core::net_text(net)),
+                    Some(&crate::addr::net_text(net)),
                     &format!(
                         "{QUEUE_LIMIT} commands are waiting (are they hanging?): {} not run ({} dropped so far)",
                         if unban { "unban" } else { "ban" },

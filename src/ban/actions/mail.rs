@@ -172,7 +172,7 @@ pub fn compose_ban(
     lines: &[String],
     now: Timestamp,
 ) -> Result<Vec<u8>, UnsafeHeader> {
-    let address = crate::daemon::core::net_text(ban.net);
+    let address = crate::addr::net_text(ban.net);
     let length = crate::daemon::core::Core::describe(ban);
     let mut m = start(
         env,
@@ -390,7 +390,7 @@ impl Worker {
             self.overflow += 1;
             if self.overflow.is_power_of_two() {
                 self.ctx.failed(
-                    Some(&crate::daemon::core::net_text(ban.net)),
+                    Some(&crate::addr::net_text(ban.net)),
                     &format!(
                         "{QUEUE_LIMIT} mails are waiting (is sendmail stuck?): ban not mailed ({} so far)",
                         self.overflow
@@ -433,7 +433,7 @@ async fn run(
                 if let Some(s) = limit.take_summary(now) {
                     send_summary(&ctx, &cfg, &env, &s).await;
                 }
-                let address = crate::daemon::core::net_text(ban.net);
+                let address = crate::addr::net_text(ban.net);
                 if limit.admit(now) {
                     match compose_ban(&env, &ban, &lines, Timestamp::now()) {
                         Ok(mail) => send(&ctx, &cfg, &env, Some(&address), mail).await,

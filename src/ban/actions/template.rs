@@ -297,7 +297,7 @@ impl Vars {
             }
         };
         Vars {
-            address: crate::daemon::core::net_text(net),
+            address: crate::addr::net_text(net),
             net: net.to_string(),
             family: if ban.is_ipv6() { "inet6" } else { "inet" }.to_string(),
             jail: ban.jail.clone(),

@@ -305,7 +305,7 @@ impl Core {
             self.events.push(CoreEvent::RemoteBanned {
                 origin: b.origin.clone(),
                 jail: b.jail.clone(),
-                address: crate::fleet::wire::net_text(b.net),
+                address: crate::addr::net_text(b.net),
                 expires_at: b.expires_at,
             });
         }
