@@ -31,6 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
+over() { awk "BEGIN { exit !($1 > $2) }"; } # A B: A > B
 now() { date +%s.%N; }
 
 if [ -z "${JW:-}" ]; then
@@ -81,7 +82,7 @@ banned() { "$JW" bans --json --socket "$W/control.sock" | grep -q "\"$1\""; }
 wait_banned() { # ADDRESS LIMIT_S: sets T (seconds until banned)
   local t0; t0=$(now)
   until banned "$1"; do
-    [ "$(calc "$(now) - $t0 > $2")" = 1.000 ] && { echo "$1 not banned in $2 s" >&2; exit 1; }
+    over "$(now) - $t0" "$2" && { echo "$1 not banned in $2 s" >&2; exit 1; }
     sleep 0.01
   done
   T=$(calc "$(now) - $t0")
@@ -187,7 +188,7 @@ marker 203.0.113.3
 poll_status "$W/exp.done" > "$W/poll3" &
 POLLER=$!; PIDS+=("$POLLER")
 until [ "$(status | field '["active_bans"]')" -le 1 ]; do
-  [ "$(calc "$(now) - $t0 > 600")" = 1.000 ] && { echo "bans not lifted in 600 s" >&2; exit 1; }
+  over "$(now) - $t0" 600 && { echo "bans not lifted in 600 s" >&2; exit 1; }
   sleep 0.05
 done
 T_EXP=$(calc "$(now) - $t0")
