@@ -150,6 +150,19 @@ def ban_row(d, address):
     return rows[0] if rows else None
 
 
+def click_in_row(d, address, css):
+    """Click CSS in the ban row of ADDRESS. The table re-renders on every
+    change the daemon signals, so a row found may be replaced before the
+    click reaches it: find it again then (a stale element was not clicked)."""
+    def attempt():
+        row = ban_row(d, address)
+        if row is None:
+            return False
+        row.find_element(By.CSS_SELECTOR, css).click()
+        return True
+    wait(f"{css} clicked in the row of {address}", attempt)
+
+
 def compare_with_status(d):
     """The jails table and the header equal `jailwarden status --json`."""
     def same():
@@ -291,14 +304,14 @@ def root_session():
         assert order[-1] == "198.51.100.60", f"by time left: {order}"
 
         # Unban from the page: the kernel's element goes.
-        ban_row(d, "198.51.100.50").find_element(By.CSS_SELECTOR, "button.jw-unban").click()
+        click_in_row(d, "198.51.100.50", "button.jw-unban")
         t0 = time.monotonic()
         wait("198.51.100.50 out of the kernel set", lambda: "198.51.100.50" not in kernel_set("sshd"), timeout=5)
         result["unban_kernel_s"] = time.monotonic() - t0
         wait("the row gone", lambda: ban_row(d, "198.51.100.50") is None)
         # Unban selected: two at once.
         for addr in ["198.51.100.51", "198.51.100.52"]:
-            ban_row(d, addr).find_element(By.CSS_SELECTOR, 'input[type="checkbox"]').click()
+            click_in_row(d, addr, 'input[type="checkbox"]')
         button = d.find_element(By.ID, "unban-selected")
         assert button.text == "Unban selected (2)", button.text
         button.click()
@@ -333,7 +346,7 @@ def root_session():
         cli("ban", "sshd", "198.51.100.50", "--for", "30m")
         test_bans.append(("sshd", "198.51.100.50"))
         wait("the second ban", lambda: ban_row(d, "198.51.100.50"))
-        ban_row(d, "198.51.100.50").find_element(By.CSS_SELECTOR, "button.jw-address").click()
+        click_in_row(d, "198.51.100.50", "button.jw-address")
         wait("the history dialog", lambda: shown(d, "#history-panel"))
         rows = wait("two bans in its history", lambda: (lambda r: r if len(r) == 2 else None)(
             d.find_elements(By.CSS_SELECTOR, "#history tbody tr")))
@@ -460,7 +473,7 @@ def shell_session():
         d.switch_to.default_content()
         shot(d, "shell-page")
         d.switch_to.frame(frame[0])
-        ban_row(d, "198.51.100.60").find_element(By.CSS_SELECTOR, "button.jw-address").click()
+        click_in_row(d, "198.51.100.60", "button.jw-address")
         wait("its history", lambda: d.find_elements(By.CSS_SELECTOR, "#history tbody tr"))
         wait("the logs link", lambda: d.find_element(By.ID, "history-logs").get_attribute("data-location"))
         d.find_element(By.ID, "history-logs").click()
