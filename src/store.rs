@@ -799,10 +799,21 @@ impl Store {
 
     /// Every active ban, one at a time (a million bans need not sit in a
     /// vector on their way into the daemon's index).
-    pub fn for_each_ban(&self, mut f: impl FnMut(Ban)) -> Result<(), StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT jail, net, banned_at, expires_at, failures FROM bans")?;
+    pub fn for_each_ban(&self, f: impl FnMut(Ban)) -> Result<(), StoreError> {
+        self.each_ban_where("1", f)
+    }
+
+    /// The bans matching `condition` (SQL over the bans table), one at a
+    /// time. A row that does not parse is skipped, not fatal: the rest of
+    /// the bans must still be enforced.
+    fn each_ban_where(
+        &self,
+        condition: &'static str,
+        mut f: impl FnMut(Ban),
+    ) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT jail, net, banned_at, expires_at, failures FROM bans WHERE {condition}"
+        ))?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -814,8 +825,6 @@ impl Store {
         })?;
         for row in rows {
             let (jail, net, banned_at, expires_at, failures) = row?;
-            // A row we cannot parse is skipped, not fatal: the rest of the
-            // bans must still be enforced.
             let Ok(net) = net.parse::<IpNet>() else {
                 continue;
             };
@@ -946,32 +955,8 @@ impl Store {
     /// Bans in force whose journal event may not have been logged (a crash
     /// between their commit and the event).
     pub fn unannounced(&self) -> Result<Vec<Ban>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT jail, net, banned_at, expires_at, failures FROM bans WHERE announced = 0",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (jail, net, banned_at, expires_at, failures) = row?;
-            let Ok(net) = net.parse::<IpNet>() else {
-                continue;
-            };
-            out.push(Ban {
-                jail,
-                net,
-                banned_at: from_usec(banned_at),
-                expires_at: expires_at.map(from_usec),
-                failures: u32::try_from(failures).unwrap_or(0),
-            });
-        }
+        self.each_ban_where("announced = 0", |b| out.push(b))?;
         Ok(out)
     }
 
