@@ -343,24 +343,7 @@ fn nftables_bans_reach_the_kernel_and_survive_tampering_and_restarts() {
         )
         .replace("maxretry = 3", "maxretry = 3\nport = \"ssh\"");
     let mut d = Daemon::start_in(&j, &config, Some(&ns.0));
-    let elements = || -> Vec<(String, Option<u64>)> {
-        let out = ns.exec(&["nft", "-j", "list", "set", "inet", "jailwarden", "sshd-v4"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        v["nftables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|o| o["set"]["elem"].as_array().cloned())
-            .flatten()
-            .map(|e| match &e["elem"] {
-                serde_json::Value::Object(m) => (
-                    m["val"].as_str().unwrap_or("").to_string(),
-                    m["timeout"].as_u64(),
-                ),
-                _ => (e.as_str().unwrap_or("").to_string(), None),
-            })
-            .collect()
-    };
+    let elements = || ns.set_elements("sshd-v4");
     for _ in 0..3 {
         failed(&j, "192.0.2.80");
     }

@@ -210,24 +210,7 @@ impl Host {
 
     /// Elements of a set of this host's table: (value, timeout seconds).
     fn set(&self, set: &str) -> Vec<(String, Option<u64>)> {
-        let out = self
-            .ns
-            .exec(&["nft", "-j", "list", "set", "inet", "jailwarden", set]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        v["nftables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|o| o["set"]["elem"].as_array().cloned())
-            .flatten()
-            .map(|e| match &e["elem"] {
-                serde_json::Value::Object(m) => (
-                    m["val"].as_str().unwrap_or("").to_string(),
-                    m["timeout"].as_u64(),
-                ),
-                _ => (e.as_str().unwrap_or("").to_string(), None),
-            })
-            .collect()
+        self.ns.set_elements(set)
     }
 
     fn has(&self, set: &str, addr: &str) -> bool {

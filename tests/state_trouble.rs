@@ -53,18 +53,9 @@ fn failed(j: &PrivateJournald, addrs: &[&str], times: usize) {
 
 /// The addresses in the jail's IPv4 set, in the namespace.
 fn kernel(ns: &NamedNetns) -> BTreeSet<String> {
-    let o = ns.exec(&["nft", "-j", "list", "set", "inet", "jailwarden", "sshd-v4"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    v["nftables"]
-        .as_array()
+    ns.set_elements("sshd-v4")
         .into_iter()
-        .flatten()
-        .filter_map(|o| o["set"]["elem"].as_array())
-        .flatten()
-        .map(|e| match &e["elem"] {
-            serde_json::Value::Object(m) => m["val"].as_str().unwrap_or("").to_string(),
-            other => other.as_str().unwrap_or("").to_string(),
-        })
+        .map(|(addr, _)| addr)
         .collect()
 }
 

@@ -169,6 +169,28 @@ impl NamedNetns {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    /// The elements of set `set` in table `inet jailwarden` here, with
+    /// their kernel timeouts in seconds where they have one (empty if the
+    /// set does not exist).
+    pub fn set_elements(&self, set: &str) -> Vec<(String, Option<u64>)> {
+        let out = self.exec(&["nft", "-j", "list", "set", "inet", "jailwarden", set]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["set"]["elem"].as_array().cloned())
+            .flatten()
+            .map(|e| match &e["elem"] {
+                serde_json::Value::Object(m) => (
+                    m["val"].as_str().unwrap_or("").to_string(),
+                    m["timeout"].as_u64(),
+                ),
+                _ => (e.as_str().unwrap_or("").to_string(), None),
+            })
+            .collect()
+    }
 }
 
 impl Drop for NamedNetns {
