@@ -425,3 +425,209 @@ fn bans_spread_across_the_fleet_with_policy_and_survive_redis_restarts() {
     b.ban("192.0.2.20");
     c.wait_remote("192.0.2.20", true);
 }
+
+/// RemoteUnbanned signals of a daemon, collected over its control socket
+/// from when this returns: (origin, jail, address, reason).
+type Signals = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, String)>>>;
+
+fn remote_unbanned_signals(socket: &Path) -> Signals {
+    let seen: Signals = Default::default();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (socket, out) = (socket.to_path_buf(), seen.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(async move {
+            let stream = std::os::unix::net::UnixStream::connect(&socket).expect("control socket");
+            let conn = zbus::connection::Builder::unix_stream(stream)
+                .p2p()
+                .build()
+                .await
+                .expect("p2p connection");
+            let rule = zbus::MatchRule::builder()
+                .msg_type(zbus::message::Type::Signal)
+                .interface("org.jailwarden1.Manager")
+                .member("RemoteUnbanned")
+                .build()
+                .expect("match rule");
+            let mut signals = zbus::MessageStream::for_match_rule(rule, &conn, None)
+                .await
+                .expect("subscribe");
+            // A call answered: the daemon serves this connection.
+            let _: Vec<(String, u64, u64, u64, u64, u64, u32)> = conn
+                .call_method(
+                    None::<&str>,
+                    "/org/jailwarden1",
+                    Some("org.jailwarden1.Manager"),
+                    "FleetPeers",
+                    &(),
+                )
+                .await
+                .expect("FleetPeers")
+                .body()
+                .deserialize()
+                .expect("FleetPeers reply");
+            let _ = ready_tx.send(());
+            while let Some(Ok(msg)) =
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut signals).poll_next(cx)).await
+            {
+                if let Ok(args) = msg.body().deserialize::<(String, String, String, String)>() {
+                    out.lock().unwrap().push(args);
+                }
+            }
+        });
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("signal subscription");
+    seen
+}
+
+use zbus::export::futures_core::Stream;
+
+fn wait_signal(seen: &Signals, want: (&str, &str, &str, &str)) {
+    assert!(
+        wait_until(Duration::from_secs(10), || seen.lock().unwrap().iter().any(
+            |(o, j, a, r)| (o.as_str(), j.as_str(), a.as_str(), r.as_str()) == want
+        )),
+        "no RemoteUnbanned {want:?}: {:?}",
+        seen.lock().unwrap()
+    );
+}
+
+impl Host {
+    /// `jailwarden ARGS --socket ...`: (exit code, stdout, stderr).
+    fn cli_status(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_jailwarden"))
+            .args(args)
+            .arg("--socket")
+            .arg(self.socket())
+            .output()
+            .expect("jailwarden");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The remote bans held, as `bans --json` lists them: (origin, address).
+    fn remote_held(&self) -> Vec<(String, String)> {
+        let bans: serde_json::Value =
+            serde_json::from_str(&self.cli(&["bans", "--json"])).expect("bans JSON");
+        let mut v: Vec<(String, String)> = bans["remote_bans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| {
+                (
+                    b["origin"].as_str().unwrap_or_default().to_string(),
+                    b["address"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn fleet_set(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.set("fleet-inet").into_iter().map(|(v, _)| v).collect();
+        v.sort();
+        v
+    }
+}
+
+#[test]
+fn unban_origin_lifts_only_that_origins_remote_bans_and_remote_unbans_are_signalled() {
+    support::needs_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = Redis::start(tmp.path(), &["a", "b", "c"]);
+    let j = PrivateJournald::started();
+    let mut a = Host::start(&j, &redis, tmp.path(), "a", "198.51.100.1", "");
+    let b = Host::start(&j, &redis, tmp.path(), "b", "198.51.100.2", "");
+    let c = Host::start(&j, &redis, tmp.path(), "c", "198.51.100.3", "");
+    wait_peers(&[&a, &b, &c]);
+    let signals = remote_unbanned_signals(&c.socket());
+
+    // C bans .40 itself; A bans .40, .41, .43; B bans .41, .42.
+    c.ban("192.0.2.40");
+    for addr in ["192.0.2.40", "192.0.2.41", "192.0.2.43"] {
+        a.ban(addr);
+    }
+    for addr in ["192.0.2.41", "192.0.2.42"] {
+        b.ban(addr);
+    }
+    for addr in ["192.0.2.40", "192.0.2.41", "192.0.2.42", "192.0.2.43"] {
+        c.wait_remote(addr, true);
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || c.remote_held().len() == 5),
+        "{:?}",
+        c.remote_held()
+    );
+
+    // A peer's unban: signalled with its origin.
+    a.cli(&["unban", "192.0.2.43"]);
+    c.wait_remote("192.0.2.43", false);
+    wait_signal(&signals, ("a", "sshd", "192.0.2.43", "unban"));
+
+    // unban --origin A ADDR: A's remote ban of .40 ends; C's own stays.
+    let out = c.cli(&["unban", "--origin", "a", "192.0.2.40"]);
+    assert!(out.contains("unbanned 192.0.2.40"), "{out}");
+    c.wait_remote("192.0.2.40", false);
+    assert!(c.has("sshd-v4", "192.0.2.40"), "the local ban went too");
+    wait_signal(&signals, ("a", "sshd", "192.0.2.40", "manual"));
+    // Not held from A (B's only): NotBanned, exit status 1, nothing lifted.
+    let (code, _, err) = c.cli_status(&["unban", "--origin", "a", "192.0.2.42"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(c.has("fleet-inet", "192.0.2.42"));
+
+    // unban --origin A --all: .41 stays in the set, B still bans it.
+    let out = c.cli(&["unban", "--origin", "a", "--all"]);
+    assert_eq!(out, "lifted 1 remote ban of a\n");
+    wait_signal(&signals, ("a", "sshd", "192.0.2.41", "manual"));
+    assert_eq!(c.fleet_set(), ["192.0.2.41", "192.0.2.42"]);
+    let b_only = [
+        ("b".to_string(), "192.0.2.41".to_string()),
+        ("b".to_string(), "192.0.2.42".to_string()),
+    ];
+    assert_eq!(c.remote_held(), b_only);
+    assert_eq!(c.set("sshd-v4").len(), 1, "{:?}", c.set("sshd-v4"));
+
+    // A restarts: it rewrites its active set (still .40, .41) and tells
+    // the peers to read it again; what C lifted by hand stays lifted.
+    a.daemon.term();
+    a.daemon.spawn();
+    a.ban("192.0.2.44");
+    c.wait_remote("192.0.2.44", true);
+    std::thread::sleep(Duration::from_millis(300));
+    let held = c.remote_held();
+    assert!(
+        !held.iter().any(|(o, a)| o == "a" && a != "192.0.2.44"),
+        "a resync brought back what was lifted: {held:?}"
+    );
+    assert!(!c.has("fleet-inet", "192.0.2.40"));
+    // A new decision of A applies again.
+    a.cli(&["ban", "sshd", "192.0.2.40", "--for", "20m"]);
+    c.wait_remote("192.0.2.40", true);
+
+    // A short remote ban: its expiry is signalled.
+    a.cli(&["ban", "sshd", "192.0.2.45", "--for", "2s"]);
+    c.wait_remote("192.0.2.45", true);
+    c.wait_remote("192.0.2.45", false);
+    wait_signal(&signals, ("a", "sshd", "192.0.2.45", "expired"));
+
+    // unban --fleet --all: every remote ban, never a local one.
+    let out = c.cli(&["unban", "--fleet", "--all"]);
+    assert!(out.starts_with("lifted "), "{out}");
+    assert!(c.fleet_set().is_empty(), "{:?}", c.fleet_set());
+    assert!(c.remote_held().is_empty(), "{:?}", c.remote_held());
+    assert!(c.has("sshd-v4", "192.0.2.40"), "a local ban was lifted");
+    let out = c.cli(&["unban", "--fleet", "--all"]);
+    assert_eq!(out, "no remote bans of every fleet host\n");
+    // The others' sets are theirs: nothing changed on B.
+    assert!(b.has("fleet-inet", "192.0.2.40"));
+    assert!(b.has("sshd-v4", "192.0.2.42"));
+}

@@ -95,7 +95,10 @@ pub enum Command {
     ///
     /// A CIDR range lifts every ban inside it. An address that is not
     /// banned is reported (exit status 1); the others are still lifted.
-    /// --all is 0.0.0.0/0 and ::/0.
+    /// --all is 0.0.0.0/0 and ::/0. With --origin or --fleet, only remote
+    /// bans (other fleet hosts', in the fleet sets) are lifted and local
+    /// bans stay; they stay lifted until their end, unless their origin
+    /// bans them again.
     Unban {
         /// Only in this jail [default: every jail].
         #[arg(long, add = ArgValueCompleter::new(crate::cli::complete::jails))]
@@ -103,9 +106,16 @@ pub enum Command {
         /// Addresses or CIDR ranges.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         addresses: Vec<String>,
-        /// Lift every ban (of --jail, or of every jail).
+        /// Lift every ban (of --jail, or of every jail; with --origin or
+        /// --fleet, every remote ban of those).
         #[arg(long)]
         all: bool,
+        /// Only remote bans that fleet host HOST decided.
+        #[arg(long, value_name = "HOST", conflicts_with_all = ["jail", "fleet"])]
+        origin: Option<String>,
+        /// Only remote bans, of every fleet host.
+        #[arg(long, conflicts_with = "jail")]
+        fleet: bool,
         #[command(flatten)]
         connect: Connect,
     },
@@ -392,10 +402,21 @@ async fn dispatch(command: Command, style: Style) -> Result<String, Failure> {
             Ok(format!("banned {address} in {jail}{how}\n"))
         }
         Command::Unban {
+            origin,
+            fleet,
+            addresses,
+            all,
+            connect: c,
+            ..
+        } if origin.is_some() || fleet => {
+            unban_remote(&connect(&c).await?, origin.as_deref(), &addresses, all).await
+        }
+        Command::Unban {
             jail,
             addresses,
             all,
             connect: c,
+            ..
         } => unban(&connect(&c).await?, jail.as_deref(), &addresses, all).await,
         Command::Reload { connect: c } => {
             manager(&connect(&c).await?).await?.reload().await?;
@@ -958,6 +979,61 @@ async fn unban(
                 message: format!(
                     "{} of {} not unbanned",
                     addresses.len() - out.lines().count(),
+                    addresses.len()
+                ),
+            })
+        }
+    }
+}
+
+/// `unban --origin HOST` / `unban --fleet`: remote bans only.
+async fn unban_remote(
+    conn: &Connection,
+    origin: Option<&str>,
+    addresses: &[String],
+    all: bool,
+) -> Result<String, Failure> {
+    let m = manager(conn).await?;
+    let o = origin.unwrap_or("");
+    let from = origin
+        .map(|o| format!(" of {o}"))
+        .unwrap_or_else(|| " of every fleet host".into());
+    if all {
+        let n = m.unban_remote(o, "").await?;
+        return Ok(match n {
+            0 => format!("no remote bans{from}\n"),
+            1 => format!("lifted 1 remote ban{from}\n"),
+            n => format!("lifted {n} remote bans{from}\n"),
+        });
+    }
+    let mut out = String::new();
+    let mut worst: Option<Failure> = None;
+    let mut done = 0;
+    for a in addresses {
+        match m.unban_remote(o, a).await {
+            Ok(n) => {
+                done += 1;
+                let s = if n == 1 { "" } else { "s" };
+                out.push_str(&format!("unbanned {a} ({n} remote ban{s}{from})\n"));
+            }
+            Err(e) => {
+                let f = Failure::from(e);
+                eprintln!("jailwarden: {}", f.message);
+                if worst.as_ref().is_none_or(|w| f.code > w.code) {
+                    worst = Some(f);
+                }
+            }
+        }
+    }
+    match worst {
+        None => Ok(out),
+        Some(f) => {
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            Err(Failure {
+                code: f.code,
+                message: format!(
+                    "{} of {} not unbanned",
+                    addresses.len() - done,
                     addresses.len()
                 ),
             })

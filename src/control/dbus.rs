@@ -256,6 +256,28 @@ impl Context {
         Ok(())
     }
 
+    async fn unban_remote(&self, origin: &str, address: &str) -> Result<u32, CallError> {
+        let origin = if origin.is_empty() {
+            None
+        } else {
+            Some(checked_origin(origin)?)
+        };
+        let address = checked_address(address)?;
+        let address = Some(address).filter(|a| !a.trim().is_empty());
+        let n = self
+            .core()
+            .unban_remote(origin.clone(), address.clone())
+            .await?;
+        self.invalidate();
+        if n == 0 {
+            if let Some(a) = address {
+                let from = origin.map(|o| format!(" from {o}")).unwrap_or_default();
+                return Err(Error::NotBanned(format!("{a}: no remote ban{from}")).into());
+            }
+        }
+        Ok(n)
+    }
+
     async fn list_bans(&self, jail: &str) -> Result<Vec<Ban>, CallError> {
         Ok(self
             .core()
@@ -367,6 +389,16 @@ fn checked_name(jail: &str) -> Result<String, CallError> {
         return Err(ControlError::NoSuchJail(echo(jail)).into());
     }
     Ok(jail.to_string())
+}
+
+/// A fleet host name, as `[fleet]` host names are.
+fn checked_origin(origin: &str) -> Result<String, CallError> {
+    if !crate::config::fleet::valid_host(origin) {
+        return Err(
+            Error::InvalidArgs(format!("not a fleet host name: {:?}", echo(origin))).into(),
+        );
+    }
+    Ok(origin.to_string())
 }
 
 fn checked_address(address: &str) -> Result<String, CallError> {
@@ -481,6 +513,25 @@ impl Manager {
     ) -> Result<(), CallError> {
         self.ctx.authorize(self.transport, &header, conn).await?;
         self.ctx.unban(jail, address).await
+    }
+
+    /// Lift remote bans (those other fleet hosts decided, in the fleet
+    /// sets) held from origin ("" = every origin) of an address, or of
+    /// every address in a CIDR range ("" = every address); local bans
+    /// stay. lifted: how many ended. Lifted bans stay lifted until their
+    /// end unless their origin bans them again. NotBanned if an address
+    /// was given and none matched; Failed without [fleet]. Needs root or
+    /// polkit org.jailwarden1.manage.
+    #[zbus(proxy(allow_interactive_auth), out_args("lifted"))]
+    async fn unban_remote(
+        &self,
+        origin: &str,
+        address: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, CallError> {
+        self.ctx.authorize(self.transport, &header, conn).await?;
+        self.ctx.unban_remote(origin, address).await
     }
 
     /// Active bans of one jail, or of all when jail is "": (jail, address,
@@ -926,6 +977,20 @@ impl Manager {
         jail: &str,
         address: &str,
         expires_at_usec: u64,
+    ) -> zbus::Result<()>;
+
+    /// A remote ban held here (from fleet host origin, its jail) ended;
+    /// reason: "unban" (origin lifted it), "expired", "manual" (lifted
+    /// here: UnbanRemote), "resync" (gone from origin's active set),
+    /// "policy" (trust or ignore lists changed on reload). The address
+    /// leaves the fleet sets unless another origin still bans it.
+    #[zbus(signal)]
+    pub async fn remote_unbanned(
+        emitter: &SignalEmitter<'_>,
+        origin: &str,
+        jail: &str,
+        address: &str,
+        reason: &str,
     ) -> zbus::Result<()>;
 
     /// A ban ended; reason: "expired", "manual", "jail removed".

@@ -239,6 +239,21 @@ impl Task {
                 })
                 .await;
             }
+            CoreEvent::RemoteUnbanned {
+                origin,
+                jail,
+                address,
+                reason,
+            } => {
+                self.each_manager(|e| {
+                    let (origin, jail, address, reason) =
+                        (origin.clone(), jail.clone(), address.clone(), reason.clone());
+                    async move {
+                        Manager::remote_unbanned(&e, &origin, &jail, &address, &reason).await
+                    }
+                })
+                .await;
+            }
             CoreEvent::JailChanged { jail } => {
                 self.dirty.insert(jail);
                 self.arm();

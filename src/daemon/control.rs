@@ -155,6 +155,13 @@ pub enum Request {
     Fleet(oneshot::Sender<(Option<FleetStatus>, Vec<RemoteBan>)>),
     /// The fleet link and its peers only (no remote bans: properties).
     FleetStatus(oneshot::Sender<Option<FleetStatus>>),
+    /// Lift remote bans of one origin (`None`: every origin) of an
+    /// address or range (`None`: every address); how many ended.
+    UnbanRemote {
+        origin: Option<String>,
+        address: Option<String>,
+        reply: oneshot::Sender<Result<u32, ControlError>>,
+    },
 }
 
 /// Something that happened, for signals and property changes.
@@ -177,6 +184,14 @@ pub enum CoreEvent {
         jail: String,
         address: String,
         expires_at: Option<Timestamp>,
+    },
+    /// A remote ban held here ended; reason: "unban" (its origin lifted
+    /// it), "expired", "manual", "resync", "policy".
+    RemoteUnbanned {
+        origin: String,
+        jail: String,
+        address: String,
+        reason: String,
     },
     /// A jail's counters or settings changed (coalesced by surfaces).
     JailChanged { jail: String },
@@ -364,5 +379,19 @@ impl CoreHandle {
     /// every remote ban.
     pub async fn fleet_status(&self) -> Result<Option<FleetStatus>, ControlError> {
         self.ask(Request::FleetStatus).await
+    }
+
+    /// Lift remote bans (fleet sets only; local bans stay).
+    pub async fn unban_remote(
+        &self,
+        origin: Option<String>,
+        address: Option<String>,
+    ) -> Result<u32, ControlError> {
+        self.ask(|reply| Request::UnbanRemote {
+            origin,
+            address,
+            reply,
+        })
+        .await?
     }
 }

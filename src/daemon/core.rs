@@ -813,14 +813,19 @@ impl Core {
 
     /// When the next ban expires.
     pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.bans.next_expiry()
+        let remote = self.fleet.as_ref().and_then(|f| f.remote.next_end());
+        match (self.bans.next_expiry(), remote) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Lift every ban whose time has come.
+    /// Lift every ban whose time has come (remote bans too).
     pub fn expire(&mut self, now: Timestamp) {
         while let Some((jail, net)) = self.bans.first_expired(now) {
             self.lift(&jail, net, "expired", now);
         }
+        self.fleet_expire(now);
         self.flush(now);
     }
 
@@ -1199,6 +1204,15 @@ impl Core {
             }
             Request::FleetStatus(reply) => {
                 let _ = reply.send(self.fleet_status());
+            }
+            Request::UnbanRemote {
+                origin,
+                address,
+                reply,
+            } => {
+                let r = self.fleet_unban(origin.as_deref(), address.as_deref(), now);
+                self.flush(now);
+                let _ = reply.send(r);
             }
             Request::Reload(reply) => {
                 // Handled by the daemon loop, which owns the config path.

@@ -50,6 +50,33 @@ impl Refusal {
     }
 }
 
+/// Why a remote ban held here ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Its origin unbanned it.
+    Unban,
+    /// Its end came.
+    Expired,
+    /// Lifted by hand here (`unban --origin`, `unban --fleet`).
+    Manual,
+    /// No longer in its origin's active set when that was read again.
+    Resync,
+    /// The policy changed on reload (trust, ignore lists, fleet members).
+    Policy,
+}
+
+impl Ended {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ended::Unban => "unban",
+            Ended::Expired => "expired",
+            Ended::Manual => "manual",
+            Ended::Resync => "resync",
+            Ended::Policy => "policy",
+        }
+    }
+}
+
 /// Counters of one origin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OriginStats {
@@ -78,6 +105,9 @@ pub struct Outcome {
     pub stored: Vec<RemoteBan>,
     /// Rows to delete: (origin, jail, net).
     pub removed: Vec<(String, String, IpNet)>,
+    /// Remote bans that ended here, and why (for the RemoteUnbanned
+    /// signal): the same rows as `removed`.
+    pub ended: Vec<(String, String, IpNet, Ended)>,
     /// Fleet set elements to add or re-assert with this expiry.
     pub enforce: Vec<(IpNet, Option<Timestamp>)>,
     /// Fleet set elements to remove.
@@ -107,7 +137,15 @@ pub struct Remote {
     /// The IPv6 prefixes (under /128) among them: an interval set cannot
     /// hold an address inside a prefix it holds.
     prefixes: std::collections::BTreeSet<IpNet>,
+    /// Remote bans lifted by hand, until their end: a resync of their
+    /// origin's active set does not bring them back (a new ban event
+    /// from the origin does).
+    lifted: HashMap<(IpNet, String, String), Option<Timestamp>>,
+    /// The bans held that end, by their end (expiry finds them here).
+    ends: std::collections::BTreeSet<(Timestamp, IpNet, String, String)>,
 }
+
+type Key = (IpNet, String, String);
 
 impl Remote {
     /// Restore from the store (at start): no policy, no rate; the
@@ -123,8 +161,7 @@ impl Remote {
         for b in bans {
             nets.push(b.net);
             self.origin(&b.origin);
-            self.bans
-                .insert((b.net, b.origin.clone(), b.jail.clone()), b);
+            self.insert(b);
         }
         for (o, id) in positions {
             self.origin(&o).stats.last_id = Some(id);
@@ -197,6 +234,9 @@ impl Remote {
         out.positions.push((origin.to_string(), id));
         match ev.kind {
             Kind::Ban => {
+                // A new decision of the origin: a lift by hand no longer holds.
+                self.lifted
+                    .remove(&(ev.net, origin.to_string(), ev.jail.clone()));
                 let b = self.admit(origin, ev, &id.to_string(), policy, now, out);
                 if let Some(b) = b {
                     self.hold(b, policy.config.quorum, now, out);
@@ -205,11 +245,10 @@ impl Remote {
             Kind::Unban => {
                 self.origin(origin).stats.received += 1;
                 let key = (ev.net, origin.to_string(), ev.jail.clone());
-                if self.bans.remove(&key).is_some() {
+                self.lifted.remove(&key);
+                if self.bans.contains_key(&key) {
                     self.origin(origin).stats.applied += 1;
-                    out.removed
-                        .push((origin.to_string(), ev.jail.clone(), ev.net));
-                    self.recompute(ev.net, policy.config.quorum, now, out);
+                    self.end(key, Ended::Unban, policy.config.quorum, now, out);
                 }
             }
             Kind::Resync => {}
@@ -236,6 +275,9 @@ impl Remote {
         let mut keep = std::collections::HashSet::new();
         for ev in set {
             let key = (ev.net, origin.to_string(), ev.jail.clone());
+            if self.lifted.contains_key(&key) {
+                continue; // lifted by hand here: not brought back by a resync
+            }
             if let Some(held) = self.bans.get(&key) {
                 // Already held as it is: not received again.
                 let capped = cap(ev.expires_at, policy.config.max_bantime, held.banned_at);
@@ -251,9 +293,7 @@ impl Remote {
         }
         for key in old {
             if !keep.contains(&key) {
-                self.bans.remove(&key);
-                out.removed.push((key.1.clone(), key.2.clone(), key.0));
-                self.recompute(key.0, policy.config.quorum, now, out);
+                self.end(key, Ended::Resync, policy.config.quorum, now, out);
             }
         }
         let o = self.origin(origin);
@@ -334,24 +374,95 @@ impl Remote {
         let net = b.net;
         out.stored.push(b.clone());
         out.applied.push(b.clone());
-        self.bans
-            .insert((b.net, b.origin.clone(), b.jail.clone()), b);
+        self.insert(b);
         self.recompute(net, quorum, now, out);
     }
 
     /// Drop remote bans over at `now` (the kernel lifted their elements).
     pub fn expire(&mut self, quorum: u32, now: Timestamp, out: &mut Outcome) {
-        let over: Vec<(IpNet, String, String)> = self
-            .bans
+        let over: Vec<Key> = self
+            .ends
             .iter()
-            .filter(|(_, b)| b.expires_at.is_some_and(|e| e <= now))
-            .map(|(k, _)| k.clone())
+            .take_while(|(e, _, _, _)| *e <= now)
+            .map(|(_, n, o, j)| (*n, o.clone(), j.clone()))
             .collect();
         for key in over {
-            self.bans.remove(&key);
-            out.removed.push((key.1.clone(), key.2.clone(), key.0));
-            self.recompute(key.0, quorum, now, out);
+            self.end(key, Ended::Expired, quorum, now, out);
         }
+        self.lifted.retain(|_, e| e.is_none_or(|e| e > now));
+    }
+
+    /// When the next remote ban held ends.
+    pub fn next_end(&self) -> Option<Timestamp> {
+        self.ends.first().map(|(e, _, _, _)| *e)
+    }
+
+    /// Hold a ban (replacing the one of its key).
+    fn insert(&mut self, b: RemoteBan) {
+        let key = (b.net, b.origin.clone(), b.jail.clone());
+        self.remove(&key);
+        if let Some(e) = b.expires_at {
+            self.ends
+                .insert((e, b.net, b.origin.clone(), b.jail.clone()));
+        }
+        self.bans.insert(key, b);
+    }
+
+    /// Stop holding a ban.
+    fn remove(&mut self, key: &Key) -> Option<RemoteBan> {
+        let b = self.bans.remove(key)?;
+        if let Some(e) = b.expires_at {
+            self.ends.remove(&(e, key.0, key.1.clone(), key.2.clone()));
+        }
+        Some(b)
+    }
+
+    /// Lift by hand the remote bans held from `origin` (`None`: from every
+    /// origin) of addresses in `range` (`None`: every address); how many
+    /// ended. They stay lifted until they would have ended, unless their
+    /// origin bans them again.
+    pub fn lift(
+        &mut self,
+        origin: Option<&str>,
+        range: Option<IpNet>,
+        quorum: u32,
+        now: Timestamp,
+        out: &mut Outcome,
+    ) -> u32 {
+        let hits: Vec<(IpNet, String, String)> = self
+            .bans
+            .keys()
+            .filter(|(n, o, _)| {
+                origin.is_none_or(|w| o == w)
+                    && range.is_none_or(|r| n.contains(&r.addr()) || r.contains(n))
+            })
+            .cloned()
+            .collect();
+        let n = hits.len() as u32;
+        for key in hits {
+            let until = self.bans.get(&key).and_then(|b| b.expires_at);
+            self.lifted.insert(key.clone(), until);
+            self.end(key, Ended::Manual, quorum, now, out);
+        }
+        n
+    }
+
+    /// Drop one remote ban held, and say so.
+    fn end(
+        &mut self,
+        key: (IpNet, String, String),
+        why: Ended,
+        quorum: u32,
+        now: Timestamp,
+        out: &mut Outcome,
+    ) {
+        if self.remove(&key).is_none() {
+            return;
+        }
+        let (net, origin, jail) = key;
+        out.removed.push((origin.clone(), jail.clone(), net));
+        out.ended.push((origin, jail, net, why));
+        self.recompute(net, quorum, now, out);
     }
 
     /// Re-evaluate every address (quorum or ignore lists changed on reload).
@@ -363,8 +474,10 @@ impl Remote {
             .cloned()
             .collect();
         for key in gone {
-            self.bans.remove(&key);
-            out.removed.push((key.1.clone(), key.2.clone(), key.0));
+            if self.remove(&key).is_some() {
+                out.removed.push((key.1.clone(), key.2.clone(), key.0));
+                out.ended.push((key.1, key.2, key.0, Ended::Policy));
+            }
         }
         let nets: Vec<IpNet> = self
             .bans
@@ -645,5 +758,73 @@ mod tests {
         );
         assert!(out.enforce.is_empty() && out.lift.is_empty() && out.applied.is_empty());
         assert_eq!(r.stats().next().unwrap().1.received, before);
+    }
+
+    #[test]
+    fn lifted_by_hand_per_origin_until_the_origin_bans_again() {
+        let c = cfg();
+        let never = AddrList::new();
+        let p = Policy {
+            config: &c,
+            never: &never,
+        };
+        let mut r = Remote::default();
+        let mut out = Outcome::default();
+        let one: IpNet = "192.0.2.1/32".parse().unwrap();
+        r.receive("a", id(1), &ban("192.0.2.1", Some(100)), &p, t(0), &mut out);
+        r.receive("b", id(1), &ban("192.0.2.1", Some(50)), &p, t(0), &mut out);
+        r.receive("a", id(2), &ban("192.0.2.2", Some(100)), &p, t(0), &mut out);
+        assert_eq!(r.next_end(), Some(t(50)));
+        // A's bans in 192.0.2.0/31: .1 stays (B bans it), its end is B's.
+        let mut out = Outcome::default();
+        let n = r.lift(Some("a"), Some(one), 1, t(1), &mut out);
+        assert_eq!(n, 1);
+        assert_eq!(out.ended, [("a".into(), "sshd".into(), one, Ended::Manual)]);
+        assert_eq!(out.enforce, [(one, Some(t(50)))]);
+        assert!(out.lift.is_empty());
+        // A resync of A does not bring it back; a new ban event does.
+        let mut out = Outcome::default();
+        let set = [ban("192.0.2.1", Some(100)), ban("192.0.2.2", Some(100))];
+        r.resync("a", &set, id(3), &p, t(2), &mut out);
+        assert!(out.applied.is_empty(), "{:?}", out.applied);
+        assert_eq!(r.bans().filter(|b| b.origin == "a").count(), 1);
+        r.receive("a", id(4), &ban("192.0.2.1", Some(200)), &p, t(3), &mut out);
+        assert_eq!(out.applied.len(), 1);
+        // Every origin, every address.
+        let mut out = Outcome::default();
+        assert_eq!(r.lift(None, None, 1, t(4), &mut out), 3);
+        assert!(r.is_empty() && r.next_end().is_none());
+        assert_eq!(out.lift.len(), 2);
+    }
+
+    #[test]
+    fn expiry_ends_by_the_index_and_says_why() {
+        let c = cfg();
+        let never = AddrList::new();
+        let p = Policy {
+            config: &c,
+            never: &never,
+        };
+        let mut r = Remote::default();
+        let mut out = Outcome::default();
+        r.receive("a", id(1), &ban("192.0.2.1", Some(10)), &p, t(0), &mut out);
+        r.receive("a", id(2), &ban("192.0.2.2", Some(20)), &p, t(0), &mut out);
+        // Renewed: the old end leaves the index.
+        r.receive("a", id(3), &ban("192.0.2.1", Some(30)), &p, t(0), &mut out);
+        assert_eq!(r.next_end(), Some(t(20)));
+        let mut out = Outcome::default();
+        r.expire(1, t(25), &mut out);
+        let two: IpNet = "192.0.2.2/32".parse().unwrap();
+        assert_eq!(
+            out.ended,
+            [("a".into(), "sshd".into(), two, Ended::Expired)]
+        );
+        assert_eq!(r.next_end(), Some(t(30)));
+        let mut unban = ban("192.0.2.1", None);
+        unban.kind = Kind::Unban;
+        let mut out = Outcome::default();
+        r.receive("a", id(4), &unban, &p, t(26), &mut out);
+        assert_eq!(out.ended[0].3, Ended::Unban);
+        assert!(r.next_end().is_none());
     }
 }

@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::{Core, CoreEvent, ignore_list};
-use crate::addr::AddrList;
+use crate::addr::{AddrList, parse_addr};
 use crate::ban::{Ban, FLEET_JAIL};
 use crate::config::Config;
+use crate::daemon::control::ControlError;
 use crate::events;
 use crate::fleet::POSITION_PREFIX;
 use crate::fleet::link::{FromLink, LinkStatus};
@@ -300,6 +301,14 @@ impl Core {
     }
 
     fn fleet_outcome(&mut self, out: Outcome, now: Timestamp) {
+        for (origin, jail, net, why) in &out.ended {
+            self.events.push(CoreEvent::RemoteUnbanned {
+                origin: origin.clone(),
+                jail: jail.clone(),
+                address: crate::addr::net_text(*net),
+                reason: why.as_str().to_string(),
+            });
+        }
         for b in &out.applied {
             events::remote_ban(b);
             self.events.push(CoreEvent::RemoteBanned {
@@ -345,6 +354,39 @@ impl Core {
                     .extend(out.lift.into_iter().map(|n| fleet_ban(n, None, now)));
             }
         }
+    }
+
+    /// Lift by hand the remote bans of `origin` (`None`: every origin) of
+    /// `address` (an address or CIDR range; `None`: every address), in the
+    /// fleet sets and the store; local bans stay. How many ended.
+    pub(super) fn fleet_unban(
+        &mut self,
+        origin: Option<&str>,
+        address: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u32, ControlError> {
+        let range = match address {
+            None => None,
+            Some(text) => {
+                let text = text.trim();
+                Some(match text.parse::<IpNet>() {
+                    Ok(n) => n.trunc(),
+                    Err(_) => parse_addr(text)
+                        .map(IpNet::from)
+                        .ok_or_else(|| ControlError::InvalidAddress(text.to_string()))?,
+                })
+            }
+        };
+        let quorum = self.config.fleet.as_ref().map_or(1, |f| f.quorum);
+        let Some(f) = self.fleet.as_mut() else {
+            return Err(ControlError::Failed(
+                "no [fleet] in the configuration: there are no remote bans".into(),
+            ));
+        };
+        let mut out = Outcome::default();
+        let n = f.remote.lift(origin, range, quorum, now, &mut out);
+        self.fleet_outcome(out, now);
+        Ok(n)
     }
 
     /// Apply this step's fleet set changes (after the jails' own).
