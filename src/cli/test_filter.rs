@@ -14,6 +14,7 @@ use jiff::tz::TimeZone;
 use super::progress::Progress;
 use crate::config::reader::Diagnostics;
 use crate::filter::date::DateFinder;
+use crate::filter::def::Role;
 use crate::filter::{Failure, Filter, FilterLoader, MAX_LINE, Outcome, Scan};
 use crate::lines::LineReader;
 
@@ -109,6 +110,15 @@ pub fn run(opts: &Options) -> i32 {
 /// Lines per batch handed to a worker.
 const BATCH_LINES: usize = 4096;
 
+/// A batch scanned: what each of its lines yielded, in order.
+struct Scanned {
+    seq: u64,
+    first_line: u64,
+    /// Input bytes the batch stood for.
+    bytes: u64,
+    scans: Vec<Scan>,
+}
+
 /// A batch of lines: their bytes back to back, and where each ends.
 struct Batch {
     seq: u64,
@@ -134,7 +144,7 @@ fn scan(
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    let mut story = filter.story();
+    let mut story = filter.story_untracked();
     let mut repeats = Repeats::default();
     let mut s = Summary {
         hits: vec![0; filter.patterns().len()],
@@ -148,13 +158,23 @@ fn scan(
             json(filter.mode())
         )?;
     }
+    // Without a pattern of role `repeat`, every failure counts: no table.
+    let has_repeats = filter.patterns().iter().any(|p| p.role == Role::Repeat);
     let truncated = std::thread::scope(|scope| -> io::Result<u64> {
         let (batch_tx, batch_rx) = mpsc::sync_channel::<Batch>(workers * 2);
         let batch_rx = Arc::new(Mutex::new(batch_rx));
-        let (result_tx, result_rx) = mpsc::sync_channel::<(u64, u64, u64, Vec<Scan>)>(workers * 2);
+        let (result_tx, result_rx) = mpsc::sync_channel::<Scanned>(workers * 2);
+        // Buffers go back to where they are filled: batches of lines to the
+        // reader, result vectors to the workers. A fresh half-megabyte
+        // buffer per batch would be a fresh mapping, zeroed by the kernel.
+        let (spare_batch_tx, spare_batch_rx) = mpsc::sync_channel::<Batch>(workers * 4 + 2);
+        let (spare_scans_tx, spare_scans_rx) = mpsc::sync_channel::<Vec<Scan>>(workers * 4 + 2);
+        let spare_scans_rx = Arc::new(Mutex::new(spare_scans_rx));
         for _ in 0..workers {
             let batch_rx = batch_rx.clone();
             let result_tx = result_tx.clone();
+            let spare_batch_tx = spare_batch_tx.clone();
+            let spare_scans_rx = spare_scans_rx.clone();
             let mut scanner = filter.scanner(DateFinder::new(tz.clone(), now));
             scope.spawn(move || {
                 loop {
@@ -163,7 +183,12 @@ fn scan(
                         Err(_) => return,
                     };
                     let Ok(batch) = batch else { return };
-                    let mut scans = Vec::with_capacity(batch.ends.len());
+                    let mut scans = spare_scans_rx
+                        .lock()
+                        .ok()
+                        .and_then(|rx| rx.try_recv().ok())
+                        .unwrap_or_else(|| Vec::with_capacity(BATCH_LINES));
+                    scans.clear();
                     let mut start = 0;
                     for &end in &batch.ends {
                         scans.push(scanner.file_line(&batch.bytes[start..end]));
@@ -172,27 +197,37 @@ fn scan(
                     // Bytes the batch stood for in the input (its lines and
                     // their newlines), for the progress percentage.
                     let bytes = (batch.bytes.len() + batch.ends.len()) as u64;
-                    if result_tx
-                        .send((batch.seq, batch.first_line, bytes, scans))
-                        .is_err()
-                    {
+                    let scanned = Scanned {
+                        seq: batch.seq,
+                        first_line: batch.first_line,
+                        bytes,
+                        scans,
+                    };
+                    // The reader may be done: a buffer it will not take is dropped.
+                    let _ = spare_batch_tx.try_send(batch);
+                    if result_tx.send(scanned).is_err() {
                         return;
                     }
                 }
             });
         }
         drop(result_tx);
+        drop(spare_batch_tx);
         let reader = scope.spawn(move || -> io::Result<u64> {
             let mut reader = LineReader::new(input, MAX_LINE);
             let mut seq = 0;
             let mut line_no = 1;
             loop {
-                let mut batch = Batch {
-                    seq,
-                    first_line: line_no,
+                let mut batch = spare_batch_rx.try_recv().unwrap_or_else(|_| Batch {
+                    seq: 0,
+                    first_line: 0,
                     bytes: Vec::with_capacity(BATCH_LINES * 128),
                     ends: Vec::with_capacity(BATCH_LINES),
-                };
+                });
+                batch.seq = seq;
+                batch.first_line = line_no;
+                batch.bytes.clear();
+                batch.ends.clear();
                 while batch.ends.len() < BATCH_LINES {
                     match reader.next_line()? {
                         Some(line) => {
@@ -218,11 +253,12 @@ fn scan(
         let mut waiting = BTreeMap::new();
         let mut next = 0u64;
         let mut done_bytes = 0u64;
-        for (seq, first_line, bytes, scans) in result_rx {
-            waiting.insert(seq, (first_line, bytes, scans));
-            while let Some((first_line, bytes, scans)) = waiting.remove(&next) {
+        for scanned in result_rx {
+            waiting.insert(scanned.seq, scanned);
+            while let Some(mut batch) = waiting.remove(&next) {
                 next += 1;
-                for (i, scan) in scans.into_iter().enumerate() {
+                let first_line = batch.first_line;
+                for (i, scan) in batch.scans.drain(..).enumerate() {
                     s.lines += 1;
                     match story.apply(scan) {
                         Outcome::Missed => s.missed += 1,
@@ -238,23 +274,34 @@ fn scan(
                             }
                             match failure {
                                 None => s.helpers += 1,
-                                Some(f) if !repeats.counts(&f, now) => s.helpers += 1,
+                                Some(f) if has_repeats && !repeats.counts(&f, now) => {
+                                    s.helpers += 1
+                                }
                                 Some(f) => {
                                     s.failures += 1;
                                     s.attempts += u64::from(f.attempts);
                                     if format != Format::Text || s.failures <= TEXT_SHOWN {
                                         progress.before_output();
+                                        emit(
+                                            format,
+                                            out,
+                                            &tz,
+                                            first_line + i as u64,
+                                            &f,
+                                            s.failures,
+                                        )?;
                                     }
-                                    emit(format, out, &tz, first_line + i as u64, &f, s.failures)?;
                                 }
                             }
                         }
                     }
                 }
-                done_bytes += bytes;
+                done_bytes += batch.bytes;
+                let _ = spare_scans_tx.try_send(batch.scans);
                 progress.update(s.lines, done_bytes, out);
             }
         }
+        drop(spare_scans_tx);
         progress.clear();
         reader
             .join()
@@ -415,7 +462,7 @@ fn emit(
                 f.repeat,
             )
         }
-        Format::Text if nth <= TEXT_SHOWN => {
+        Format::Text => {
             let user = f
                 .user
                 .as_deref()
@@ -439,7 +486,6 @@ fn emit(
                 f.regex
             )
         }
-        Format::Text => Ok(()),
     }
 }
 

@@ -239,6 +239,16 @@ impl Filter {
         }
     }
 
+    /// A [`Story`] whose session changes nobody will take (see
+    /// [`Story::session_changes`]): `test-filter`'s.
+    pub fn story_untracked(self: &Arc<Self>) -> Story {
+        Story {
+            filter: self.clone(),
+            sessions: Sessions::new(self.session_timeout, SESSION_CAP).untracked(),
+            prev_date: None,
+        }
+    }
+
     /// Compile `def` in `mode`, with `common` snippets. Problems (unknown
     /// mode, template and regex errors) go to `diags` with the position of
     /// the pattern; `None` if any.

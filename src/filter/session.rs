@@ -15,7 +15,10 @@
 //! otherwise. An attempt counts once, at its first line of role `fail`
 //! (or when its pending lines are confirmed).
 
-use std::collections::{HashMap, HashSet};
+// Keys are hashes already, but chosen by text a local user may write to a
+// syslog file: a seeded hash (foldhash, per process) keeps crafted keys
+// from piling into one bucket, at a fraction of SipHash's cost.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -155,6 +158,9 @@ pub struct Sessions {
     pub evicted: u64,
     /// Keys changed (or gone) since the last [`Sessions::take_changes`].
     dirty: HashSet<u64>,
+    /// Whether changes are kept for [`Sessions::take_changes`] (a caller
+    /// that never persists sessions, like `test-filter`, turns it off).
+    track: bool,
 }
 
 impl Sessions {
@@ -167,7 +173,16 @@ impl Sessions {
             cap: cap.max(1),
             evicted: 0,
             dirty: HashSet::new(),
+            track: true,
         }
+    }
+
+    /// Stop keeping changes for [`Sessions::take_changes`]: nothing will
+    /// ask for them.
+    pub fn untracked(mut self) -> Self {
+        self.track = false;
+        self.dirty = HashSet::new();
+        self
     }
 
     /// The sessions changed since the last call: each key with its state
@@ -230,7 +245,9 @@ impl Sessions {
             self.make_room(now);
             self.map.insert(key, Session::default());
         }
-        self.dirty.insert(key);
+        if self.track {
+            self.dirty.insert(key);
+        }
         let s = self.map.get_mut(&key)?;
         if let (Some(now), Some(last)) = (now, s.last_seen) {
             if now.duration_since(last)
@@ -397,6 +414,9 @@ impl Sessions {
                 self.map.clear();
             }
             self.evicted += (before - self.map.len()) as u64;
+        }
+        if !self.track {
+            self.dirty.clear();
         }
     }
 }
