@@ -194,7 +194,10 @@
     };
 
     const serverNow = () => Date.now() * 1000 + state.clockOffset;
-    const banKey = (jail, address) => jail + "\n" + address;
+    /* origin: "" for this host's bans, else the fleet host that decided it
+     * (a remote ban, in the fleet sets: lifted with UnbanRemote). */
+    const banKey = (jail, address, origin) => (origin || "") + "\n" + jail + "\n" + address;
+    const keyOf = b => banKey(b.jail, b.address, b.origin);
 
     /* Columns of the bans table. A new column (the fleet's origin, say) is
      * one entry here (and a field of ListBansPaged's rows). */
@@ -213,6 +216,14 @@
         },
         { key: "jail", label: _("Jail"), sort: b => b.jail, cell: b => b.jail },
         {
+            key: "origin",
+            label: _("Origin"),
+            sort: b => b.origin || "",
+            cell: b => b.origin
+                ? el("span", { class: "jw-origin", title: _("Decided by this fleet host"), text: b.origin })
+                : el("span", { class: "jw-dim", title: _("Decided on this host"), text: _("local") }),
+        },
+        {
             key: "since",
             label: _("Since"),
             sort: b => b.banned_at,
@@ -226,7 +237,7 @@
             cell: (b, now) => timeLeft(b, now),
             live: true,
         },
-        { key: "failures", label: _("Failures"), num: true, sort: b => b.failures, cell: b => b.failures ? String(b.failures) : el("span", { class: "jw-dim", title: _("Banned by hand"), text: _("by hand") }) },
+        { key: "failures", label: _("Failures"), num: true, sort: b => b.failures, cell: b => b.failures ? String(b.failures) : b.origin ? el("span", { class: "jw-dim", text: "—" }) : el("span", { class: "jw-dim", title: _("Banned by hand"), text: _("by hand") }) },
     ];
 
     function timeLeft(b, now) {
@@ -292,6 +303,8 @@
         manager.addEventListener("changed", renderSummary);
         manager.addEventListener("Banned", (ev, jail, address, expires, failures) => onBanned(jail, address, expires, failures));
         manager.addEventListener("Unbanned", (ev, jail, address, reason) => onUnbanned(jail, address, reason));
+        manager.addEventListener("RemoteBanned", (ev, origin, jail, address, expires) => onRemoteBanned(origin, jail, address, expires));
+        manager.addEventListener("RemoteUnbanned", (ev, origin, jail, address, reason) => onUnbanned(jail, address, reason, origin));
         manager.addEventListener("Reloaded", (ev, jails) => onReloaded(jails));
         const jails = client.proxies(JAIL, PATH);
         state.jailProxies = jails;
@@ -521,11 +534,25 @@
                             jail, address, failures,
                             banned_at_usec: at, expires_at_usec: exp,
                         });
-                        bans.set(banKey(b.jail, b.address), b);
+                        bans.set(keyOf(b), b);
                     }
                     return next === "" || next === cursor ? null : page(next);
                 });
+        /* The fleet's remote bans, with their origin (none without [fleet]). */
+        const remote = () => !m.FleetHost
+            ? null
+            : m.call("ListRemoteBans", [], { type: "" }).then(([list]) => {
+                for (const [origin, jail, address, at, exp] of list) {
+                    const b = banFrom({
+                        jail, address, failures: 0,
+                        banned_at_usec: at, expires_at_usec: exp,
+                    });
+                    b.origin = origin;
+                    bans.set(keyOf(b), b);
+                }
+            });
         loadingBans = page("")
+                .then(remote)
                 .then(() => {
                     state.bans = bans;
                     for (const k of [...state.selected])
@@ -533,7 +560,8 @@
                             state.selected.delete(k);
                     renderBans();
                 })
-                .catch(ex => showError("page-error", ex))
+                /* A daemon gone meanwhile is not an error: the page says it stopped. */
+                .catch(ex => { if (state.manager === m) showError("page-error", ex) })
                 .finally(() => { loadingBans = null });
         return loadingBans;
     }
@@ -545,9 +573,32 @@
         window.clearTimeout(checkTimer);
         checkTimer = window.setTimeout(() => {
             const m = state.manager;
-            if (m && m.valid && !loadingBans && m.ActiveBans !== state.bans.size)
+            if (m && m.valid && !loadingBans && m.ActiveBans !== localCount())
                 loadBans();
         }, 3000);
+    }
+
+    /* This host's bans in the table (what ActiveBans counts). */
+    function localCount() {
+        let n = 0;
+        for (const b of state.bans.values())
+            if (!b.origin)
+                n++;
+        return n;
+    }
+
+    function onRemoteBanned(origin, jail, address, expires) {
+        const key = banKey(jail, address, origin);
+        const old = state.bans.get(key);
+        state.bans.set(key, {
+            jail,
+            address,
+            origin,
+            banned_at: old ? old.banned_at : serverNow(),
+            expires_at: expires,
+            failures: 0,
+        });
+        scheduleBans();
     }
 
     function onBanned(jail, address, expires, failures) {
@@ -568,10 +619,11 @@
             chartAdd(jail, serverNow());
     }
 
-    function onUnbanned(jail, address, reason) {
-        state.bans.delete(banKey(jail, address));
-        state.selected.delete(banKey(jail, address));
-        addFeed({ kind: "unbanned", jail, address, reason });
+    function onUnbanned(jail, address, reason, origin) {
+        state.bans.delete(banKey(jail, address, origin));
+        state.selected.delete(banKey(jail, address, origin));
+        if (!origin)
+            addFeed({ kind: "unbanned", jail, address, reason });
         scheduleBans();
         if (state.historyAddress === address)
             openHistory(address);
@@ -626,7 +678,7 @@
             const all = el("input", { type: "checkbox", id: "bans-all", "aria-label": _("Select all shown") });
             all.addEventListener("change", () => {
                 for (const b of visibleBans().slice(0, MAX_ROWS)) {
-                    const k = banKey(b.jail, b.address);
+                    const k = keyOf(b);
                     if (all.checked)
                         state.selected.add(k);
                     else
@@ -666,7 +718,7 @@
         const list = visibleBans();
         const shown = list.slice(0, MAX_ROWS);
         const rows = shown.map(b => {
-            const key = banKey(b.jail, b.address);
+            const key = keyOf(b);
             const cells = [];
             if (state.admin) {
                 const box = el("input", { type: "checkbox", "aria-label": cockpit.format(_("Select $0"), b.address) });
@@ -691,7 +743,7 @@
                                   text: _("Unban"),
                               })));
             }
-            return el("tr", { dataset: { jail: b.jail, address: b.address } }, cells);
+            return el("tr", { dataset: { jail: b.jail, address: b.address, origin: b.origin || "" } }, cells);
         });
         $("bans").tBodies[0].replaceChildren(...rows);
         $("bans-count").textContent = state.bans.size ? `(${state.bans.size})` : "";
@@ -723,7 +775,7 @@
             return;
         const now = serverNow();
         for (const tr of $("bans").tBodies[0].rows) {
-            const b = state.bans.get(banKey(tr.dataset.jail, tr.dataset.address));
+            const b = state.bans.get(banKey(tr.dataset.jail, tr.dataset.address, tr.dataset.origin));
             if (!b)
                 continue;
             for (const c of BAN_COLUMNS.filter(c => c.live)) {
@@ -738,7 +790,7 @@
     $("bans-jail").addEventListener("change", ev => { state.jailFilter = ev.target.value; renderBans() });
     $("unban-selected").addEventListener("click", ev => unban([...state.selected], ev.target));
 
-    /* Lift bans; the Unbanned signals take them off the table. */
+    /* Lift bans; the Unbanned (RemoteUnbanned) signals take them off the table. */
     function unban(keys, button) {
         const m = state.manager;
         if (!m || !keys.length)
@@ -749,8 +801,13 @@
         const failures = [];
         let chain = Promise.resolve();
         for (const k of keys) {
-            const [jail, address] = k.split("\n");
-            chain = chain.then(() => m.call("Unban", [jail, address], { type: "ss" })
+            const [origin, jail, address] = k.split("\n");
+            /* A remote ban: lifted here only (local bans stay), for every
+             * jail of its origin that banned the address. */
+            const call = () => origin
+                ? m.call("UnbanRemote", [origin, address], { type: "ss" })
+                : m.call("Unban", [jail, address], { type: "ss" });
+            chain = chain.then(() => call()
                     .then(() => state.selected.delete(k))
                     .catch(ex => failures.push([address, ex])));
         }
@@ -1066,7 +1123,7 @@
                     const banned = [...state.bans.values()].filter(b => b.address === address);
                     const unbanButton = $("history-unban");
                     unbanButton.hidden = !state.admin || !banned.length;
-                    unbanButton.onclick = () => unban(banned.map(b => banKey(b.jail, b.address)), unbanButton);
+                    unbanButton.onclick = () => unban(banned.map(keyOf), unbanButton);
                 })
                 .catch(ex => showError("history-error", ex));
     }

@@ -236,6 +236,9 @@ def root_session():
         row = ban_row(d, "198.51.100.50")
         assert row.find_element(By.CSS_SELECTOR, '[data-field="jail"]').text == "sshd"
         assert row.find_element(By.CSS_SELECTOR, '[data-field="failures"]').text == "by hand"
+        # The origin column: this host's own ban (a fleet host's name for remote bans).
+        assert row.find_element(By.CSS_SELECTOR, '[data-field="origin"]').text == "local"
+        assert row.get_attribute("data-origin") == ""
         left = row.find_element(By.CSS_SELECTOR, '[data-field="left"]').text
         assert left.startswith("59m") or left == "1h", left
         for jail, addr in [("sshd", "198.51.100.51"), ("nginx-http-auth", "198.51.100.52"),
