@@ -35,6 +35,8 @@ struct Redis {
     ns: NamedNetns,
     dir: PathBuf,
     child: Option<Child>,
+    /// redis-server's TLS options, when it also listens with TLS.
+    tls: Vec<String>,
 }
 
 impl Redis {
@@ -49,6 +51,7 @@ impl Redis {
             ns: NamedNetns::new("redis"),
             dir: dir.to_path_buf(),
             child: None,
+            tls: Vec::new(),
         };
         r.spawn();
         r
@@ -72,6 +75,7 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            .args(&self.tls)
             .arg("--aclfile")
             .arg(self.dir.join("users.acl"))
             .arg("--dir")
@@ -630,4 +634,164 @@ fn unban_origin_lifts_only_that_origins_remote_bans_and_remote_unbans_are_signal
     // The others' sets are theirs: nothing changed on B.
     assert!(b.has("fleet-inet", "192.0.2.40"));
     assert!(b.has("sshd-v4", "192.0.2.42"));
+}
+
+/// `openssl ARGS` in `dir`, asserting success.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`NAME.pem`, `NAME.key`) made with openssl in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=jailwarden test {name}"),
+        ],
+    );
+}
+
+#[test]
+fn rediss_links_over_tls_checked_against_ca_file() {
+    support::needs_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A CA, and a certificate for 127.0.0.1 it signed; another CA.
+    make_ca(dir, "ca");
+    make_ca(dir, "other");
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    // redis-server: TLS on 127.0.0.1:6380 of its namespace (no plain TCP),
+    // and its unix socket.
+    let mut redis = Redis::start(dir, &["a", "c"]);
+    redis.kill();
+    let path = |f: &str| dir.join(f).display().to_string();
+    redis.tls = vec![
+        "--tls-port".into(),
+        "6380".into(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--tls-cert-file".into(),
+        path("server.pem"),
+        "--tls-key-file".into(),
+        path("server.key"),
+        "--tls-ca-cert-file".into(),
+        path("ca.pem"),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ];
+    redis.spawn();
+    let j = PrivateJournald::started();
+    // A shares redis's namespace and speaks TLS to it; C uses the socket.
+    let tls_config = |ca: &str| {
+        format!(
+            r#"
+[daemon]
+backend = "nftables"
+journal_directory = "{{journal}}"
+filter_dirs = ["{{filters}}"]
+[jails.sshd]
+journal_match = ["_UID=0", "SYSLOG_IDENTIFIER=sshd"]
+bantime = "10m"
+[fleet]
+url = "rediss://a@127.0.0.1:6380"
+ca_file = "{ca}"
+password_file = "{pw}"
+host = "a"
+"#,
+            ca = path(ca),
+            pw = path("a.password"),
+        )
+    };
+    std::fs::write(dir.join("a.password"), "pw-a\n").unwrap();
+    let ns = NamedNetns(redis.ns.0.clone());
+    ns.exec_ok(&["ip", "addr", "add", "198.51.100.1/32", "dev", "lo"]);
+    let mut a = Host {
+        name: "a".into(),
+        daemon: Daemon::start_in(&j, &tls_config("ca.pem"), Some(&ns.0)),
+        ns,
+    };
+    let c = Host::start(&j, &redis, dir, "c", "198.51.100.3", "");
+    wait_peers(&[&a, &c]);
+    assert_eq!(a.fleet()["connected"], true, "{}", a.fleet());
+    a.ban("192.0.2.60");
+    c.wait_remote("192.0.2.60", true);
+    c.ban("192.0.2.61");
+    a.wait_remote("192.0.2.61", true);
+
+    // A server certificate of another CA: refused, said why.
+    a.daemon.term();
+    a.daemon.write_config(&tls_config("other.pem"));
+    a.daemon.spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || a.fleet()["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())),
+        "{}",
+        a.fleet()
+    );
+    let f = a.fleet();
+    assert_eq!(f["connected"], false, "{f}");
+    let e = f["last_error"].as_str().unwrap_or_default().to_lowercase();
+    eprintln!("wrong CA: {e}");
+    assert!(e.contains("certificate") || e.contains("issuer"), "{f}");
 }

@@ -16,6 +16,9 @@ pub struct FleetConfig {
     pub url: String,
     /// File holding the password (the TOML holds no secret).
     pub password_file: Option<PathBuf>,
+    /// PEM certificates of the CAs a `rediss://` server's certificate is
+    /// checked against (instead of the system's store).
+    pub ca_file: Option<PathBuf>,
     /// This host's name in the fleet (its keys are named after it).
     pub host: String,
     /// Jails whose bans are shared; `None`: every jail.
@@ -101,6 +104,11 @@ pub fn read(roots: &[Table], diags: &Diagnostics) -> Option<FleetConfig> {
                     diags,
                     "fleet.url: rediss:// (TLS) is not supported by this build; use redis:// over a protected network or a TLS tunnel",
                 );
+            } else if v.value.starts_with("rediss://") && v.value.contains("#insecure") {
+                v.error(
+                    diags,
+                    "fleet.url: #insecure (no certificate check) is refused: give the server's CA in fleet.ca_file",
+                );
             } else if redis_url_has_password(&v.value) {
                 v.error(
                     diags,
@@ -123,6 +131,20 @@ pub fn read(roots: &[Table], diags: &Diagnostics) -> Option<FleetConfig> {
             } else {
                 v.error(diags, "fleet.password_file must be an absolute path");
                 None
+            }
+        });
+    let ca_file = pick(&layers, "ca_file")
+        .and_then(|t| t.string("ca_file"))
+        .and_then(|v| {
+            let p = PathBuf::from(&v.value);
+            if !p.is_absolute() {
+                v.error(diags, "fleet.ca_file must be an absolute path");
+                None
+            } else if !url.starts_with("rediss://") {
+                v.error(diags, "fleet.ca_file is for a rediss:// (TLS) url");
+                None
+            } else {
+                Some(p)
             }
         });
     let host = match pick(&layers, "host").and_then(|t| t.string("host")) {
@@ -189,6 +211,7 @@ pub fn read(roots: &[Table], diags: &Diagnostics) -> Option<FleetConfig> {
     (diags.len() == before).then_some(FleetConfig {
         url,
         password_file,
+        ca_file,
         host,
         publish,
         accept,

@@ -98,13 +98,19 @@ pub const FLEET: &[Key] = &[
         "url",
         "-",
         "\"redis://fleet.example.net:6379\"",
-        "The Redis (or Valkey) server: redis://[USER@]HOST[:PORT][/DB], redis+unix:///PATH[?user=USER] for a local socket, or rediss:// for TLS where the build supports it (this one does not). USER is this host's ACL user. Never a password: see password_file. Required.",
+        "The Redis (or Valkey) server: redis://[USER@]HOST[:PORT][/DB], redis+unix:///PATH[?user=USER] for a local socket, or rediss://[USER@]HOST[:PORT] for TLS (the server's certificate checked against the system's CAs, or ca_file). USER is this host's ACL user. Never a password: see password_file. Required.",
     )),
     at_start(key(
         "password_file",
         "-",
         "\"/etc/jailwarden/fleet.password\"",
         "A file holding the password of the ACL user (or of requirepass), first line. Absolute; readable by the daemon only.",
+    )),
+    at_start(key(
+        "ca_file",
+        "the system's CAs",
+        "\"/etc/jailwarden/fleet-ca.pem\"",
+        "With a rediss:// url: the PEM certificates of the CAs the server's certificate must chain to, instead of the system's store (a private CA, or a self-signed server certificate). Absolute.",
     )),
     at_start(key(
         "host",

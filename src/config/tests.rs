@@ -611,4 +611,39 @@ fn fleet_is_read_with_defaults_and_positioned_errors() {
         errs[2].starts_with("jailwarden.toml:5:10: fleet.quorum must be between 1"),
         "{errs:#?}"
     );
+    // rediss:// with a CA file; the CA file only with TLS, absolute; no
+    // #insecure.
+    let dir = setup(
+        "[jails.svc]\n[fleet]\nurl = \"rediss://web1@h:6380\"\nca_file = \"/etc/ca.pem\"\nhost = \"web1\"\n",
+        &[],
+    );
+    let f = load(&dir.path().join("jailwarden.toml"))
+        .unwrap()
+        .fleet
+        .expect("fleet");
+    assert_eq!(
+        f.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+    for (text, want) in [
+        (
+            "url = \"redis://h\"\nca_file = \"/etc/ca.pem\"",
+            "is for a rediss://",
+        ),
+        (
+            "url = \"rediss://h\"\nca_file = \"ca.pem\"",
+            "must be an absolute path",
+        ),
+        ("url = \"rediss://h/#insecure\"", "#insecure"),
+    ] {
+        let dir = setup(
+            &format!("[jails.svc]\n[fleet]\nhost = \"a\"\n{text}\n"),
+            &[],
+        );
+        let errs = errors(dir.path());
+        assert!(
+            errs.len() == 1 && errs[0].contains(want),
+            "{text}: {errs:#?}"
+        );
+    }
 }

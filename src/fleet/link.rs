@@ -230,12 +230,29 @@ fn connection_info(config: &FleetConfig) -> Result<redis::ConnectionInfo, String
     Ok(info.set_redis_settings(redis))
 }
 
+/// The client: TLS (`rediss://`) against `ca_file` when it is set, else
+/// the system's CAs (or no TLS).
+fn client(config: &FleetConfig, info: redis::ConnectionInfo) -> Result<Client, String> {
+    let Some(ca) = config.ca_file.as_ref() else {
+        return Client::open(info).map_err(|e| e.to_string());
+    };
+    let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+    Client::build_with_tls(
+        info,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        },
+    )
+    .map_err(|e| format!("{}: {e}", ca.display()))
+}
+
 async fn session(st: &mut State) -> End {
     let info = match connection_info(&st.config) {
         Ok(i) => i,
         Err(e) => return End::Failed(e),
     };
-    let client = match Client::open(info) {
+    let client = match client(&st.config, info) {
         Ok(c) => c,
         Err(e) => return End::Failed(e.to_string()),
     };

@@ -15,7 +15,7 @@ pub mod remote;
 pub mod wire;
 
 /// Whether this build speaks TLS to Redis (`rediss://`).
-pub const TLS: bool = false;
+pub const TLS: bool = true;
 
 /// Store position key prefix: `fleet:<origin>` → last stream ID read.
 pub const POSITION_PREFIX: &str = "fleet:";

@@ -577,6 +577,7 @@ mod tests {
         FleetConfig {
             url: "redis://x".into(),
             password_file: None,
+            ca_file: None,
             host: "me".into(),
             publish: None,
             accept: true,
