@@ -795,3 +795,205 @@ host = "a"
     eprintln!("wrong CA: {e}");
     assert!(e.contains("certificate") || e.contains("issuer"), "{f}");
 }
+
+/// A redis-server (or Sentinel) in `ns`, on 127.0.0.1:`port` there, stopped
+/// by PID on drop.
+struct Server(Child);
+
+impl Server {
+    fn start(ns: &NamedNetns, args: &[String]) -> Server {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "redis-server"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        Server(child)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `redis-cli -p PORT ARGS` in `ns` (127.0.0.1).
+fn cli_port(ns: &NamedNetns, port: u16, args: &[&str]) -> String {
+    let port = port.to_string();
+    let mut cmd = vec!["redis-cli", "-h", "127.0.0.1", "-p", &port];
+    cmd.extend_from_slice(args);
+    let out = ns.exec(&cmd);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sentinels_name_the_master_and_the_links_follow_a_failover() {
+    support::needs_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // redis's namespace (and A's), and C's, linked by a veth pair made in
+    // them: 10.99.0.1 (redis, A) and 10.99.0.2 (C).
+    let mut redis = Redis::start(dir, &["a", "c"]); // the ACL file, the namespace
+    redis.kill();
+    let rns = NamedNetns(redis.ns.0.clone());
+    let cns = NamedNetns::new("c");
+    let tag = std::process::id() % 100_000;
+    let (vr, vc) = (format!("jw{tag}r"), format!("jw{tag}c"));
+    support::netns::run(
+        "ip",
+        &[
+            "link", "add", &vc, "netns", &cns.0, "type", "veth", "peer", "name", &vr, "netns",
+            &rns.0,
+        ],
+    );
+    rns.exec_ok(&["ip", "addr", "add", "10.99.0.1/30", "dev", &vr]);
+    rns.exec_ok(&["ip", "link", "set", &vr, "up"]);
+    cns.exec_ok(&["ip", "addr", "add", "10.99.0.2/30", "dev", &vc]);
+    cns.exec_ok(&["ip", "link", "set", &vc, "up"]);
+    // With Sentinels the client checks the master's ROLE: +role too.
+    let acl = std::fs::read_to_string(dir.join("users.acl")).unwrap();
+    let acl: String = acl
+        .lines()
+        .map(|l| {
+            if l.starts_with("user default") {
+                format!("{l}\n")
+            } else {
+                format!("{l} +role\n")
+            }
+        })
+        .collect();
+    std::fs::write(dir.join("users.acl"), acl).unwrap();
+    // The master (6390), a replica (6391), one Sentinel (26379) watching
+    // them as "fleetmaster".
+    let server = |port: u16, extra: &[&str]| {
+        let d = dir.join(format!("r{port}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "10.99.0.1",
+            "127.0.0.1",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--repl-diskless-sync",
+            "yes",
+            "--aclfile",
+            &dir.join("users.acl").display().to_string(),
+            "--dir",
+            &d.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Server::start(&rns, &args)
+    };
+    let _master = server(6390, &[]);
+    let _replica = server(6391, &["--replicaof", "10.99.0.1", "6390"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || cli_port(
+            &rns,
+            6391,
+            &["INFO", "replication"]
+        )
+        .contains("master_link_status:up")),
+        "the replica never synced"
+    );
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        "port 26379\nbind 10.99.0.1 127.0.0.1\nprotected-mode no\n\
+         sentinel monitor fleetmaster 10.99.0.1 6390 1\n\
+         sentinel down-after-milliseconds fleetmaster 1000\nsentinel failover-timeout fleetmaster 10000\n",
+    )
+    .unwrap();
+    let _sentinel = Server::start(
+        &rns,
+        &[conf.display().to_string(), "--sentinel".to_string()],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || cli_port(
+            &rns,
+            26379,
+            &["SENTINEL", "replicas", "fleetmaster"]
+        )
+        .contains("6391")),
+        "the Sentinel never saw the replica"
+    );
+
+    // A and C ask the Sentinel where the master is.
+    let j = PrivateJournald::started();
+    let host = |name: &str, ns: NamedNetns, addr: &str| {
+        let pw = dir.join(format!("{name}.password"));
+        std::fs::write(&pw, format!("pw-{name}\n")).unwrap();
+        ns.exec_ok(&["ip", "addr", "add", &format!("{addr}/32"), "dev", "lo"]);
+        let config = format!(
+            r#"
+[daemon]
+backend = "nftables"
+journal_directory = "{{journal}}"
+filter_dirs = ["{{filters}}"]
+[jails.sshd]
+journal_match = ["_UID=0", "SYSLOG_IDENTIFIER=sshd"]
+bantime = "10m"
+[fleet]
+url = "redis://{name}@fleetmaster"
+sentinels = ["redis://10.99.0.1:26379"]
+password_file = "{pw}"
+host = "{name}"
+"#,
+            pw = pw.display(),
+        );
+        Host {
+            name: name.into(),
+            daemon: Daemon::start_in(&j, &config, Some(&ns.0)),
+            ns,
+        }
+    };
+    let a = host("a", rns, "198.51.100.1");
+    let c = host("c", cns, "198.51.100.3");
+    wait_peers(&[&a, &c]);
+    a.ban("192.0.2.70");
+    c.wait_remote("192.0.2.70", true);
+
+    // Failover: the replica becomes the master, the old master its
+    // replica. The links' writes fail there (READONLY) or their
+    // connections drop; they ask the Sentinel again and go on with the
+    // new master.
+    let out = cli_port(&a.ns, 26379, &["SENTINEL", "FAILOVER", "fleetmaster"]);
+    assert!(out.contains("OK"), "{out}");
+    assert!(
+        wait_until(Duration::from_secs(20), || cli_port(&a.ns, 6391, &["ROLE"])
+            .starts_with("master")),
+        "no failover"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || cli_port(&a.ns, 6390, &["ROLE"])
+            .starts_with("slave")),
+        "the old master is still one"
+    );
+    let t0 = Instant::now();
+    a.ban("192.0.2.71");
+    c.ban("192.0.2.72");
+    c.wait_remote("192.0.2.71", true);
+    a.wait_remote("192.0.2.72", true);
+    eprintln!("bans across the failover after {:?}", t0.elapsed());
+    let active = cli_port(&a.ns, 6391, &["ZRANGE", "jailwarden:active:a", "0", "-1"]);
+    assert!(
+        active.contains("192.0.2.71"),
+        "not on the new master: {active}"
+    );
+    assert!(c.has("fleet-inet", "192.0.2.70"));
+    for h in [&a, &c] {
+        assert_eq!(h.fleet()["connected"], true, "{}", h.fleet());
+    }
+}

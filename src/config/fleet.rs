@@ -19,6 +19,9 @@ pub struct FleetConfig {
     /// PEM certificates of the CAs a `rediss://` server's certificate is
     /// checked against (instead of the system's store).
     pub ca_file: Option<PathBuf>,
+    /// Redis Sentinels (`redis://HOST:PORT`) that say which server is the
+    /// master: then the url's host is the master's name as they know it.
+    pub sentinels: Option<Vec<String>>,
     /// This host's name in the fleet (its keys are named after it).
     pub host: String,
     /// Jails whose bans are shared; `None`: every jail.
@@ -147,6 +150,30 @@ pub fn read(roots: &[Table], diags: &Diagnostics) -> Option<FleetConfig> {
                 Some(p)
             }
         });
+    let sentinels = pick(&layers, "sentinels")
+        .and_then(|t| t.strings("sentinels"))
+        .map(|items| {
+            for i in &items {
+                if !i.value.starts_with("redis://") && !i.value.starts_with("rediss://") {
+                    i.error(
+                        diags,
+                        format!(
+                            "fleet.sentinels: {:?} must be redis://HOST:PORT or rediss://HOST:PORT",
+                            i.value
+                        ),
+                    );
+                } else if redis_url_has_password(&i.value) {
+                    i.error(diags, "fleet.sentinels must not hold a password");
+                }
+            }
+            items.into_iter().map(|i| i.value).collect::<Vec<_>>()
+        })
+        .filter(|v| !v.is_empty());
+    if sentinels.is_some() && !url.starts_with("redis://") && !url.starts_with("rediss://") {
+        tables[tables.len() - 1].error(
+            "with fleet.sentinels, fleet.url is redis://[USER@]MASTER-NAME (or rediss://): the Sentinels say where that master is",
+        );
+    }
     let host = match pick(&layers, "host").and_then(|t| t.string("host")) {
         Some(v) => {
             if !valid_host(&v.value) {
@@ -212,6 +239,7 @@ pub fn read(roots: &[Table], diags: &Diagnostics) -> Option<FleetConfig> {
         url,
         password_file,
         ca_file,
+        sentinels,
         host,
         publish,
         accept,

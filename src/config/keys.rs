@@ -113,6 +113,12 @@ pub const FLEET: &[Key] = &[
         "With a rediss:// url: the PEM certificates of the CAs the server's certificate must chain to, instead of the system's store (a private CA, or a self-signed server certificate). Absolute.",
     )),
     at_start(key(
+        "sentinels",
+        "none",
+        "[\"redis://10.0.0.5:26379\", \"redis://10.0.0.6:26379\"]",
+        "Redis Sentinels (redis://HOST:PORT, or rediss:// with TLS) that know where the master is: then url is redis://[USER@]NAME (or rediss://), NAME the master's name in the Sentinels' configuration, and the link asks them on every (re)connect, so it follows a failover. No password for the Sentinels themselves.",
+    )),
+    at_start(key(
         "host",
         "the host name",
         "\"web1\"",

@@ -625,6 +625,15 @@ fn fleet_is_read_with_defaults_and_positioned_errors() {
         f.ca_file.as_deref(),
         Some(std::path::Path::new("/etc/ca.pem"))
     );
+    let dir = setup(
+        "[jails.svc]\n[fleet]\nurl = \"redis://web1@fleetmaster\"\nsentinels = [\"redis://s1:26379\", \"redis://s2:26379\"]\nhost = \"web1\"\n",
+        &[],
+    );
+    let f = load(&dir.path().join("jailwarden.toml"))
+        .unwrap()
+        .fleet
+        .expect("fleet");
+    assert_eq!(f.sentinels.map(|s| s.len()), Some(2));
     for (text, want) in [
         (
             "url = \"redis://h\"\nca_file = \"/etc/ca.pem\"",
@@ -635,6 +644,14 @@ fn fleet_is_read_with_defaults_and_positioned_errors() {
             "must be an absolute path",
         ),
         ("url = \"rediss://h/#insecure\"", "#insecure"),
+        (
+            "url = \"redis://m\"\nsentinels = [\"tcp://s:26379\"]",
+            "must be redis://HOST:PORT",
+        ),
+        (
+            "url = \"redis+unix:///run/r.sock\"\nsentinels = [\"redis://s:26379\"]",
+            "MASTER-NAME",
+        ),
     ] {
         let dir = setup(
             &format!("[jails.svc]\n[fleet]\nhost = \"a\"\n{text}\n"),

@@ -230,21 +230,73 @@ fn connection_info(config: &FleetConfig) -> Result<redis::ConnectionInfo, String
     Ok(info.set_redis_settings(redis))
 }
 
-/// The client: TLS (`rediss://`) against `ca_file` when it is set, else
-/// the system's CAs (or no TLS).
-fn client(config: &FleetConfig, info: redis::ConnectionInfo) -> Result<Client, String> {
+/// The CA file's certificates, for TLS.
+fn ca_certificates(config: &FleetConfig) -> Result<Option<redis::TlsCertificates>, String> {
     let Some(ca) = config.ca_file.as_ref() else {
-        return Client::open(info).map_err(|e| e.to_string());
+        return Ok(None);
     };
     let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-    Client::build_with_tls(
-        info,
-        redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem),
-        },
-    )
-    .map_err(|e| format!("{}: {e}", ca.display()))
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
+}
+
+/// The client: TLS (`rediss://`) against `ca_file` when it is set, else
+/// the system's CAs (or no TLS); with `sentinels`, to the master they name.
+async fn client(config: &FleetConfig, info: redis::ConnectionInfo) -> Result<Client, String> {
+    if let Some(sentinels) = config.sentinels.as_ref() {
+        return sentinel_master(config, sentinels, &info).await;
+    }
+    match ca_certificates(config)? {
+        None => Client::open(info).map_err(|e| e.to_string()),
+        Some(certs) => Client::build_with_tls(info, certs).map_err(|e| e.to_string()),
+    }
+}
+
+/// Ask the Sentinels where the master named by the url's host is.
+async fn sentinel_master(
+    config: &FleetConfig,
+    sentinels: &[String],
+    info: &redis::ConnectionInfo,
+) -> Result<Client, String> {
+    use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+    let (name, tls) = match info.addr() {
+        redis::ConnectionAddr::Tcp(host, _) => (host.clone(), false),
+        redis::ConnectionAddr::TcpTls { host, .. } => (host.clone(), true),
+        _ => return Err("with sentinels, url must be redis://[USER@]MASTER-NAME".into()),
+    };
+    let mut addrs = Vec::new();
+    for s in sentinels {
+        let i = s
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| format!("bad sentinel {s}: {e}"))?;
+        addrs.push(i.addr().clone());
+    }
+    let settings = info.redis_settings();
+    let mut b = SentinelClientBuilder::new(addrs, name.clone(), SentinelServerType::Master)
+        .map_err(|e| e.to_string())?
+        .set_client_to_redis_db(settings.db());
+    if let Some(u) = settings.username() {
+        b = b.set_client_to_redis_username(u);
+    }
+    if let Some(p) = settings.password() {
+        b = b.set_client_to_redis_password(p);
+    }
+    if tls {
+        b = b.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+        if let Some(certs) = ca_certificates(config)? {
+            b = b.set_client_to_redis_certificates(certs);
+        }
+    }
+    let mut sc = b.build().map_err(|e| e.to_string())?;
+    let asked = tokio::time::timeout(Duration::from_secs(10), sc.async_get_client());
+    match asked.await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(format!("sentinels: master {name}: {e}")),
+        Err(_) => Err(format!("sentinels: master {name}: no answer within 10s")),
+    }
 }
 
 async fn session(st: &mut State) -> End {
@@ -252,7 +304,7 @@ async fn session(st: &mut State) -> End {
         Ok(i) => i,
         Err(e) => return End::Failed(e),
     };
-    let client = match client(&st.config, info) {
+    let client = match client(&st.config, info).await {
         Ok(c) => c,
         Err(e) => return End::Failed(e.to_string()),
     };

@@ -578,6 +578,7 @@ mod tests {
             url: "redis://x".into(),
             password_file: None,
             ca_file: None,
+            sentinels: None,
             host: "me".into(),
             publish: None,
             accept: true,
