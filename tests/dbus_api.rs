@@ -981,6 +981,11 @@ fn unprivileged_callers_read_but_cannot_change_and_cannot_take_the_name() {
         ],
         vec![format!("{m}.Reload")],
         vec![
+            format!("{m}.UnbanRemote"),
+            "string:".into(),
+            "string:".into(),
+        ],
+        vec![
             format!("{m}.Report"),
             "string:sshd".into(),
             "string:192.0.2.8".into(),

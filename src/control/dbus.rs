@@ -5,7 +5,7 @@
 //!
 //! Arguments are hostile: jail names and addresses are checked by the
 //! core, durations here, and errors echo at most a short prefix of what
-//! was sent. Reading is open; Ban, Unban, Reload and Report go through
+//! was sent. Reading is open; Ban, Unban, UnbanRemote, Reload and Report go through
 //! [`polkit::authorize`] first.
 //!
 //! The `proxy(...)` attributes generate [`ManagerProxy`] and [`JailProxy`]

@@ -49,7 +49,7 @@ pub const JAIL_PATH_PREFIX: &str = "/org/jailwarden1/jail";
 pub const MANAGER_INTERFACE: &str = "org.jailwarden1.Manager";
 /// The per-jail interface.
 pub const JAIL_INTERFACE: &str = "org.jailwarden1.Jail";
-/// The polkit action that guards Ban, Unban, Reload and Report.
+/// The polkit action that guards Ban, Unban, UnbanRemote, Reload and Report.
 pub const POLKIT_ACTION: &str = "org.jailwarden1.manage";
 /// Environment variable naming the control socket for clients.
 pub const SOCKET_ENV: &str = "JAILWARDEN_SOCKET";
