@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use ipnet::IpNet;
 use jiff::Timestamp;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{Core, CoreEvent, ignore_list};
 use crate::addr::{AddrList, parse_addr};
@@ -385,6 +385,13 @@ impl Core {
         };
         let mut out = Outcome::default();
         let n = f.remote.lift(origin, range, quorum, now, &mut out);
+        if n > 0 {
+            info!(
+                origin = origin.unwrap_or("*"),
+                address = address.unwrap_or("*"),
+                "fleet: {n} remote bans lifted by hand (local bans stay)"
+            );
+        }
         self.fleet_outcome(out, now);
         Ok(n)
     }
