@@ -50,6 +50,9 @@ pub const JOURNAL_POSITION: &str = "journal";
 /// Store key prefix of file positions (`file:DEV:INO`).
 pub const FILE_POSITION_PREFIX: &str = "file:";
 
+/// How often old history and failure rows are deleted from the store.
+const PURGE_EVERY: SignedDuration = SignedDuration::from_secs(600);
+
 /// A jail at run time: its configuration, its windows, its matchers.
 struct JailRuntime {
     config: JailConfig,
@@ -195,6 +198,8 @@ pub struct Core {
     started_at: Timestamp,
     lines: u64,
     lines_at_minute: (Timestamp, u64, u64),
+    /// When the store was last purged of old history and failures.
+    last_purge: Option<Timestamp>,
     total_bans: u64,
     warned_names: u64,
     /// The id of the next name to resolve.
@@ -252,6 +257,7 @@ impl Core {
             backlog: None,
             lines: 0,
             lines_at_minute: (now, 0, 0),
+            last_purge: None,
             total_bans: 0,
             warned_names: 0,
             next_name_id: loaded.names.iter().map(|n| n.id).max().unwrap_or(0) + 1,
@@ -1060,6 +1066,21 @@ impl Core {
     }
 
     /// Periodic housekeeping: windows, history purge, minute counters.
+    /// Give back the memory the last burst of work grew caches to (the
+    /// jails' matchers, the store's page cache; rebuilt as needed): for an
+    /// idle daemon.
+    pub fn shrink_caches(&mut self) {
+        for rt in self.jails.values_mut() {
+            for m in [rt.journal.as_mut(), rt.file.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                m.shrink();
+            }
+        }
+        self.store.shrink_memory();
+    }
+
     pub fn tick(&mut self, now: Timestamp) {
         for rt in self.jails.values_mut() {
             rt.jail.prune(now);
@@ -1076,10 +1097,19 @@ impl Core {
                 SignedDuration::try_from(self.config.longest_findtime()).unwrap_or_default(),
             )
             .unwrap_or(now);
-        if self.store_trouble.is_some() {
+        // Rows past their age are never read (reads select by time), so
+        // purging is tidying: every few minutes, not on every tick (an idle
+        // daemon then runs no SQLite at all between purges).
+        let purge_due = self
+            .last_purge
+            .is_none_or(|last| now.duration_since(last) >= PURGE_EVERY);
+        if self.store_trouble.is_some() || !purge_due {
             // Nothing more to write while it cannot be written.
-        } else if let Err(e) = self.store.purge(purge_before, failures_before) {
-            warn!(error = %e, "cannot purge the state database");
+        } else {
+            self.last_purge = Some(now);
+            if let Err(e) = self.store.purge(purge_before, failures_before) {
+                warn!(error = %e, "cannot purge the state database");
+            }
         }
         let (at, _, lines_then) = self.lines_at_minute;
         if now.duration_since(at) >= SignedDuration::from_secs(60) {

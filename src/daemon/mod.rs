@@ -353,7 +353,7 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     // Startup (config parsing, regex compilation) freed a lot of heap and
     // touched code it will not run again: give both back.
     trim_heap();
-    release_startup_pages();
+    release_code_pages();
     let summary = core.status_line();
     notify::ready(&summary);
     events::ready(&summary);
@@ -363,7 +363,12 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     let started = Instant::now();
     let mut journal_read: u64 = 0;
     let mut backlog_done = false;
+    // When the daemon last did something other than housekeeping, and
+    // whether it gave back that work's memory since.
+    let mut last_work = Instant::now();
+    let mut released = true;
     loop {
+        let mut housekeeping_only = false;
         let next_expiry = core.next_expiry();
         let retry = core.retry_due();
         tokio::select! {
@@ -446,10 +451,21 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             _ = sleep_until_opt(retry) => core.reconcile(Timestamp::now()),
             _ = sleep_until_opt(core.store_retry_due()) => core.flush(Timestamp::now()),
             _ = recheck.tick(), if retry.is_none() => core.reconcile(Timestamp::now()),
-            _ = housekeeping.tick() => core.tick(Timestamp::now()),
+            _ = housekeeping.tick() => {
+                core.tick(Timestamp::now());
+                housekeeping_only = true;
+            }
+            _ = tokio::time::sleep_until((last_work + IDLE_RELEASE_AFTER).into()), if !released => {
+                release_idle_memory(&mut core);
+                released = true;
+                housekeeping_only = true;
+            }
             // A STATUS= change held back by the rate limit is due.
-            _ = sleep_until_instant(status.due()) => {},
-            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+            _ = sleep_until_instant(status.due()) => housekeeping_only = true,
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                notify::watchdog();
+                housekeeping_only = true;
+            }
             _ = sighup.recv() => {
                 if let Err(e) = reload(&opts.config, &started_daemon, &mut core, &mut sources).await {
                     warn!("reload refused: {e}");
@@ -457,6 +473,10 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             },
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+        }
+        if !housekeeping_only {
+            last_work = Instant::now();
+            released = false;
         }
         for p in core.take_effects().resolve {
             resolver.resolve(p);
@@ -567,50 +587,100 @@ fn trim_heap() {
     }
 }
 
-/// After startup, hand back the pages of our own executable (and
-/// libraries) that only startup used (the configuration parser, the regex
-/// compiler, clap...): `MADV_PAGEOUT` on those file-backed mappings. They are clean
-/// pages of the file, so nothing is lost: code that runs again faults its
-/// page back in from the page cache. The kernel would reclaim them under
-/// memory pressure anyway; this just does it now, so an idle daemon's RSS
-/// reflects what it uses.
-fn release_startup_pages() {
+/// How long the daemon must have had nothing to do before it gives back
+/// the memory its last burst of work used ([`release_idle_memory`]).
+const IDLE_RELEASE_AFTER: Duration = Duration::from_secs(20);
+
+/// Give back what an idle daemon holds only because of work it did last:
+/// the matchers' and the store's caches, free heap, and the pages of code it ran
+/// ([`release_code_pages`]).
+fn release_idle_memory(core: &mut Core) {
+    core.shrink_caches();
+    trim_heap();
+    release_code_pages();
+}
+
+/// Drop the pages of our executable and libraries that past work (start-up:
+/// the configuration parser, the regex compiler, clap; a burst of lines,
+/// bans, a reload) touched from this process's memory: `MADV_DONTNEED` on
+/// the read-only file mappings that hold no private copy. They stay in the
+/// page cache (no disk read to get them back): code that runs again maps
+/// its page again, a minor fault. So an idle daemon's RSS is what it holds
+/// (heap, state), not the code it ran an hour ago.
+fn release_code_pages() {
     let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
         return;
     };
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let path = fields.nth(3).unwrap_or("");
-        // Only read-only or executable private mappings of files (our
-        // executable and its libraries; pages other processes also map
-        // stay): never writable data, never anonymous memory.
-        let file = std::path::Path::new(path);
-        if !(file == exe || path.contains(".so")) || perms.contains('w') || !perms.ends_with('p') {
-            continue;
-        }
-        let Some((start, end)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(start, 16),
-            usize::from_str_radix(end, 16),
-        ) else {
-            continue;
-        };
+    for (start, end) in clean_code_mappings(&smaps, &exe.to_string_lossy()) {
         // SAFETY: the range is a whole mapping of this process, read from
-        // /proc/self/maps; MADV_PAGEOUT on clean, read-only file pages only
-        // drops them from memory (they are read back on next use), so no
-        // memory this process relies on changes.
+        // /proc/self/smaps: a private, read-only mapping of our executable
+        // or a library without a single anonymous (copied-on-write) page,
+        // so every page is exactly the file's and MADV_DONTNEED only makes
+        // the next access map it again from the page cache. Writable data,
+        // RELRO pages (relocated, so anonymous) and the heap are never
+        // touched.
         unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT);
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
     }
+}
+
+/// A shared library's path: `/…/NAME.so` or `/…/NAME.so.1.2` (not
+/// `/etc/ld.so.cache`).
+fn is_shared_object(path: &str) -> bool {
+    if !path.starts_with('/') {
+        return false;
+    }
+    let mut name = path.rsplit('/').next().unwrap_or("");
+    while let Some((rest, last)) = name.rsplit_once('.') {
+        if last.is_empty() || !last.bytes().all(|b| b.is_ascii_digit()) {
+            break;
+        }
+        name = rest;
+    }
+    name.ends_with(".so")
+}
+
+/// The mappings of `/proc/self/smaps` that [`release_code_pages`] may drop:
+/// private (`p`), not writable, of our executable `exe` or a shared
+/// library, with `Anonymous: 0 kB`.
+fn clean_code_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else {
+            continue;
+        };
+        if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            current = None;
+            let Some(perms) = fields.next() else {
+                continue;
+            };
+            let path = fields.nth(3).unwrap_or("");
+            let ours = path == exe || is_shared_object(path);
+            if !ours || perms.contains('w') || !perms.ends_with('p') {
+                continue;
+            }
+            if let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) {
+                current = Some((start, end));
+            }
+        } else if first == "Anonymous:" {
+            // The field comes once per mapping: decide there.
+            if let Some(range) = current.take() {
+                if fields.next() == Some("0") {
+                    out.push(range);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Reload the configuration: on any problem, report every one and keep
@@ -654,4 +724,52 @@ async fn reload(
     };
     notify::ready(&core.status_line());
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_code_mappings;
+
+    const SMAPS: &str = "\
+5648c5d5f000-5648c60c6000 r--p 00000000 fd:00 42 /usr/sbin/jailwarden
+Size:               3484 kB
+Rss:                 512 kB
+Anonymous:             0 kB
+VmFlags: rd mr mw me sd
+5648c60c6000-5648c6bdf000 r-xp 00367000 fd:00 42 /usr/sbin/jailwarden
+Rss:                4860 kB
+Anonymous:             0 kB
+5648c6bdf000-5648c6c4d000 r--p 00e7f000 fd:00 42 /usr/sbin/jailwarden
+Rss:                 440 kB
+Anonymous:           440 kB
+5648c6c4d000-5648c6c54000 rw-p 00eed000 fd:00 42 /usr/sbin/jailwarden
+Anonymous:            28 kB
+5648e54f3000-5648e59da000 rw-p 00000000 00:00 0 [heap]
+Anonymous:          2276 kB
+7fe15d0ad000-7fe15d203000 r-xp 00028000 fd:00 7 /usr/lib/x86_64-linux-gnu/libc.so.6
+Anonymous:             0 kB
+7fe15d256000-7fe15d25a000 r--p 001d8000 fd:00 7 /usr/lib/x86_64-linux-gnu/libc.so.6
+Anonymous:            16 kB
+7fe15cdec000-7fe15cdf4000 rw-s 00000000 fd:00 9 /var/lib/jailwarden/jailwarden.sqlite3-shm
+Anonymous:             0 kB
+7fe15a000000-7fe15a100000 r--s 00000000 fd:00 11 /var/log/journal/m/system.journal
+Anonymous:             0 kB
+7fe15b000000-7fe15b001000 r--p 00000000 fd:00 12 /etc/ld.so.cache
+Anonymous:             0 kB
+";
+
+    #[test]
+    fn only_clean_read_only_code_mappings_are_dropped() {
+        let ranges = clean_code_mappings(SMAPS, "/usr/sbin/jailwarden");
+        assert_eq!(
+            ranges,
+            vec![
+                (0x5648c5d5f000, 0x5648c60c6000),
+                (0x5648c60c6000, 0x5648c6bdf000),
+                (0x7fe15d0ad000, 0x7fe15d203000),
+            ],
+            "text and clean read-only data of the binary and libraries only: \
+             never RELRO (anonymous), data, heap, shared or other files"
+        );
+    }
 }

@@ -733,6 +733,19 @@ impl Scanner {
         };
     }
 
+    /// Give back what the matching caches grew to (the lazy DFA's states,
+    /// the backtracker's tables): they are rebuilt as the next lines need.
+    /// For an idle daemon, whose caches would otherwise keep the peak of
+    /// the last burst.
+    pub fn shrink(&mut self) {
+        let filter = &*self.filter;
+        self.fail_cache = filter.fail.create_cache();
+        self.single_caches = filter.singles.iter().map(Regex::create_cache).collect();
+        self.ignore_cache = filter.ignore.as_ref().map(Regex::create_cache);
+        self.date_cache = None;
+        self.scratch = Vec::new();
+    }
+
     /// Whether a line of `len` bytes may have been cut: by the service or a
     /// relay (`line_limit`), or by our [`MAX_LINE`].
     fn may_be_cut(&self, len: usize) -> bool {
@@ -1055,6 +1068,11 @@ impl Matcher {
     /// See [`Scanner::limit_lines`].
     pub fn limit_lines(&mut self, limit: Option<usize>) {
         self.scanner.limit_lines(limit);
+    }
+
+    /// See [`Scanner::shrink`].
+    pub fn shrink(&mut self) {
+        self.scanner.shrink();
     }
 
     /// Sessions dropped because too many were open at once.
