@@ -28,6 +28,7 @@ if [ ! -x "$F2B_RS" ]; then
   echo "installing fail2ban-rs 1.5.4 into $CACHE..." >&2
   cargo install fail2ban-rs --version 1.5.4 --locked --quiet --root "$CACHE"
 fi
+command -v rg >/dev/null || { echo "rg (Debian package ripgrep) is needed for the ceiling" >&2; exit 1; }
 echo "building (release)..." >&2
 cargo build --quiet --release
 JW=$PWD/target/release/jailwarden
@@ -57,7 +58,7 @@ bench() { # LOG LINES OURS_FILTER F2B_FILTER RG_PATTERN [FAIL2BAN_RS_FILTER]
   run "rg -c (ceiling)" "$lines" rg -c "$pattern" "$log"; local rg; rg=$(cat "$W/last_wall")
   echo "   rg counted $(cat "$W/out") lines"
   run "jailwarden test-filter" "$lines" "$JW" test-filter --filter-dir "$F" "$ours" "$log"; local jw; jw=$(cat "$W/last_wall"); local jw_cpu; jw_cpu=$(cat "$W/last_cpu")
-  echo "   jailwarden: $(grep -E "matched \(" "$W/out" | sed 's/^ *//')"
+  echo "   jailwarden: $(grep -E "^Attempts:" "$W/out" | cut -d'(' -f1)"
   if [ -n "$rs" ]; then
     # Its own shipped jail for the service (gen-config), reading this log.
     { echo "[global]"; "$F2B_RS" gen-config "$rs" | sed "s|^log_path = .*|log_path = \"$log\"|"; } > "$W/f2b-rs.toml"
