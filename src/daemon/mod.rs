@@ -415,16 +415,25 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
                 Some(line) => {
                     let now = Timestamp::now();
                     core.file_line(line, now);
-                    // Take what else is ready, then commit once.
-                    if let Some(rx) = sources.files_rx.as_mut() {
-                        for _ in 0..1024 {
-                            match rx.try_recv() {
-                                Ok(line) => core.file_line(line, now),
-                                Err(_) => break,
-                            }
+                    // Take what else is ready, then commit once. Every 128
+                    // lines the control surfaces' tasks run: a D-Bus call
+                    // takes several round trips before it reaches the core,
+                    // and these need not wait for whole batches.
+                    for i in 1..=1024 {
+                        if i % 128 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                        match sources.files_rx.as_mut().map(|rx| rx.try_recv()) {
+                            Some(Ok(line)) => core.file_line(line, now),
+                            _ => break,
                         }
                     }
                     core.flush(now);
+                    // A file backlog keeps this branch ready for minutes:
+                    // let the control surfaces' tasks run between batches
+                    // (the channel's coop budget alone lets ~128 batches,
+                    // over a second, go by first).
+                    tokio::task::yield_now().await;
                 }
                 None => {
                     warn!("the file source stopped; restarting it");
@@ -447,7 +456,11 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
                 Some(m) => core.fleet_message(m, Timestamp::now()),
                 None => fleet_rx = None,
             },
-            _ = sleep_until_opt(next_expiry) => core.expire(Timestamp::now()),
+            _ = sleep_until_opt(next_expiry) => {
+                // Bounded batches; serve the control surfaces between them.
+                core.expire(Timestamp::now());
+                tokio::task::yield_now().await;
+            }
             _ = sleep_until_opt(retry) => core.reconcile(Timestamp::now()),
             _ = sleep_until_opt(core.store_retry_due()) => core.flush(Timestamp::now()),
             _ = recheck.tick(), if retry.is_none() => core.reconcile(Timestamp::now()),

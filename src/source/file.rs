@@ -455,14 +455,33 @@ impl Sink for ChannelSink {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(Stopped),
             Err(mpsc::error::TrySendError::Full(line)) => {
+                // Wait for half the channel to be free, not for one slot:
+                // a backlog would otherwise wake this thread (and the core
+                // this thread) once per line. The permits go back at once;
+                // the lines after this one take them with `try_send`.
                 let (tx, cancel) = (&self.tx, &self.cancel);
+                let room = (tx.max_capacity() / 2).max(1);
                 block_on(async move {
                     tokio::select! {
                         biased;
                         () = cancel.cancelled() => Err(Stopped),
-                        sent = tx.send(line) => sent.map_err(|_| Stopped),
+                        permits = tx.reserve_many(room) => permits.map(drop).map_err(|_| Stopped),
                     }
-                })
+                })?;
+                match self.tx.try_send(line) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(Stopped),
+                    Err(mpsc::error::TrySendError::Full(line)) => {
+                        let (tx, cancel) = (&self.tx, &self.cancel);
+                        block_on(async move {
+                            tokio::select! {
+                                biased;
+                                () = cancel.cancelled() => Err(Stopped),
+                                sent = tx.send(line) => sent.map_err(|_| Stopped),
+                            }
+                        })
+                    }
+                }
             }
         }
     }
