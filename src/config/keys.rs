@@ -97,7 +97,7 @@ pub const FLEET: &[Key] = &[
     at_start(key(
         "url",
         "-",
-        "\"redis://fleet.example.net:6379\"",
+        "\"rediss://fleet.example.net:6379\"",
         "The Redis (or Valkey) server: redis://[USER@]HOST[:PORT][/DB], redis+unix:///PATH[?user=USER] for a local socket, or rediss://[USER@]HOST[:PORT] for TLS (the server's certificate checked against the system's CAs, or ca_file). USER is this host's ACL user. Never a password: see password_file. Required.",
     )),
     at_start(key(
