@@ -956,34 +956,14 @@ async fn unban(
             format!("no bans in force{scope}\n")
         });
     }
-    let mut out = String::new();
-    let mut worst: Option<Failure> = None;
+    let mut each = PerAddress::default();
     for a in addresses {
         match m.unban(j, a).await {
-            Ok(()) => out.push_str(&format!("unbanned {a}{scope}\n")),
-            Err(e) => {
-                let f = Failure::from(e);
-                eprintln!("jailwarden: {}", f.message);
-                if worst.as_ref().is_none_or(|w| f.code > w.code) {
-                    worst = Some(f);
-                }
-            }
+            Ok(()) => each.done(format!("unbanned {a}{scope}\n")),
+            Err(e) => each.failed(e.into()),
         }
     }
-    match worst {
-        None => Ok(out),
-        Some(f) => {
-            let _ = std::io::stdout().lock().write_all(out.as_bytes());
-            Err(Failure {
-                code: f.code,
-                message: format!(
-                    "{} of {} not unbanned",
-                    addresses.len() - out.lines().count(),
-                    addresses.len()
-                ),
-            })
-        }
-    }
+    each.finish(addresses.len())
 }
 
 /// `unban --origin HOST` / `unban --fleet`: remote bans only.
@@ -1006,37 +986,52 @@ async fn unban_remote(
             n => format!("lifted {n} remote bans{from}\n"),
         });
     }
-    let mut out = String::new();
-    let mut worst: Option<Failure> = None;
-    let mut done = 0;
+    let mut each = PerAddress::default();
     for a in addresses {
         match m.unban_remote(o, a).await {
             Ok(n) => {
-                done += 1;
                 let s = if n == 1 { "" } else { "s" };
-                out.push_str(&format!("unbanned {a} ({n} remote ban{s}{from})\n"));
+                each.done(format!("unbanned {a} ({n} remote ban{s}{from})\n"));
             }
-            Err(e) => {
-                let f = Failure::from(e);
-                eprintln!("jailwarden: {}", f.message);
-                if worst.as_ref().is_none_or(|w| f.code > w.code) {
-                    worst = Some(f);
-                }
-            }
+            Err(e) => each.failed(e.into()),
         }
     }
-    match worst {
-        None => Ok(out),
-        Some(f) => {
-            let _ = std::io::stdout().lock().write_all(out.as_bytes());
-            Err(Failure {
-                code: f.code,
-                message: format!(
-                    "{} of {} not unbanned",
-                    addresses.len() - done,
-                    addresses.len()
-                ),
-            })
+    each.finish(addresses.len())
+}
+
+/// A command's results over several addresses: the lines of those done
+/// (printed even when others failed) and the gravest failure (its exit
+/// code wins); each failure is said on stderr as it happens.
+#[derive(Default)]
+struct PerAddress {
+    out: String,
+    done: usize,
+    worst: Option<Failure>,
+}
+
+impl PerAddress {
+    fn done(&mut self, line: String) {
+        self.out.push_str(&line);
+        self.done += 1;
+    }
+
+    fn failed(&mut self, f: Failure) {
+        eprintln!("jailwarden: {}", f.message);
+        if self.worst.as_ref().is_none_or(|w| f.code > w.code) {
+            self.worst = Some(f);
+        }
+    }
+
+    fn finish(self, total: usize) -> Result<String, Failure> {
+        match self.worst {
+            None => Ok(self.out),
+            Some(f) => {
+                let _ = std::io::stdout().lock().write_all(self.out.as_bytes());
+                Err(Failure {
+                    code: f.code,
+                    message: format!("{} of {total} not unbanned", total - self.done),
+                })
+            }
         }
     }
 }

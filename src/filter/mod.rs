@@ -242,10 +242,10 @@ impl Filter {
     /// A [`Story`] whose session changes nobody will take (see
     /// [`Story::session_changes`]): `test-filter`'s.
     pub fn story_untracked(self: &Arc<Self>) -> Story {
+        let story = self.story();
         Story {
-            filter: self.clone(),
-            sessions: Sessions::new(self.session_timeout, SESSION_CAP).untracked(),
-            prev_date: None,
+            sessions: story.sessions.untracked(),
+            ..story
         }
     }
 
