@@ -696,11 +696,15 @@ fn read_increment(layers: &[&Table], bantime: &BanTime, diags: &Diagnostics) -> 
         }
     };
     let mut multipliers = Vec::new();
-    if let Some(t) = pick(&inc, "multipliers") {
-        multipliers = t.numbers("multipliers").unwrap_or_default();
-        if multipliers.iter().any(|m| *m <= 0.0) || multipliers.is_empty() {
-            t.error("increment.multipliers must list numbers above 0");
-            multipliers.clear();
+    // Not a list of finite numbers: reported by `numbers`.
+    if let Some(list) = pick(&inc, "multipliers").and_then(|t| t.numbers("multipliers")) {
+        if list.value.is_empty() || !list.value.iter().all(|m| *m > 0.0 && *m < 1e6) {
+            list.error(
+                diags,
+                "increment.multipliers must list numbers above 0 and below 1000000",
+            );
+        } else {
+            multipliers = list.value;
         }
     }
     let base = bantime.duration().unwrap_or(Duration::from_secs(600));

@@ -578,8 +578,8 @@ impl<'a, 'd> Table<'a, 'd> {
         out
     }
 
-    /// A list of numbers.
-    pub fn numbers(&self, key: &str) -> Option<Vec<f64>> {
+    /// A list of numbers, located at the list.
+    pub fn numbers(&self, key: &str) -> Option<Located<Vec<f64>>> {
         let v = self.raw(key)?;
         let Some(items) = v.get_ref().as_array() else {
             self.type_error(key, v, "a list of numbers");
@@ -599,7 +599,7 @@ impl<'a, 'd> Table<'a, 'd> {
                 }
             }
         }
-        Some(out)
+        Some(self.located(v, out))
     }
 
     /// Report every key that is not in `known` (for tables read in layers,

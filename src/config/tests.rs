@@ -166,6 +166,32 @@ fn increment_tables_layer_too() {
 }
 
 #[test]
+fn increment_numbers_refuse_nan_infinity_and_zero() {
+    let range = "increment.multipliers must list numbers above 0 and below 1000000";
+    let numbers = "jails.svc.increment.multipliers must list numbers";
+    for (bad, at, message) in [
+        ("[nan]", "2:16", numbers),
+        ("[1, inf]", "2:19", numbers),
+        ("[0]", "2:15", range),
+        ("[-2]", "2:15", range),
+        ("[]", "2:15", range),
+        ("[1e9]", "2:15", range),
+    ] {
+        let dir = setup(
+            &format!("[jails.svc.increment]\nmultipliers = {bad}\n"),
+            &[],
+        );
+        assert_eq!(
+            errors(dir.path()),
+            [format!("jailwarden.toml:{at}: {message}")],
+            "multipliers = {bad}"
+        );
+    }
+    let dir = setup("[jails.svc.increment]\nfactor = nan\n", &[]);
+    assert_eq!(errors(dir.path()).len(), 1, "factor = nan");
+}
+
+#[test]
 fn actions_layer_as_a_whole_and_are_validated() {
     use crate::ban::actions::{ActionKind, Family};
     let dir = setup(
