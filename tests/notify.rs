@@ -37,7 +37,22 @@ impl Daemon {
             socket = dir.path().join("control.sock").display().to_string(),
         );
         std::fs::write(dir.path().join("jailwarden.toml"), config).expect("write config");
-        let sock_path = dir.path().join("notify.sock");
+        let (child, socket) = Daemon::spawn(dir.path(), watchdog);
+        Daemon { child, socket, dir }
+    }
+
+    /// Start it again on the same files and state, after it stopped.
+    fn restart(&mut self, watchdog: Duration) {
+        assert!(
+            self.child.try_wait().expect("wait").is_some(),
+            "restart: still running"
+        );
+        let _ = std::fs::remove_file(self.dir.path().join("notify.sock"));
+        (self.child, self.socket) = Daemon::spawn(self.dir.path(), watchdog);
+    }
+
+    fn spawn(dir: &Path, watchdog: Duration) -> (Child, UnixDatagram) {
+        let sock_path = dir.join("notify.sock");
         let socket = UnixDatagram::bind(&sock_path).expect("bind the notify socket");
         socket
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -45,9 +60,9 @@ impl Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_jailwarden"))
             .arg("daemon")
             .arg("--config")
-            .arg(dir.path().join("jailwarden.toml"))
+            .arg(dir.join("jailwarden.toml"))
             .arg("--state-dir")
-            .arg(dir.path().join("state"))
+            .arg(dir.join("state"))
             .env("NOTIFY_SOCKET", &sock_path)
             .env("WATCHDOG_USEC", watchdog.as_micros().to_string())
             .env_remove("WATCHDOG_PID")
@@ -57,7 +72,7 @@ impl Daemon {
             .stderr(Stdio::null())
             .spawn()
             .expect("start jailwarden daemon");
-        Daemon { child, socket, dir }
+        (child, socket)
     }
 
     fn log(&self) -> PathBuf {
@@ -214,4 +229,125 @@ fn ready_status_watchdog_reload_and_stopping() {
     d.expect("STOPPING=1", Duration::from_secs(10));
     let status = d.terminate();
     assert!(status.success(), "{status}");
+}
+
+/// `status --json` through the daemon's control socket.
+fn status_json(d: &Daemon) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_jailwarden"))
+        .arg("status")
+        .arg("--json")
+        .arg("--socket")
+        .arg(d.dir.path().join("control.sock"))
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+        .output()
+        .expect("run jailwarden status");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("status --json is JSON")
+}
+
+/// A log file that grew by 96 MB while the daemon was stopped: at the next
+/// start `STATUS=` and `status --json` (`file_backlog`) say how much is
+/// read and left, until the end is reached; a ban from the last lines
+/// shows it got there. A SIGTERM leaves the database alone in the state
+/// directory: its WAL is checkpointed and removed.
+#[test]
+fn a_file_backlog_shows_its_progress_and_a_stop_leaves_no_wal() {
+    let mut d = Daemon::start(Duration::from_secs(60));
+    d.expect("READY=1", Duration::from_secs(20));
+    assert!(d.terminate().success());
+    let state = d.dir.path().join("state");
+    let left: Vec<String> = std::fs::read_dir(&state)
+        .expect("read the state dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["jailwarden.sqlite3"], "after SIGTERM");
+
+    // Lines the sshd filter reads and drops (long, so the file is large
+    // for few lines), then an attacker at the very end.
+    let stamp = jiff::Timestamp::now()
+        .strftime("%b %e %H:%M:%S")
+        .to_string();
+    let noise = format!(
+        "{stamp} srv sshd[4242]: Received disconnect from 192.0.2.9 port 2222:11: {}\n",
+        "x".repeat(380)
+    );
+    let mut block = String::new();
+    while block.len() < 1 << 20 {
+        block.push_str(&noise);
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.log())
+        .expect("open auth.log");
+    for _ in 0..96 {
+        f.write_all(block.as_bytes()).expect("append");
+    }
+    for _ in 0..3 {
+        f.write_all(failure("192.0.2.8").as_bytes())
+            .expect("append");
+    }
+    drop(f);
+
+    d.restart(Duration::from_secs(60));
+    let ready = d.expect("READY=1", Duration::from_secs(20));
+    // The backlog is seen at its first batch: READY may already say so.
+    let mut statuses = vec![field(&ready, "STATUS").unwrap_or("").to_string()];
+    let mut fractions = Vec::new();
+    let end = Instant::now() + Duration::from_secs(300);
+    loop {
+        let v = status_json(&d);
+        let b = &v["file_backlog"];
+        if b.is_null() {
+            if v["active_bans"] == 1 {
+                break;
+            }
+        } else {
+            let (read, left) = (b["bytes_read"].as_u64(), b["bytes_left"].as_u64());
+            let (Some(read), Some(left)) = (read, left) else {
+                panic!("file_backlog without bytes_read/bytes_left: {b}");
+            };
+            assert!(read + left <= 97 << 20 && read + left > 90 << 20, "{b}");
+            fractions.push(b["fraction"].as_f64().expect("fraction"));
+        }
+        while let Some(m) = d.recv(Duration::from_millis(1)) {
+            if let Some(s) = field(&m, "STATUS") {
+                statuses.push(s.to_string());
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "not read to the end in 300 s; seen {fractions:?}, STATUS {statuses:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        fractions.iter().any(|f| *f > 0.0 && *f < 1.0),
+        "no progress seen mid-way: {fractions:?}"
+    );
+    assert!(
+        fractions.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {fractions:?}"
+    );
+    // Once read, STATUS says so too (sent at most every second or so).
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if let Some(st) = d
+            .recv(Duration::from_millis(200))
+            .as_deref()
+            .and_then(|m| field(m, "STATUS"))
+        {
+            statuses.push(st.to_string());
+        }
+    }
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s.contains("; reading log files: ") && s.contains("%, ")),
+        "STATUS never showed the backlog: {statuses:?}"
+    );
+    let last = statuses.last().expect("a STATUS");
+    assert!(
+        last.contains("1 banned") && !last.contains("reading"),
+        "STATUS after the backlog: {statuses:?}"
+    );
 }

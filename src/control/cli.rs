@@ -474,9 +474,19 @@ struct StatusJson {
     total_bans: u64,
     /// The journal backlog being read; `null` once it is.
     backlog: Option<BacklogJson>,
+    /// The log files' backlog being read; `null` when none is.
+    file_backlog: Option<FileBacklogJson>,
     /// Why the state database cannot be written; `null` while it can.
     store_problem: Option<String>,
     jails: Vec<JailRow>,
+}
+
+/// `status --json`'s `file_backlog`.
+#[derive(Debug, Serialize)]
+struct FileBacklogJson {
+    fraction: f64,
+    bytes_read: u64,
+    bytes_left: u64,
 }
 
 /// `status --json`'s `backlog`.
@@ -703,11 +713,23 @@ async fn status(
             position_usec,
         }
     });
+    let file_backlog = prop::<bool>(&m, "FileBacklogActive").then(|| {
+        let b = crate::daemon::control::FileBacklog {
+            bytes_read: prop(&m, "FileBacklogBytesRead"),
+            bytes_left: prop(&m, "FileBacklogBytesLeft"),
+        };
+        FileBacklogJson {
+            fraction: b.fraction(),
+            bytes_read: b.bytes_read,
+            bytes_left: b.bytes_left,
+        }
+    });
     let st = StatusJson {
         version: prop_string(&m, "Version"),
         active_bans: prop(&m, "ActiveBans"),
         total_bans: prop(&m, "TotalBans"),
         backlog,
+        file_backlog,
         store_problem: Some(prop_string(&m, "StoreProblem")).filter(|p| !p.is_empty()),
         jails,
     };
@@ -738,6 +760,13 @@ async fn status(
                 .map(|u| format!(", logged up to {}", local_time(u)))
                 .unwrap_or_default()
         ));
+    }
+    if let Some(b) = &st.file_backlog {
+        let b = crate::daemon::control::FileBacklog {
+            bytes_read: b.bytes_read,
+            bytes_left: b.bytes_left,
+        };
+        out.push_str(&format!("reading log files: {}\n", b.describe()));
     }
     if let Some(p) = &st.store_problem {
         out.push_str(&format!(

@@ -840,6 +840,34 @@ impl Manager {
         }))
     }
 
+    /// Whether the daemon is reading log files that grew while it did not
+    /// read them (at least 64 MB left when it began), until it reaches
+    /// their end. Polled: no PropertiesChanged.
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn file_backlog_active(&self) -> fdo::Result<bool> {
+        Ok(self
+            .ctx
+            .status()
+            .await
+            .map_err(failed)?
+            .file_backlog
+            .is_some())
+    }
+
+    /// Bytes of the log files' backlog read so far (0 when none is read).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn file_backlog_bytes_read(&self) -> fdo::Result<u64> {
+        let b = self.ctx.status().await.map_err(failed)?.file_backlog;
+        Ok(b.map_or(0, |b| b.bytes_read))
+    }
+
+    /// Bytes of the log files' backlog left to read (0 when none is read).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn file_backlog_bytes_left(&self) -> fdo::Result<u64> {
+        let b = self.ctx.status().await.map_err(failed)?.file_backlog;
+        Ok(b.map_or(0, |b| b.bytes_left))
+    }
+
     /// Why the state database cannot be written, "" while it can (bans
     /// still reach the firewall; the rest waits in memory).
     #[zbus(property(emits_changed_signal = "false"))]

@@ -78,6 +78,44 @@ pub struct Backlog {
     pub position: Timestamp,
 }
 
+/// Reading log files that grew while the daemon was not reading them (a
+/// first start on a large file, a restart after a long stop). Reported
+/// while at least [`FileBacklog::SHOWN_FROM`] bytes were left when it began,
+/// until the files are read to their end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileBacklog {
+    /// Bytes of the backlog read so far.
+    pub bytes_read: u64,
+    /// Bytes left to read in the open files.
+    pub bytes_left: u64,
+}
+
+impl FileBacklog {
+    /// Smaller backlogs are read in well under a second: not reported.
+    pub const SHOWN_FROM: u64 = 64 << 20;
+
+    /// Share read, 0 to 1.
+    pub fn fraction(&self) -> f64 {
+        let total = self.bytes_read.saturating_add(self.bytes_left);
+        if total == 0 {
+            1.0
+        } else {
+            self.bytes_read as f64 / total as f64
+        }
+    }
+
+    /// "37%, 6.3 GB left", for `STATUS=` and `status`.
+    pub fn describe(&self) -> String {
+        let left = self.bytes_left as f64;
+        let size = if left >= 1e9 {
+            format!("{:.1} GB", left / 1e9)
+        } else {
+            format!("{:.0} MB", left / 1e6)
+        };
+        format!("{:.0}%, {size} left", self.fraction() * 100.0)
+    }
+}
+
 /// The daemon as a whole.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Status {
@@ -93,6 +131,8 @@ pub struct Status {
     pub dbpurgeage: Duration,
     /// The journal backlog being read, if it is.
     pub backlog: Option<Backlog>,
+    /// The log files' backlog being read, if one is.
+    pub file_backlog: Option<FileBacklog>,
     /// Why the state database cannot be written, while it cannot (a full
     /// disk): bans still reach the firewall, batches wait in memory.
     pub store_problem: Option<String>,
@@ -205,7 +245,8 @@ pub enum CoreEvent {
 /// never wait for the core, nor hold it up.
 #[derive(Clone)]
 struct HistoryReader {
-    reader: Arc<Mutex<Reader>>,
+    /// `None` once the daemon stops (see [`CoreHandle::close_history`]).
+    reader: Arc<Mutex<Option<Reader>>>,
     one_at_a_time: Arc<Semaphore>,
 }
 
@@ -236,7 +277,7 @@ impl CoreHandle {
     /// database); without one they fail.
     pub fn with_history(mut self, reader: Reader) -> Self {
         self.history = Some(HistoryReader {
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Arc::new(Mutex::new(Some(reader))),
             one_at_a_time: Arc::new(Semaphore::new(1)),
         });
         self
@@ -259,11 +300,22 @@ impl CoreHandle {
         tokio::task::spawn_blocking(move || {
             // A poisoned lock only means an earlier query panicked.
             let r = reader.lock().unwrap_or_else(|p| p.into_inner());
-            query(&r)
+            r.as_ref().map(query)
         })
         .await
         .map_err(|e| ControlError::Failed(format!("history query failed: {e}")))?
+        .ok_or(ControlError::ShuttingDown)?
         .map_err(|e| ControlError::Failed(format!("cannot read the ban history: {e}")))
+    }
+
+    /// Close the history's connection (for every clone of this handle):
+    /// the store's own connection is then the last one, and closing it
+    /// checkpoints the WAL into the database and removes the WAL file.
+    /// A stopped daemon leaves one file, not three.
+    pub fn close_history(&self) {
+        if let Some(h) = &self.history {
+            h.reader.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
     }
 
     /// Bans from the history, newest first.

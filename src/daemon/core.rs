@@ -18,7 +18,8 @@ use tracing::{debug, warn};
 
 use super::bans::BanIndex;
 use super::control::{
-    Backlog, ControlError, CoreEvent, CoreHandle, JailStatus, Reported, Request, Status,
+    Backlog, ControlError, CoreEvent, CoreHandle, FileBacklog, JailStatus, Reported, Request,
+    Status,
 };
 use crate::addr::{AddrList, Host, ban_net, canonical, client_behind, net_text, parse_addr};
 use crate::ban::actions::{ActionEvent, Actions, MatchBuffer};
@@ -182,6 +183,8 @@ enum Announce {
 pub struct Core {
     /// The journal backlog being read (set by the daemon loop).
     backlog: Option<Backlog>,
+    /// The log files' backlog being read (set by the daemon loop).
+    file_backlog: Option<FileBacklog>,
     config: Arc<Config>,
     jails: BTreeMap<String, JailRuntime>,
     bans: BanIndex,
@@ -263,6 +266,7 @@ impl Core {
             },
             started_at: now,
             backlog: None,
+            file_backlog: None,
             lines: 0,
             lines_at_minute: (now, 0, 0),
             last_purge: None,
@@ -1182,12 +1186,16 @@ impl Core {
             ),
             None => String::new(),
         };
+        let file_backlog = match &self.file_backlog {
+            Some(b) => format!("; reading log files: {}", b.describe()),
+            None => String::new(),
+        };
         let store = match self.store_problem() {
             Some(p) => format!("; {p}"),
             None => String::new(),
         };
         format!(
-            "{} jail{}, {} banned, {rate} lines/min{backlog}{store}",
+            "{} jail{}, {} banned, {rate} lines/min{backlog}{file_backlog}{store}",
             self.jails.len(),
             if self.jails.len() == 1 { "" } else { "s" },
             self.bans.len()
@@ -1197,6 +1205,11 @@ impl Core {
     /// The journal backlog's progress, `None` once it is read.
     pub fn set_backlog(&mut self, backlog: Option<Backlog>) {
         self.backlog = backlog;
+    }
+
+    /// The log files' backlog progress, `None` once they are read.
+    pub fn set_file_backlog(&mut self, backlog: Option<FileBacklog>) {
+        self.file_backlog = backlog;
     }
 
     /// Serve one control request.
@@ -1443,6 +1456,7 @@ impl Core {
             started_at: self.started_at,
             dbpurgeage: self.config.daemon.dbpurgeage,
             backlog: self.backlog,
+            file_backlog: self.file_backlog,
             store_problem: self.store_problem(),
         }
     }

@@ -363,6 +363,7 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
     let started = Instant::now();
     let mut journal_read: u64 = 0;
     let mut backlog_done = false;
+    let mut file_progress = FileProgress::default();
     // When the daemon last did something other than housekeeping, and
     // whether it gave back that work's memory since.
     let mut last_work = Instant::now();
@@ -429,6 +430,9 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
                         }
                     }
                     core.flush(now);
+                    if let Some(stats) = sources.files.as_ref().map(FileHandle::stats) {
+                        file_progress.update(stats, &mut core);
+                    }
                     // A file backlog keeps this branch ready for minutes:
                     // let the control surfaces' tasks run between batches
                     // (the channel's coop budget alone lets ~128 batches,
@@ -466,6 +470,9 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
             _ = recheck.tick(), if retry.is_none() => core.reconcile(Timestamp::now()),
             _ = housekeeping.tick() => {
                 core.tick(Timestamp::now());
+                if let Some(stats) = sources.files.as_ref().map(FileHandle::stats) {
+                    file_progress.update(stats, &mut core);
+                }
                 housekeeping_only = true;
             }
             _ = tokio::time::sleep_until((last_work + IDLE_RELEASE_AFTER).into()), if !released => {
@@ -514,6 +521,7 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
         let _ = h.stop().await;
     }
     core.shutdown(flush_on_exit, Timestamp::now());
+    handle.close_history();
     // Actions finish: running commands end or time out, `stop` commands
     // run. Bounded, so a stuck action cannot outlast systemd's stop timeout.
     let actions = core.stop_actions();
@@ -524,6 +532,54 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
         warn!("actions did not finish within 60 s of stopping; left behind");
     }
     Ok(())
+}
+
+/// Follows the file source's bytes left to read: a backlog is reported
+/// (`status`, `STATUS=`) from when at least [`control::FileBacklog::SHOWN_FROM`]
+/// bytes are left until the files are read up to their last megabyte.
+#[derive(Default)]
+struct FileProgress {
+    /// The source's bytes read when the backlog began, and when.
+    began: Option<(u64, Instant)>,
+}
+
+impl FileProgress {
+    const CAUGHT_UP: u64 = 1 << 20;
+
+    fn update(&mut self, stats: crate::source::file::FileStats, core: &mut Core) {
+        match self.began {
+            // A restarted source (reload) counts from 0 again.
+            Some((from, _)) if stats.bytes < from => self.began = None,
+            Some((from, at)) if stats.bytes_left < Self::CAUGHT_UP => {
+                let read = stats.bytes - from;
+                let secs = at.elapsed().as_secs_f64().max(1e-3);
+                info!(
+                    "log file backlog read: {:.0} MB in {secs:.1} s ({:.0} MB/s)",
+                    read as f64 / 1e6,
+                    read as f64 / 1e6 / secs
+                );
+                core.set_file_backlog(None);
+                self.began = None;
+                trim_heap();
+                return;
+            }
+            Some(_) => {}
+            None if stats.bytes_left >= control::FileBacklog::SHOWN_FROM => {
+                info!(
+                    "reading a log file backlog of {:.0} MB",
+                    stats.bytes_left as f64 / 1e6
+                );
+                self.began = Some((stats.bytes, Instant::now()));
+            }
+            None => return,
+        }
+        if let Some((from, _)) = self.began {
+            core.set_file_backlog(Some(control::FileBacklog {
+                bytes_read: stats.bytes - from,
+                bytes_left: stats.bytes_left,
+            }));
+        }
+    }
 }
 
 /// Open the state database in `dir`. The directory must be writable (the

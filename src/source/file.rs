@@ -223,6 +223,8 @@ struct Stats {
     bytes: AtomicU64,
     truncated_lines: AtomicU64,
     files: AtomicU64,
+    /// Bytes in the open files not read yet (as of each file's last read).
+    left: AtomicU64,
 }
 
 /// A snapshot of the source's counters, for status output.
@@ -236,6 +238,9 @@ pub struct FileStats {
     pub truncated_lines: u64,
     /// Files open now (rotated ones still being read included).
     pub open_files: u64,
+    /// Bytes in the open files not read yet, as of each file's last read:
+    /// a backlog's size while one is read, 0 once caught up.
+    pub bytes_left: u64,
 }
 
 /// Why the file source could not start or had to stop.
@@ -363,6 +368,7 @@ impl FileHandle {
             bytes: self.stats.bytes.load(Ordering::Relaxed),
             truncated_lines: self.stats.truncated_lines.load(Ordering::Relaxed),
             open_files: self.stats.files.load(Ordering::Relaxed),
+            bytes_left: self.stats.left.load(Ordering::Relaxed),
         }
     }
 

@@ -138,6 +138,9 @@ struct Tailed {
     skipping: bool,
     /// Whether a truncated line was already warned about (then only debug).
     warned_long: bool,
+    /// Bytes between `read_pos` and the size last seen (its share of
+    /// `Stats::left`).
+    left: u64,
 }
 
 impl Tailed {
@@ -154,6 +157,17 @@ impl Tailed {
             head_hash: self.head_cache.1,
             offset,
         }
+    }
+
+    /// Records how much of the file (of `size` bytes) is left to read.
+    fn set_left(&mut self, size: u64, stats: &Stats) {
+        let left = size.saturating_sub(self.read_pos);
+        if left >= self.left {
+            stats.left.fetch_add(left - self.left, Ordering::Relaxed);
+        } else {
+            stats.left.fetch_sub(self.left - left, Ordering::Relaxed);
+        }
+        self.left = left;
     }
 
     /// Forgets everything read: the file was truncated (copytruncate) or
@@ -689,6 +703,7 @@ impl Tailer {
                 partial_len: 0,
                 skipping: start.skipping,
                 warned_long: false,
+                left: 0,
             },
         );
         self.stats
@@ -860,10 +875,12 @@ impl Tailer {
                 continue;
             }
             if n == 0 {
+                t.set_left(size, &self.stats);
                 return Ok(false);
             }
             left -= n;
             t.consume(&self.read_buf[..n], self.max_line, sink, &self.stats)?;
+            t.set_left(size, &self.stats);
         }
     }
 
@@ -880,6 +897,7 @@ impl Tailer {
             self.by_wd.remove(&wd);
             let _ = self.inotify.watches().remove(wd);
         }
+        self.stats.left.fetch_sub(t.left, Ordering::Relaxed);
         self.by_id.remove(&t.id);
         self.dirty.remove(&seq);
         self.stats
