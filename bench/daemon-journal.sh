@@ -16,6 +16,9 @@
 # Run from the repository root.
 set -euo pipefail
 N=${1:-1000000}
+# BACKLOG_ONLY=1: only the backlog read (with status answer times), for the
+# 10M-entry first start; skips fail2ban-regex and the latency runs.
+BACKLOG_ONLY=${BACKLOG_ONLY:-0}
 W=$(mktemp -d "${TMPDIR:-/tmp}/jw-bench-daemon.XXXXXX")
 PIDS=()
 cleanup() {
@@ -71,7 +74,7 @@ cat > "$W/jw.toml" <<EOF
 [daemon]
 backend = "none"
 dbus = false
-socket = "$W/control-$RANDOM.sock"
+socket = "$W/control.sock"
 journal_directory = "$W/journal"
 filter_dirs = ["$PWD/config/filters"]
 [jails.sshd]
@@ -82,17 +85,37 @@ EOF
 t0=$(now)
 "$JW" daemon --config "$W/jw.toml" --state-dir "$W/state" 2>"$W/jw.err" &
 JPID=$!; PIDS+=("$JPID")
-MAXRSS=0; MAXANON=0
+MAXRSS=0; MAXANON=0; POLLS=(); K=0; PROGRESS=""
 while ! grep -q "journal backlog read" "$W/jw.err"; do
   r=$(rss "$JPID"); [ "$r" -gt "$MAXRSS" ] && MAXRSS=$r
   a=$(anon "$JPID"); [ "$a" -gt "$MAXANON" ] && MAXANON=$a
   kill -0 "$JPID" 2>/dev/null || { cat "$W/jw.err" >&2; exit 1; }
+  K=$((K + 1))
+  # Every ~0.5 s: how long `status` takes to answer while the backlog is read.
+  if [ $((K % 40)) = 0 ] && [ -S "$W/control.sock" ]; then
+    p0=$(now)
+    if out=$("$JW" status --socket "$W/control.sock" 2>/dev/null); then
+      POLLS+=("$(calc "($(now) - $p0) * 1000")")
+      line=$(grep -o "reading the journal backlog: .*" <<<"$out" || true)
+      [ -n "$line" ] && PROGRESS=$line
+    fi
+  fi
   sleep 0.01
 done
 t1=$(now)
 T_JW=$(calc "$t1 - $t0")
 JW_SAID=$(grep -o "journal backlog read: .*" "$W/jw.err" | head -1)
 kill "$JPID"; wait "$JPID" 2>/dev/null || true
+POLL=$(printf '%s\n' "${POLLS[@]:-0}" | sort -n | awk '{a[NR]=$1} END {printf "p50 %s ms, max %s ms over %d calls", a[int((NR+1)/2)], a[NR], NR}')
+if [ "$BACKLOG_ONLY" = 1 ]; then
+  echo
+  echo "journal backlog: $N entries, $MATCHING matching (sshd); machine: $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
+  echo "journalctl -o cat (ceiling): $T_JC s; jailwarden daemon, start to done: $T_JW s ($(calc "$T_JC / $T_JW") of journalctl)"
+  echo "daemon's own report: $JW_SAID"
+  echo "RSS while reading the backlog: max $MAXRSS KiB, heap (RssAnon) max $MAXANON KiB"
+  echo "status while reading: $POLL; last progress seen: ${PROGRESS:-none}"
+  exit 0
+fi
 
 echo "fail2ban-regex, systemd backend..." >&2
 t0=$(now)
@@ -185,7 +208,7 @@ printf "%-36s %9s %12.0f %14s\n" "jailwarden daemon (start to done)" "$T_JW" "$R
 printf "%-36s %9s %12.0f %14s\n" "fail2ban-regex (systemd backend)" "$T_F2B" "$RATE_F2B" "$(calc "$RATE_F2B / $RATE_JC")"
 echo "jailwarden vs Fail2ban: $(calc "$RATE_JW / $RATE_F2B")x"
 echo "daemon's own report: $JW_SAID"
-echo "RSS while reading the backlog: max $MAXRSS KiB, heap (RssAnon) max $MAXANON KiB"
+echo "RSS while reading the backlog: max $MAXRSS KiB, heap (RssAnon) max $MAXANON KiB; status while reading: $POLL"
 echo "  (the difference is the journal files mapped by sd-journal: shared page cache, as for journalctl)"
 echo "latency, entry written -> ban decision (ms):          n      p50      p99"
 printf "  %-46s %5s %8s %8s\n" "through journald (end to end)" "$NJ" "$J50" "$J99"

@@ -9,7 +9,8 @@
 #      second to reach the end, peak RSS, and the control socket's answer
 #      time while it reads (status every 0.5 s);
 #   2. ATTACKERS (default 1,000,000) distinct addresses failing once each,
-#      written as fast as possible (harsher than the issue's 10 minutes):
+#      written as fast as possible (harsher than the issue's 10 minutes;
+#      RATE=N paces them and times a marker's ban every 5 s meanwhile):
 #      RSS after, the eviction count the daemon logged (maxtracked), and
 #      the time from a marker's third failure to its ban right after;
 #   3. EXPIRING (default 100,000) bans expiring in the same second: time
@@ -20,6 +21,10 @@ set -euo pipefail
 FILE_MB=${1:-10240}
 ATTACKERS=${2:-1000000}
 EXPIRING=${3:-100000}
+# RATE=N: part 2 writes N lines a second (the issue's 1M in 10 minutes is
+# RATE=1667) and times the ban of a marker every 5 s meanwhile; 0 (the
+# default): as fast as possible.
+RATE=${RATE:-0}
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/jw-bench-scale.XXXXXX")
 NS=jwscale-$$
 PIDS=()
@@ -147,13 +152,51 @@ fresh
 start
 RSS0=$(rss)
 t0=$(now)
-python3 - "$W/auth.log" "$ATTACKERS" <<'PY'
-import sys, time
-path, n = sys.argv[1], int(sys.argv[2])
-d = time.strftime("%b %e %H:%M:%S", time.localtime())
-with open(path, "a", buffering=1 << 20) as out:
-    for i in range(n):
-        out.write(f"{d} bench sshd[{1000 + i % 30000}]: Failed password for invalid user u from 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255} port {1024 + i % 60000} ssh2\n")
+python3 - "$W/auth.log" "$ATTACKERS" "$RATE" "$JW" "$W/control.sock" > "$W/markers" <<'PY'
+import json, subprocess, sys, threading, time
+path, n, rate, jw, sock = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+def line(i, d):
+    return f"{d} bench sshd[{1000 + i % 30000}]: Failed password for invalid user u from 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255} port {1024 + i % 60000} ssh2\n"
+if rate == 0:
+    d = time.strftime("%b %e %H:%M:%S", time.localtime())
+    with open(path, "a", buffering=1 << 20) as out:
+        for i in range(n):
+            out.write(line(i, d))
+    sys.exit(0)
+# Paced: RATE lines/s in tenths of a second; every 5 s a marker address
+# fails three times, and a thread times its ban (polling `bans`).
+latencies = []
+def watch(addr, t0):
+    while time.time() - t0 < 120:
+        out = subprocess.run([jw, "bans", "--json", "--socket", sock], capture_output=True, text=True).stdout
+        if f'"{addr}' in out:
+            latencies.append(time.time() - t0)
+            return
+        time.sleep(0.02)
+    latencies.append(float("inf"))
+threads, i, k, start = [], 0, 0, time.time()
+with open(path, "a") as out:
+    while i < n:
+        d = time.strftime("%b %e %H:%M:%S", time.localtime())
+        step = min(n - i, max(1, rate // 10))
+        out.write("".join(line(j, d) for j in range(i, i + step)))
+        i += step
+        if i // (rate * 5) > k:
+            k = i // (rate * 5)
+            addr = f"203.0.114.{k % 250 + 1}"
+            out.write("".join(f"{d} bench sshd[77]: Failed password for invalid user m from {addr} port {40 + p} ssh2\n" for p in range(3)))
+            out.flush()
+            t = threading.Thread(target=watch, args=(addr, time.time()))
+            t.start(); threads.append(t)
+        out.flush()
+        ahead = start + i / rate - time.time()
+        if ahead > 0:
+            time.sleep(ahead)
+for t in threads:
+    t.join()
+latencies.sort()
+if latencies:
+    print(f"{len(latencies)} {latencies[len(latencies) // 2] * 1000:.0f} {latencies[-1] * 1000:.0f}")
 PY
 T_WRITE=$(calc "$(now) - $t0")
 marker 203.0.113.2
@@ -205,5 +248,9 @@ stop
 echo
 echo "scale, nftables in a namespace of its own; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg); $JW"
 echo "1. file backlog: $FILE_MB MB, $LINES lines read to the end in $T_FILE s ($(calc "$LINES / $T_FILE / 1000") k lines/s); peak RSS $HWM_FILE KiB, after $RSS_FILE KiB; $BANS_FILE bans; status answered in p50 $POLL_P50 ms, max $POLL_MAX ms while reading"
-echo "2. $ATTACKERS distinct attackers written in $T_WRITE s, all read and a marker banned $T_AFTER_WRITE s after the writer finished; RSS $RSS0 KiB before, $RSS_ATT KiB after (peak $HWM_ATT); $FAILED failures counted; evicted (maxtracked 100000, last logged power of two): $EVICTED"
+echo "2. $ATTACKERS distinct attackers written in $T_WRITE s ($([ "$RATE" = 0 ] && echo "as fast as possible" || echo "paced at $RATE lines/s")), all read and a marker banned $T_AFTER_WRITE s after the writer finished; RSS $RSS0 KiB before, $RSS_ATT KiB after (peak $HWM_ATT); $FAILED failures counted; evicted (maxtracked 100000, last logged power of two): $EVICTED"
+if [ -s "$W/markers" ]; then
+  read -r M_N M_P50 M_MAX < "$W/markers"
+  echo "   while they came: $M_N markers (3 failures each, one every 5 s) banned p50 $M_P50 ms, max $M_MAX ms after their third line was written"
+fi
 echo "3. $ACTIVE0 bans expiring in one second: store says none active $T_EXP s after; kernel set holds $KERNEL elements (the marker's: $MARK3 banned); status p50 $POLL3_P50 ms, max $POLL3_MAX ms; peak RSS $HWM_EXP KiB"
