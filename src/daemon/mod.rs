@@ -474,6 +474,12 @@ async fn main_loop(opts: Options, cfg: Config, surfaces: Vec<Surface>) -> Result
                     file_progress.update(stats, &mut core);
                 }
                 housekeeping_only = true;
+                // Idle since the last release: the tick alone faulted code
+                // back in, 64 KiB at a time (the kernel's fault-around).
+                if released {
+                    trim_heap();
+                    release_code_pages();
+                }
             }
             _ = tokio::time::sleep_until((last_work + IDLE_RELEASE_AFTER).into()), if !released => {
                 release_idle_memory(&mut core);
