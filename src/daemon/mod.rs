@@ -554,8 +554,12 @@ impl FileProgress {
 
     fn update(&mut self, stats: crate::source::file::FileStats, core: &mut Core) {
         match self.began {
-            // A restarted source (reload) counts from 0 again.
-            Some((from, _)) if stats.bytes < from => self.began = None,
+            // A restarted source (reload) counts from 0 again: start over.
+            Some((from, _)) if stats.bytes < from => {
+                self.began = None;
+                core.set_file_backlog(None);
+                return;
+            }
             Some((from, at)) if stats.bytes_left < Self::CAUGHT_UP => {
                 let read = stats.bytes - from;
                 let secs = at.elapsed().as_secs_f64().max(1e-3);
