@@ -231,22 +231,27 @@ fn ready_status_watchdog_reload_and_stopping() {
     assert!(status.success(), "{status}");
 }
 
-/// `status --json` through the daemon's control socket.
-fn status_json(d: &Daemon) -> serde_json::Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_jailwarden"))
-        .arg("status")
-        .arg("--json")
+/// `status` (text, or `--json`) through the daemon's control socket.
+fn status_output(d: &Daemon, json: bool) -> String {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jailwarden"));
+    c.arg("status")
         .arg("--socket")
         .arg(d.dir.path().join("control.sock"))
-        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
-        .output()
-        .expect("run jailwarden status");
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent");
+    if json {
+        c.arg("--json");
+    }
+    let o = c.output().expect("run jailwarden status");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).expect("status --json is JSON")
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn status_json(d: &Daemon) -> serde_json::Value {
+    serde_json::from_str(&status_output(d, true)).expect("status --json is JSON")
 }
 
 /// A log file that grew by 96 MB while the daemon was stopped: at the next
-/// start `STATUS=` and `status --json` (`file_backlog`) say how much is
+/// start `STATUS=`, `status` and `status --json` (`file_backlog`) say how much is
 /// read and left, until the end is reached; a ban from the last lines
 /// shows it got there. A SIGTERM leaves the database alone in the state
 /// directory: its WAL is checkpointed and removed.
@@ -293,6 +298,7 @@ fn a_file_backlog_shows_its_progress_and_a_stop_leaves_no_wal() {
     // The backlog is seen at its first batch: READY may already say so.
     let mut statuses = vec![field(&ready, "STATUS").unwrap_or("").to_string()];
     let mut fractions = Vec::new();
+    let mut texts = Vec::new();
     let end = Instant::now() + Duration::from_secs(300);
     loop {
         let v = status_json(&d);
@@ -308,6 +314,13 @@ fn a_file_backlog_shows_its_progress_and_a_stop_leaves_no_wal() {
             };
             assert!(read + left <= 97 << 20 && read + left > 90 << 20, "{b}");
             fractions.push(b["fraction"].as_f64().expect("fraction"));
+            // The text form too (the backlog may end between the calls).
+            if let Some(l) = status_output(&d, false)
+                .lines()
+                .find(|l| l.starts_with("reading log files: "))
+            {
+                texts.push(l.to_string());
+            }
         }
         while let Some(m) = d.recv(Duration::from_millis(1)) {
             if let Some(s) = field(&m, "STATUS") {
@@ -323,6 +336,12 @@ fn a_file_backlog_shows_its_progress_and_a_stop_leaves_no_wal() {
     assert!(
         fractions.iter().any(|f| *f > 0.0 && *f < 1.0),
         "no progress seen mid-way: {fractions:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|l| l.contains("%, ") && l.ends_with(" left")),
+        "status (text) never showed the backlog: {texts:?}"
     );
     assert!(
         fractions.windows(2).all(|w| w[0] <= w[1]),

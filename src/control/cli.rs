@@ -27,6 +27,7 @@ use super::format::{Cell, Colour, Style, local_time, rfc3339, short_duration, ti
 use super::{BUS_NAME, MANAGER_PATH, SOCKET_ENV};
 use crate::config::DEFAULT_SOCKET;
 use crate::config::duration::{BanTime, parse_bantime};
+use crate::daemon::control::FileBacklog;
 
 /// How long a call may take: long enough for a person to answer a polkit
 /// password prompt.
@@ -489,6 +490,16 @@ struct FileBacklogJson {
     bytes_left: u64,
 }
 
+impl From<FileBacklog> for FileBacklogJson {
+    fn from(b: FileBacklog) -> Self {
+        FileBacklogJson {
+            fraction: b.fraction(),
+            bytes_read: b.bytes_read,
+            bytes_left: b.bytes_left,
+        }
+    }
+}
+
 /// `status --json`'s `backlog`.
 #[derive(Debug, Serialize)]
 struct BacklogJson {
@@ -713,23 +724,16 @@ async fn status(
             position_usec,
         }
     });
-    let file_backlog = prop::<bool>(&m, "FileBacklogActive").then(|| {
-        let b = crate::daemon::control::FileBacklog {
-            bytes_read: prop(&m, "FileBacklogBytesRead"),
-            bytes_left: prop(&m, "FileBacklogBytesLeft"),
-        };
-        FileBacklogJson {
-            fraction: b.fraction(),
-            bytes_read: b.bytes_read,
-            bytes_left: b.bytes_left,
-        }
+    let file_backlog = prop::<bool>(&m, "FileBacklogActive").then(|| FileBacklog {
+        bytes_read: prop(&m, "FileBacklogBytesRead"),
+        bytes_left: prop(&m, "FileBacklogBytesLeft"),
     });
     let st = StatusJson {
         version: prop_string(&m, "Version"),
         active_bans: prop(&m, "ActiveBans"),
         total_bans: prop(&m, "TotalBans"),
         backlog,
-        file_backlog,
+        file_backlog: file_backlog.map(FileBacklogJson::from),
         store_problem: Some(prop_string(&m, "StoreProblem")).filter(|p| !p.is_empty()),
         jails,
     };
@@ -761,11 +765,7 @@ async fn status(
                 .unwrap_or_default()
         ));
     }
-    if let Some(b) = &st.file_backlog {
-        let b = crate::daemon::control::FileBacklog {
-            bytes_read: b.bytes_read,
-            bytes_left: b.bytes_left,
-        };
+    if let Some(b) = file_backlog {
         out.push_str(&format!("reading log files: {}\n", b.describe()));
     }
     if let Some(p) = &st.store_problem {
