@@ -79,7 +79,8 @@ EOF
 JW_PID=$!; PIDS+=("$JW_PID")
 (exec ip netns exec "$NS" nsenter -t "$JPID" -m "$F2B_RS" run -c "$W/f2b.toml" >"$W/f2b.err" 2>&1) &
 F2B_PID=$!; PIDS+=("$F2B_PID")
-for _ in $(seq 100); do grep -q "ready" "$W/jw.err" 2>/dev/null && break; sleep 0.1; done
+# Its log goes to the private journal: ready is when `status` answers.
+for _ in $(seq 100); do ip netns exec "$NS" "$JW" status --socket "$W/jw.sock" >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 2
 for p in "$JW_PID" "$F2B_PID"; do
   case "$(cat "/proc/$p/comm" 2>/dev/null)" in jailwarden|fail2ban-rs) ;; *) echo "PID $p is not a daemon" >&2; exit 1;; esac
