@@ -12,6 +12,7 @@
 //! - [`source`]: where log entries come from (the journal reader).
 //! - [`fleet`]: bans shared with other hosts through Redis: a source of
 //!   remote bans and a sink of this host's own.
+//! - [`memory`]: giving back the file pages an idle daemon touched.
 //! - [`control`]: the `org.jailwarden1` D-Bus API (system bus and control
 //!   socket) and the CLI client commands built on it.
 
@@ -29,5 +30,6 @@ pub mod r#import;
 pub mod jail;
 pub mod lines;
 pub mod manual;
+pub mod memory;
 pub mod source;
 pub mod store;

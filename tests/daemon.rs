@@ -328,6 +328,75 @@ journal.send("Failed password for root from 192.0.2.90 port 22 ssh2", SYSLOG_IDE
     assert_eq!(evicted, 65_536, "{capped:?}");
 }
 
+/// Rss (KiB) of the daemon's mappings of journal files, from its smaps.
+fn journal_rss_kib(pid: u32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut journal = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            journal = line.ends_with(".journal") || line.ends_with(".journal~");
+        } else if journal && first == "Rss:" {
+            total += line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
+#[test]
+fn an_idle_daemon_gives_back_the_journal_pages_it_read_and_still_bans() {
+    support::needs_root!();
+    let j = PrivateJournald::started();
+    let d = Daemon::start(&j, SSHD);
+    // 20,000 entries of ~1 KB for the jail (not failures): megabytes of
+    // journal file the reader maps and reads.
+    let script = r#"
+from systemd import journal
+for i in range(20000):
+    journal.send("Connection closed by 10.1.%d.%d port 22 [preauth] %s" % (i >> 8, i & 255, "x" * 1000),
+                 SYSLOG_IDENTIFIER="sshd", SYSLOG_PID="99")
+journal.send("Failed password for root from 192.0.2.91 port 22 ssh2", SYSLOG_IDENTIFIER="sshd", SYSLOG_PID="99")
+"#;
+    let status = j
+        .in_namespace("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("python");
+    assert!(status.success());
+    j.sync();
+    assert!(
+        wait_until(Duration::from_secs(60), || d
+            .stored_failures("sshd", "192.0.2.91")
+            == 1),
+        "the entries were not read"
+    );
+    let read = journal_rss_kib(d.pid());
+    assert!(
+        read >= 1024,
+        "reading 20 MB of journal mapped only {read} KiB of it: the test shows nothing"
+    );
+    // 20 s with nothing to read: the reader drops the pages it mapped.
+    let mut idle = read;
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            idle = journal_rss_kib(d.pid());
+            idle <= 256
+        }),
+        "journal pages still mapped after a minute idle: {idle} KiB (were {read} KiB)"
+    );
+    // The reader maps what it reads next again: the jail still works.
+    for _ in 0..3 {
+        failed(&j, "192.0.2.92");
+    }
+    d.wait_ban("sshd", "192.0.2.92");
+}
+
 /// With `backend = "nftables"` (in a network namespace of the test's own):
 /// bans become kernel set elements with timeouts, are restored after
 /// tampering by the periodic check, and stay in the kernel across a restart.

@@ -219,6 +219,10 @@ pub trait Banner: Send {
     fn recover(&mut self, _now: Timestamp) -> Result<Vec<Ban>, BanError> {
         Ok(Vec::new())
     }
+
+    /// Give back buffers the last work grew (an idle daemon); the next
+    /// call allocates what it needs again.
+    fn shrink(&mut self) {}
 }
 
 /// The nftables backend. Opening the netlink socket can fail (no
@@ -258,6 +262,11 @@ impl Banner for Retrying {
     }
     fn unban(&mut self, bans: &[Ban]) -> Result<(), BanError> {
         self.get()?.unban(bans)
+    }
+    fn shrink(&mut self) {
+        if let Some(inner) = self.inner.as_mut() {
+            inner.shrink();
+        }
     }
     fn shutdown(&mut self, flush: bool) -> Result<(), BanError> {
         match self.inner.as_mut() {

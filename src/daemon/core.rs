@@ -1116,10 +1116,9 @@ impl Core {
         }
     }
 
-    /// Periodic housekeeping: windows, history purge, minute counters.
     /// Give back the memory the last burst of work grew caches to (the
-    /// jails' matchers, the store's page cache; rebuilt as needed): for an
-    /// idle daemon.
+    /// jails' matchers, the store's page cache, the firewall's receive
+    /// buffer; rebuilt as needed): for an idle daemon.
     pub fn shrink_caches(&mut self) {
         for rt in self.jails.values_mut() {
             for m in [rt.journal.as_mut(), rt.file.as_mut()]
@@ -1130,8 +1129,10 @@ impl Core {
             }
         }
         self.store.shrink_memory();
+        self.banner.shrink();
     }
 
+    /// Periodic housekeeping: windows, history purge, minute counters.
     pub fn tick(&mut self, now: Timestamp) {
         for rt in self.jails.values_mut() {
             rt.jail.prune(now);

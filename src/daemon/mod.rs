@@ -30,6 +30,7 @@ use crate::ban::Banner;
 use crate::ban::none::LogOnly;
 use crate::config::{self, Backend, Config};
 use crate::events;
+use crate::memory::{self, FilePages};
 use crate::source::JailId;
 use crate::source::file::{FileHandle, FileLine, FileOptions, FileSource, SavedPosition};
 use crate::source::journal::{JournalBatch, JournalHandle, JournalOptions, JournalSource, StartAt};
@@ -679,87 +680,9 @@ fn release_idle_memory(core: &mut Core) {
     release_code_pages();
 }
 
-/// Drop the pages of our executable and libraries that past work (start-up:
-/// the configuration parser, the regex compiler, clap; a burst of lines,
-/// bans, a reload) touched from this process's memory: `MADV_DONTNEED` on
-/// the read-only file mappings that hold no private copy. They stay in the
-/// page cache (no disk read to get them back): code that runs again maps
-/// its page again, a minor fault. So an idle daemon's RSS is what it holds
-/// (heap, state), not the code it ran an hour ago.
+/// Drop the code pages past work touched ([`memory::release_file_pages`]).
 fn release_code_pages() {
-    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
-        return;
-    };
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
-        return;
-    };
-    for (start, end) in clean_code_mappings(&smaps, &exe.to_string_lossy()) {
-        // SAFETY: the range is a whole mapping of this process, read from
-        // /proc/self/smaps: a private, read-only mapping of our executable
-        // or a library without a single anonymous (copied-on-write) page,
-        // so every page is exactly the file's and MADV_DONTNEED only makes
-        // the next access map it again from the page cache. Writable data,
-        // RELRO pages (relocated, so anonymous) and the heap are never
-        // touched.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-        }
-    }
-}
-
-/// A shared library's path: `/…/NAME.so` or `/…/NAME.so.1.2` (not
-/// `/etc/ld.so.cache`).
-fn is_shared_object(path: &str) -> bool {
-    if !path.starts_with('/') {
-        return false;
-    }
-    let mut name = path.rsplit('/').next().unwrap_or("");
-    while let Some((rest, last)) = name.rsplit_once('.') {
-        if last.is_empty() || !last.bytes().all(|b| b.is_ascii_digit()) {
-            break;
-        }
-        name = rest;
-    }
-    name.ends_with(".so")
-}
-
-/// The mappings of `/proc/self/smaps` that [`release_code_pages`] may drop:
-/// private (`p`), not writable, of our executable `exe` or a shared
-/// library, with `Anonymous: 0 kB`.
-fn clean_code_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut current: Option<(usize, usize)> = None;
-    for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
-        let Some(first) = fields.next() else {
-            continue;
-        };
-        if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
-            current = None;
-            let Some(perms) = fields.next() else {
-                continue;
-            };
-            let path = fields.nth(3).unwrap_or("");
-            let ours = path == exe || is_shared_object(path);
-            if !ours || perms.contains('w') || !perms.ends_with('p') {
-                continue;
-            }
-            if let (Ok(start), Ok(end)) = (
-                usize::from_str_radix(start, 16),
-                usize::from_str_radix(end, 16),
-            ) {
-                current = Some((start, end));
-            }
-        } else if first == "Anonymous:" {
-            // The field comes once per mapping: decide there.
-            if let Some(range) = current.take() {
-                if fields.next() == Some("0") {
-                    out.push(range);
-                }
-            }
-        }
-    }
-    out
+    memory::release_file_pages(FilePages::Code);
 }
 
 /// Reload the configuration: on any problem, report every one and keep
@@ -803,52 +726,4 @@ async fn reload(
     };
     notify::ready(&core.status_line());
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean_code_mappings;
-
-    const SMAPS: &str = "\
-5648c5d5f000-5648c60c6000 r--p 00000000 fd:00 42 /usr/sbin/jailwarden
-Size:               3484 kB
-Rss:                 512 kB
-Anonymous:             0 kB
-VmFlags: rd mr mw me sd
-5648c60c6000-5648c6bdf000 r-xp 00367000 fd:00 42 /usr/sbin/jailwarden
-Rss:                4860 kB
-Anonymous:             0 kB
-5648c6bdf000-5648c6c4d000 r--p 00e7f000 fd:00 42 /usr/sbin/jailwarden
-Rss:                 440 kB
-Anonymous:           440 kB
-5648c6c4d000-5648c6c54000 rw-p 00eed000 fd:00 42 /usr/sbin/jailwarden
-Anonymous:            28 kB
-5648e54f3000-5648e59da000 rw-p 00000000 00:00 0 [heap]
-Anonymous:          2276 kB
-7fe15d0ad000-7fe15d203000 r-xp 00028000 fd:00 7 /usr/lib/x86_64-linux-gnu/libc.so.6
-Anonymous:             0 kB
-7fe15d256000-7fe15d25a000 r--p 001d8000 fd:00 7 /usr/lib/x86_64-linux-gnu/libc.so.6
-Anonymous:            16 kB
-7fe15cdec000-7fe15cdf4000 rw-s 00000000 fd:00 9 /var/lib/jailwarden/jailwarden.sqlite3-shm
-Anonymous:             0 kB
-7fe15a000000-7fe15a100000 r--s 00000000 fd:00 11 /var/log/journal/m/system.journal
-Anonymous:             0 kB
-7fe15b000000-7fe15b001000 r--p 00000000 fd:00 12 /etc/ld.so.cache
-Anonymous:             0 kB
-";
-
-    #[test]
-    fn only_clean_read_only_code_mappings_are_dropped() {
-        let ranges = clean_code_mappings(SMAPS, "/usr/sbin/jailwarden");
-        assert_eq!(
-            ranges,
-            vec![
-                (0x5648c5d5f000, 0x5648c60c6000),
-                (0x5648c60c6000, 0x5648c6bdf000),
-                (0x7fe15d0ad000, 0x7fe15d203000),
-            ],
-            "text and clean read-only data of the binary and libraries only: \
-             never RELRO (anonymous), data, heap, shared or other files"
-        );
-    }
 }

@@ -50,6 +50,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{JailId, MAX_MESSAGE_BYTES};
 use crate::config::journal_match::{JournalMatch, MatchGroup, valid_field_name};
+use crate::memory::{self, FilePages};
 
 /// What to read and where to start; see [`JournalSource::spawn`].
 #[derive(Debug, Clone)]
@@ -1261,7 +1262,8 @@ impl Reader {
     /// Sleep until the journal changes or a stop is requested, then let
     /// sd-journal process what happened.
     fn wait(&mut self, session: &mut Session) -> Result<Wake, JournalError> {
-        let timeout = journal_timeout(&session.journal)?;
+        let mut timeout = journal_timeout(&session.journal)?;
+        let mut released = false;
         // SAFETY: `session.fd` is the inotify fd owned by `session.journal`
         // (sd_journal_get_fd), which outlives this borrow: it is only closed
         // by sd_journal_close when the session is dropped.
@@ -1275,7 +1277,17 @@ impl Reader {
                 PollFd::from_borrowed_fd(root_fd.unwrap_or(stop_fd), PollFlags::IN),
             ];
             let n = if root_fd.is_some() { 3 } else { 2 };
-            match rustix::event::poll(&mut fds[..n], timeout.as_ref()) {
+            // Nothing to read for a while: give back the pages of the
+            // journal files read so far (this thread maps them), once.
+            let idle = Timespec::try_from(RELEASE_PAGES_AFTER)
+                .ok()
+                .filter(|idle| !released && timeout.is_none_or(|t| earlier(idle, &t)));
+            match rustix::event::poll(&mut fds[..n], idle.as_ref().or(timeout.as_ref())) {
+                Ok(0) if idle.is_some() => {
+                    memory::release_file_pages(FilePages::Journal);
+                    released = true;
+                    timeout = journal_timeout(&session.journal)?;
+                }
                 Ok(_) => break,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(JournalError::Poll(e.into())),
@@ -1304,6 +1316,15 @@ enum Wake {
     Stop,
     Changed,
     Invalidated,
+}
+
+/// How long the reader waits with nothing to read before it gives back the
+/// journal pages it mapped (the daemon's idle release, in this thread).
+const RELEASE_PAGES_AFTER: Duration = Duration::from_secs(20);
+
+/// Whether `a` is shorter than `b`.
+fn earlier(a: &Timespec, b: &Timespec) -> bool {
+    (a.tv_sec, a.tv_nsec) < (b.tv_sec, b.tv_nsec)
 }
 
 /// `Some(true)` if the entry `cursor` names is in the journal, `Some(false)`

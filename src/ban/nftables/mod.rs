@@ -1325,6 +1325,10 @@ impl Banner for Nftables {
         Ok(())
     }
 
+    fn shrink(&mut self) {
+        self.sock.release_buffer();
+    }
+
     fn shutdown(&mut self, flush: bool) -> Result<(), BanError> {
         if !flush {
             // Bans stay in force; their timeouts keep running.

@@ -709,6 +709,8 @@ enum LookupStop {
 pub(crate) struct Socket {
     fd: OwnedFd,
     seq: u32,
+    /// The receive buffer, allocated when a reply is read and dropped by
+    /// [`Socket::release_buffer`] (an idle daemon need not keep 1 MiB).
     rbuf: Vec<u8>,
     /// Largest batch one `send` takes (the socket's send buffer).
     max_send: usize,
@@ -748,7 +750,7 @@ impl Socket {
         Ok(Socket {
             fd,
             seq: std::process::id().wrapping_mul(7919),
-            rbuf: vec![0; RECV_BUF],
+            rbuf: Vec::new(),
             max_send,
             rcvbuf,
         })
@@ -774,7 +776,25 @@ impl Socket {
         Batch::new(seq0)
     }
 
+    /// Give the receive buffer back; the next read allocates it again.
+    pub(crate) fn release_buffer(&mut self) {
+        self.rbuf = Vec::new();
+    }
+
+    /// The receive buffer, taken out of the socket (put it back after).
+    fn take_buf(&mut self) -> Vec<u8> {
+        let buf = std::mem::take(&mut self.rbuf);
+        if buf.len() == RECV_BUF {
+            buf
+        } else {
+            vec![0; RECV_BUF]
+        }
+    }
+
     fn recv(&mut self, flags: RecvFlags) -> io::Result<usize> {
+        if self.rbuf.len() != RECV_BUF {
+            self.rbuf = vec![0; RECV_BUF];
+        }
         loop {
             match rustix::net::recv(&self.fd, &mut self.rbuf[..], flags) {
                 Ok((_, n)) => return Ok(n),
@@ -884,7 +904,7 @@ impl Socket {
             if n == 0 {
                 return Err(NlError::Malformed("end of file on netlink socket"));
             }
-            let buf = std::mem::take(&mut self.rbuf);
+            let buf = self.take_buf();
             let r = (|| {
                 for m in Messages::new(&buf[..n]) {
                     let m = m?;
@@ -1032,7 +1052,7 @@ impl Socket {
         let mut lost = false;
         // The kernel answered synchronously inside `send`: drain, many
         // datagrams per system call.
-        let mut buf = std::mem::take(&mut self.rbuf);
+        let mut buf = self.take_buf();
         let result = loop {
             let lens = match recv_many(&self.fd, &mut buf) {
                 Ok(l) => l,
